@@ -1,0 +1,1 @@
+"""The conversation: what a caller hears and does, as data, with no web or Clinicea code."""
