@@ -1,0 +1,698 @@
+"""The Clinicea client against scripted HTTP (respx routes on an httpx.MockTransport).
+
+Every fault ends in a typed value or a typed error. The clock is fake: retry waits advance it,
+so nothing here sleeps for real.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import date, datetime
+from types import SimpleNamespace
+from typing import Any
+from urllib.parse import parse_qs
+
+import httpx
+import pytest
+import respx
+
+from ivr.clinicea import (
+    AppointmentRequest,
+    BookingResult,
+    CliniceaAuthError,
+    CliniceaClient,
+    CliniceaOutcomeUnknown,
+    CliniceaRejected,
+    CliniceaUnavailable,
+    Credentials,
+    NewPatientRequest,
+)
+from ivr.phone import PhoneNumber, parse_phone
+
+BASE = "http://clinicea.test"
+LOGIN = "/api/v2/login/getTokenByStaffUsernamePwd"
+SEARCH = "/api/v2/patients/searchPatientByMobileNumber"
+PAST = "/api/v2/appointments/getPatientPastCompletedAppointment"
+BY_DATE = "/api/v3/appointments/getAppointmentsByDate"
+BOOK = "/api/v2/appointments/postAppointmentByPatientID"
+REGISTER = "/api/v2/appointments/postAppointment"
+
+CREDS = Credentials(api_key="key-1", username="desk", password="s3cret")
+PHONE = parse_phone("+923216315551", "PK")
+assert isinstance(PHONE, PhoneNumber)
+
+PATIENT = {
+    "ID": "p-1",
+    "FileNo": "F-100",
+    "FullName": "Bilal Ahmed",
+    "FirstName": "Bilal",
+    "LastName": "Ahmed",
+    "Mobile": "03216315551",
+    "MobileCountryCode": "+92",
+    "DateOfBirth": "1985-04-12T00:00:00",
+}
+
+
+def row(id_: str, start: str, status: str = "Check Out", **extra: object) -> dict[str, object]:
+    """An appointment row as the wire format has it."""
+    return {
+        "ID": id_,
+        "StartDateTime": start,
+        "EndDateTime": start[:11] + "23:59:00",
+        "AppointmentStatus": status,
+        "StaffID": "d-1",
+        "StaffTitle": "Dr.",
+        "StaffFirstName": "Ayesha",
+        "StaffLastName": "Khan",
+        "ServiceID": "s-1",
+        "ServiceName": "Consultation",
+        "PatientID": "p-1",
+        "PatientName": "Bilal Ahmed",
+        "PatientMobile": "03216315551",
+        "ClinicID": "c-1",
+        "ClinicName": "Demo Clinic Clifton",
+        "ClinicAddress1": "12 Khayaban-e-Ittehad",
+        "ClinicAddress2": "Phase 6",
+        "ClinicCity": "Karachi",
+        **extra,
+    }
+
+
+class FakeClock:
+    """Monotonic time that only moves when the client sleeps (or a test advances it)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.sleeps: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def api() -> respx.Router:
+    router = respx.Router(base_url=BASE, assert_all_called=False)
+    router.get(LOGIN, name="login").respond(json="tok-1")
+    return router
+
+
+def make_client(api: respx.Router, clock: FakeClock, **options: Any) -> CliniceaClient:
+    http = httpx.Client(
+        base_url=BASE,
+        transport=httpx.MockTransport(api.handler),
+        timeout=httpx.Timeout(5.0, connect=2.0),
+    )
+    return CliniceaClient(
+        http,
+        CREDS,
+        monotonic=clock.monotonic,
+        sleep=clock.sleep,
+        **options,
+    )
+
+
+@pytest.fixture
+def client(api: respx.Router, clock: FakeClock) -> CliniceaClient:
+    return make_client(api, clock)
+
+
+def query(call: respx.models.Call) -> dict[str, str]:
+    return {k: v[0] for k, v in parse_qs(call.request.url.query.decode()).items()}
+
+
+def raw_query(call: respx.models.Call) -> str:
+    return call.request.url.query.decode()
+
+
+def booking(start: datetime = datetime(2025, 3, 4, 10, 20)) -> AppointmentRequest:
+    return AppointmentRequest(
+        patient_id="p-1",
+        start=start,
+        doctor_id="d-1",
+        clinic_id="c-1",
+        service_id="s-1",
+        notes="back pain",
+    )
+
+
+# --- login --------------------------------------------------------------------------------
+
+
+def test_login_sends_the_credentials_and_the_token_goes_on_every_call(api, client):
+    api.get(SEARCH).respond(json=[PATIENT])
+    client.search_patients(PHONE)
+    client.search_patients(PHONE)
+
+    assert query(api["login"].calls[0]) == {
+        "apiKey": "key-1",
+        "loginUserName": "desk",
+        "pwd": "s3cret",
+    }
+    assert api["login"].call_count == 1
+    assert [query(c)["api_key"] for c in api.calls if c.request.url.path == SEARCH] == [
+        "tok-1",
+        "tok-1",
+    ]
+
+
+@pytest.mark.parametrize("body", [{"Token": "tok-9"}, {"token": "tok-9"}, ["tok-9"]])
+def test_login_tolerates_a_token_inside_an_object(api, client, body):
+    api["login"].respond(json=body)
+    api.get(SEARCH).respond(json=[PATIENT])
+    client.search_patients(PHONE)
+    assert query(api.calls.last)["api_key"] == "tok-9"
+
+
+def test_login_refused_is_an_auth_error(api, client):
+    api["login"].respond(401, text="Invalid username or password")
+    api.get(SEARCH).respond(json=[PATIENT])
+    with pytest.raises(CliniceaAuthError) as caught:
+        client.search_patients(PHONE)
+    assert caught.value.operation == "login"
+    assert caught.value.status == 401
+
+
+def test_login_answer_without_a_token_is_unavailable(api, client):
+    api["login"].respond(json={"Something": "else"})
+    with pytest.raises(CliniceaUnavailable) as caught:
+        client.search_patients(PHONE)
+    assert caught.value.operation == "login"
+
+
+def test_token_is_renewed_after_its_ttl(api, clock):
+    client = make_client(api, clock, token_ttl=55 * 60)
+    api["login"].side_effect = [httpx.Response(200, json=t) for t in ("tok-1", "tok-2")]
+    api.get(SEARCH).respond(json=[PATIENT])
+
+    client.search_patients(PHONE)
+    clock.now += 54 * 60
+    client.search_patients(PHONE)
+    assert api["login"].call_count == 1
+    clock.now += 2 * 60
+    client.search_patients(PHONE)
+
+    assert api["login"].call_count == 2
+    assert query(api.calls.last)["api_key"] == "tok-2"
+
+
+class LoginCountingServer:
+    """A thread-safe fake: counts logins, and accepts only the latest token it issued."""
+
+    def __init__(self) -> None:
+        self.logins = 0
+        self.valid: str | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path == LOGIN:
+            with self._lock:
+                self.logins += 1
+                self.valid = f"tok-{self.logins}"
+                token = self.valid
+            time.sleep(0.05)  # a slow login widens the window for a stampede
+            return httpx.Response(200, json=token)
+        if request.url.params.get("api_key") != self.valid:
+            return httpx.Response(401, text="Token expired")
+        return httpx.Response(200, json=[PATIENT])
+
+
+def run_in_threads(count: int, work) -> list[BaseException]:
+    """Start `count` threads at the same instant; the errors they raised."""
+    start = threading.Barrier(count)
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        start.wait()
+        try:
+            work()
+        except BaseException as exc:  # collected and asserted by the test
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return errors
+
+
+def test_twenty_threads_asking_at_once_cause_exactly_one_login():
+    server = LoginCountingServer()
+    client = CliniceaClient(
+        httpx.Client(base_url=BASE, transport=httpx.MockTransport(server)), CREDS
+    )
+
+    errors = run_in_threads(20, lambda: client.search_patients(PHONE))
+
+    assert errors == []
+    assert server.logins == 1
+    assert client.counters == {"login": 1, "search": 20}
+
+
+def test_an_expired_token_seen_by_twenty_threads_causes_one_relogin():
+    server = LoginCountingServer()
+    client = CliniceaClient(
+        httpx.Client(base_url=BASE, transport=httpx.MockTransport(server)), CREDS
+    )
+    client.search_patients(PHONE)
+    server.valid = None  # the server expires every token
+
+    errors = run_in_threads(20, lambda: client.search_patients(PHONE))
+
+    assert errors == []
+    assert server.logins == 2
+
+
+def test_401_once_logs_in_again_and_retries(api, client):
+    api["login"].side_effect = [httpx.Response(200, json=t) for t in ("tok-1", "tok-2")]
+    search = api.get(SEARCH)
+    search.side_effect = [httpx.Response(401, text="Token expired"), httpx.Response(200, json=[])]
+
+    assert client.search_patients(PHONE) == []
+    assert api["login"].call_count == 2
+    assert [query(c)["api_key"] for c in search.calls] == ["tok-1", "tok-2"]
+
+
+def test_401_twice_is_an_auth_error(api, client):
+    api.get(SEARCH).respond(401, text="Token expired")
+    with pytest.raises(CliniceaAuthError) as caught:
+        client.search_patients(PHONE)
+    assert caught.value.operation == "search"
+    assert caught.value.status == 401
+    assert api["login"].call_count == 2
+
+
+def test_401_on_a_booking_relogs_and_resends_once(api, client):
+    api["login"].side_effect = [httpx.Response(200, json=t) for t in ("tok-1", "tok-2")]
+    book = api.post(BOOK)
+    book.side_effect = [
+        httpx.Response(401, text="Token expired"),
+        httpx.Response(200, json={"AppointmentID": "a-1", "PatientID": "p-1"}),
+    ]
+    assert client.book_for_patient(booking()) == BookingResult("a-1", "p-1")
+    assert book.call_count == 2
+
+
+# --- the operations -----------------------------------------------------------------------
+
+
+def test_search_sends_the_national_number_and_the_country_code(api, client):
+    search = api.get(SEARCH).respond(json=[PATIENT])
+    [patient] = client.search_patients(PHONE)
+
+    assert "patmobile=3216315551&countrycode=%2B92" in raw_query(search.calls.last)
+    assert patient.id == "p-1"
+    assert patient.first_name == "Bilal"
+    assert patient.full_name == "Bilal Ahmed"
+    assert patient.file_no == "F-100"
+    assert patient.date_of_birth == date(1985, 4, 12)
+
+
+def test_search_returns_every_patient_sharing_the_number(api, client):
+    family = [
+        {**PATIENT, "ID": f"p-{i}", "FirstName": name, "FullName": f"{name} Raza"}
+        for i, name in enumerate(["Ali", "Sara", "Zainab"])
+    ]
+    api.get(SEARCH).respond(json=family)
+    found = client.search_patients(PHONE)
+    assert [p.first_name for p in found] == ["Ali", "Sara", "Zainab"]
+
+
+def test_search_tolerates_a_single_object(api, client):
+    api.get(SEARCH).respond(json=PATIENT)
+    assert [p.id for p in client.search_patients(PHONE)] == ["p-1"]
+
+
+@pytest.mark.parametrize("response", [httpx.Response(204), httpx.Response(200, content=b"")])
+def test_search_with_nobody_found_is_an_empty_list(api, client, response):
+    api.get(SEARCH).mock(return_value=response)
+    assert client.search_patients(PHONE) == []
+
+
+def test_past_visits_are_completed_only_newest_first_with_the_clinic(api, client):
+    api.get(PAST).respond(
+        json=[
+            row("v-1", "2024-01-10T10:00:00"),
+            row("v-2", "2024-03-05T11:20:00", "Cancelled"),
+            row("v-3", "2024-05-20T09:00:00", "checkout"),
+            row("v-4", "2024-06-01T09:00:00", "No Show"),
+            row("v-5", "2024-02-01T09:00:00", "COMPLETED"),
+            row("v-6", "2024-07-01T09:00:00", "Scheduled"),
+        ]
+    )
+    visits = client.past_completed_visits("p-1")
+
+    assert [v.id for v in visits] == ["v-3", "v-5", "v-1"]
+    last = visits[0]
+    assert last.start == datetime(2024, 5, 20, 9, 0)
+    assert last.doctor_name == "Dr. Ayesha Khan"
+    assert last.doctor_id == "d-1"
+    assert last.clinic is not None
+    assert last.clinic.name == "Demo Clinic Clifton"
+    assert last.clinic.address == "12 Khayaban-e-Ittehad, Phase 6, Karachi"
+
+
+def test_past_visits_sends_the_patient_id(api, client):
+    past = api.get(PAST).respond(204)
+    assert client.past_completed_visits("p-77") == []
+    assert query(past.calls.last)["patientID"] == "p-77"
+
+
+def test_completed_statuses_are_configurable(api, clock):
+    client = make_client(api, clock, completed_statuses={"Done"})
+    api.get(PAST).respond(
+        json=[row("v-1", "2024-01-10T10:00:00"), row("v-2", "2024-01-11T10:00:00", "done")]
+    )
+    assert [v.id for v in client.past_completed_visits("p-1")] == ["v-2"]
+
+
+def test_appointments_on_reads_every_page(api, client):
+    page1 = [row(f"a-{i}", "2025-03-04T09:00:00", "Scheduled") for i in range(100)]
+    page2 = [row(f"b-{i}", "2025-03-04T10:00:00", "Cancelled") for i in range(30)]
+    by_date = api.get(BY_DATE)
+    by_date.side_effect = [httpx.Response(200, json=page1), httpx.Response(200, json=page2)]
+
+    found = client.appointments_on(date(2025, 3, 4))
+
+    assert len(found) == 130
+    assert [query(c) | {"api_key": ""} for c in by_date.calls] == [
+        {"appointmentDate": "2025-03-04", "pageNo": "1", "pageSize": "100", "api_key": ""},
+        {"appointmentDate": "2025-03-04", "pageNo": "2", "pageSize": "100", "api_key": ""},
+    ]
+    assert found[0].is_active and not found[-1].is_active
+
+
+def test_appointments_on_stops_at_a_204_page(api, client):
+    page1 = [row(f"a-{i}", "2025-03-04T09:00:00", "Scheduled") for i in range(100)]
+    by_date = api.get(BY_DATE)
+    by_date.side_effect = [httpx.Response(200, json=page1), httpx.Response(204)]
+    assert len(client.appointments_on(date(2025, 3, 4))) == 100
+    assert by_date.call_count == 2
+
+
+def test_appointments_on_gives_up_when_pages_never_end(api, client):
+    page = [row(f"a-{i}", "2025-03-04T09:00:00", "Scheduled") for i in range(100)]
+    api.get(BY_DATE).respond(json=page)
+    with pytest.raises(CliniceaUnavailable):
+        client.appointments_on(date(2025, 3, 4))
+
+
+def test_booking_sends_literal_colons_and_returns_clinicea_ids(api, client):
+    book = api.post(BOOK).respond(json={"AppointmentID": "a-1", "PatientID": "p-1"})
+
+    result = client.book_for_patient(booking())
+
+    assert result == BookingResult(appointment_id="a-1", patient_id="p-1")
+    sent = raw_query(book.calls.last)
+    assert "appointmentDateTime=2025-03-04T10:20:00" in sent
+    assert "%3A" not in sent
+    assert query(book.calls.last) == {
+        "patientID": "p-1",
+        "appointmentDateTime": "2025-03-04T10:20:00",
+        "staffID": "d-1",
+        "clinicID": "c-1",
+        "serviceID": "s-1",
+        "notes": "back pain",
+        "api_key": "tok-1",
+    }
+    assert book.calls.last.request.content == b""
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ('"a-7"', BookingResult("a-7", "p-1")),
+        ('{"ID": "a-7"}', BookingResult("a-7", "p-1")),
+        ('[{"AppointmentID": "a-7", "PatientID": "p-1", "Extra": 1}]', BookingResult("a-7", "p-1")),
+        ("<html>ok</html>", BookingResult(None, "p-1")),
+        ("", BookingResult(None, "p-1")),
+    ],
+)
+def test_booking_answers_are_read_tolerantly(api, client, body, expected):
+    api.post(BOOK).respond(200, text=body)
+    assert client.book_for_patient(booking()) == expected
+
+
+def test_register_and_book_sends_the_new_patient_and_returns_both_ids(api, client):
+    register = api.post(REGISTER).respond(json={"AppointmentID": "a-2", "PatientID": "p-new"})
+    req = NewPatientRequest(
+        first_name="Hina",
+        last_name="Malik",
+        mobile=PHONE,
+        start=datetime(2025, 3, 4, 11, 0),
+        doctor_id="d-1",
+        clinic_id="c-1",
+        service_id="s-1",
+    )
+    assert client.book_new_patient(req) == BookingResult("a-2", "p-new")
+    sent = query(register.calls.last)
+    assert sent["firstName"] == "Hina"
+    assert sent["lastName"] == "Malik"
+    assert sent["mobile"] == "3216315551"
+    assert sent["mobileCountryCode"] == "+92"
+    assert sent["appointmentDateTime"] == "2025-03-04T11:00:00"
+    assert "notes=" in raw_query(register.calls.last)
+
+
+# --- faults ------------------------------------------------------------------------------
+
+
+def test_plain_text_400_is_rejected_with_its_message(api, client):
+    api.post(BOOK).respond(400, text="The selected slot is not available")
+    with pytest.raises(CliniceaRejected) as caught:
+        client.book_for_patient(booking())
+    assert caught.value.message == "The selected slot is not available"
+    assert caught.value.status == 400
+    assert caught.value.operation == "book"
+
+
+@pytest.mark.parametrize("key", ["Message", "message", "error"])
+def test_json_400_is_rejected_with_its_message(api, client, key):
+    api.get(SEARCH).respond(400, json={key: "pageSize must be at least 10"})
+    with pytest.raises(CliniceaRejected) as caught:
+        client.search_patients(PHONE)
+    assert caught.value.message == "pageSize must be at least 10"
+
+
+def test_429_with_retry_after_waits_then_succeeds(api, client, clock):
+    search = api.get(SEARCH)
+    search.side_effect = [
+        httpx.Response(429, headers={"Retry-After": "1"}, text="Too many requests"),
+        httpx.Response(200, json=[PATIENT]),
+    ]
+    assert len(client.search_patients(PHONE)) == 1
+    assert clock.sleeps == [1.0]
+    assert search.call_count == 2
+
+
+def test_429_with_a_retry_after_beyond_the_budget_gives_up_at_once(api, client, clock):
+    search = api.get(SEARCH).respond(429, headers={"Retry-After": "30"})
+    with pytest.raises(CliniceaUnavailable) as caught:
+        client.search_patients(PHONE)
+    assert caught.value.status == 429
+    assert search.call_count == 1
+    assert clock.sleeps == []
+
+
+def test_500_on_a_read_is_unavailable_without_retry(api, client):
+    search = api.get(SEARCH).respond(500, text="Internal Server Error")
+    with pytest.raises(CliniceaUnavailable) as caught:
+        client.search_patients(PHONE)
+    assert caught.value.status == 500
+    assert search.call_count == 1
+
+
+def test_503_is_retried_then_succeeds(api, client):
+    search = api.get(SEARCH)
+    search.side_effect = [httpx.Response(503), httpx.Response(200, json=[PATIENT])]
+    assert len(client.search_patients(PHONE)) == 1
+    assert search.call_count == 2
+
+
+def test_503_every_time_is_unavailable_after_two_retries(api, client, clock):
+    search = api.get(SEARCH).respond(503)
+    with pytest.raises(CliniceaUnavailable) as caught:
+        client.search_patients(PHONE)
+    assert caught.value.status == 503
+    assert search.call_count == 3
+    assert sum(clock.sleeps) < 1.0
+
+
+def test_a_get_timeout_is_retried(api, client):
+    search = api.get(SEARCH)
+    search.side_effect = [httpx.ReadTimeout("slow"), httpx.Response(200, json=[PATIENT])]
+    assert len(client.search_patients(PHONE)) == 1
+    assert search.call_count == 2
+
+
+def test_connection_refused_every_time_is_unavailable(api, client):
+    search = api.get(SEARCH).mock(side_effect=httpx.ConnectError("refused"))
+    with pytest.raises(CliniceaUnavailable) as caught:
+        client.search_patients(PHONE)
+    assert caught.value.status is None
+    assert search.call_count == 3
+
+
+def test_retries_stop_when_the_budget_is_spent(api, clock):
+    client = make_client(api, clock, budget=1.0)
+    search = api.get(SEARCH).respond(503, headers={"Retry-After": "0.6"})
+    with pytest.raises(CliniceaUnavailable):
+        client.search_patients(PHONE)
+    assert search.call_count == 2  # 0.6 s fits once in the 1 s budget, not twice
+
+
+@pytest.mark.parametrize(
+    "fault", [httpx.ReadTimeout("slow"), httpx.RemoteProtocolError("closed"), httpx.ReadError("x")]
+)
+def test_a_post_with_no_answer_is_outcome_unknown_and_sent_once(api, client, fault):
+    book = api.post(BOOK).mock(side_effect=fault)
+    with pytest.raises(CliniceaOutcomeUnknown) as caught:
+        client.book_for_patient(booking())
+    assert caught.value.operation == "book"
+    assert book.call_count == 1
+    assert client.counters["book"] == 1
+
+
+def test_a_post_that_could_not_connect_is_unavailable_and_not_resent(api, client):
+    book = api.post(BOOK).mock(side_effect=httpx.ConnectError("refused"))
+    with pytest.raises(CliniceaUnavailable):
+        client.book_for_patient(booking())
+    assert book.call_count == 1
+
+
+@pytest.mark.parametrize("status", [429, 503])
+def test_a_post_refused_as_busy_is_unavailable_and_not_resent(api, client, status):
+    book = api.post(BOOK).respond(status, headers={"Retry-After": "1"})
+    with pytest.raises(CliniceaUnavailable):
+        client.book_for_patient(booking())
+    assert book.call_count == 1
+
+
+def test_a_post_answered_500_is_outcome_unknown(api, client):
+    book = api.post(REGISTER).respond(500)
+    req = NewPatientRequest("Hina", "Malik", PHONE, datetime(2025, 3, 4, 11), "d-1", "c-1", "s-1")
+    with pytest.raises(CliniceaOutcomeUnknown) as caught:
+        client.book_new_patient(req)
+    assert caught.value.status == 500
+    assert book.call_count == 1
+
+
+def test_malformed_json_on_a_read_is_unavailable(api, client):
+    api.get(SEARCH).respond(
+        200, text='[{"ID": "p-1",', headers={"Content-Type": "application/json"}
+    )
+    with pytest.raises(CliniceaUnavailable) as caught:
+        client.search_patients(PHONE)
+    assert caught.value.status == 200
+
+
+def test_extra_fields_are_ignored_and_missing_optional_fields_are_none(api, client):
+    api.get(SEARCH).respond(json=[{"ID": "p-1", "FullName": "Bilal Ahmed", "Surprise": [1, 2]}])
+    [patient] = client.search_patients(PHONE)
+    assert patient.first_name == "Bilal"
+    assert patient.last_name is None
+    assert patient.mobile is None
+    assert patient.date_of_birth is None
+
+
+def test_a_row_without_its_id_is_unavailable(api, client):
+    api.get(PAST).respond(json=[{"StartDateTime": "2024-01-10T10:00:00"}])
+    with pytest.raises(CliniceaUnavailable) as caught:
+        client.past_completed_visits("p-1")
+    assert caught.value.operation == "past_visits"
+
+
+def test_errors_never_carry_the_phone_number_or_credentials(api, client):
+    api.get(SEARCH).respond(400, text="No patient with mobile 3216315551")
+    with pytest.raises(CliniceaRejected) as caught:
+        client.search_patients(PHONE)
+    text = str(caught.value) + repr(caught.value)
+    assert "3216315551" not in text
+    assert "s3cret" not in text and "tok-1" not in text
+
+
+# --- counters, hook, endpoints, construction ----------------------------------------------
+
+
+def test_counters_and_the_request_hook_see_every_attempt(api, clock):
+    seen: list[tuple[str, int | str]] = []
+    client = make_client(api, clock, on_request=lambda op, s, out: seen.append((op, out)))
+    search = api.get(SEARCH)
+    search.side_effect = [httpx.ConnectError("refused"), httpx.Response(200, json=[])]
+
+    client.search_patients(PHONE)
+
+    assert client.counters == {"login": 1, "search": 2}
+    assert seen == [("login", 200), ("search", "ConnectError"), ("search", 200)]
+
+
+def test_a_clinic_can_override_an_endpoint(api, clock):
+    client = make_client(
+        api,
+        clock,
+        endpoints={
+            "search": {
+                "path": "/api/v1/patients/searchByMobileNumber",
+                "params": {"mobile": "patMobile"},
+            }
+        },
+    )
+    moved = api.get("/api/v1/patients/searchByMobileNumber").respond(json=[PATIENT])
+    client.search_patients(PHONE)
+    sent = query(moved.calls.last)
+    assert sent["patMobile"] == "3216315551"
+    assert sent["countrycode"] == "+92"  # not overridden: the default name stays
+
+
+def test_an_unknown_operation_in_the_config_is_a_value_error(api, clock):
+    with pytest.raises(ValueError, match="unknown operation 'serach'"):
+        make_client(api, clock, endpoints={"serach": {"path": "/x"}})
+
+
+def test_from_settings_builds_a_client_with_timeouts_and_the_clinic_endpoints():
+    settings = SimpleNamespace(
+        clinicea_base_url="http://configured.test",
+        clinicea_api_key="k",
+        clinicea_username="u",
+        clinicea_password="p",
+        clinic=SimpleNamespace(endpoints={"search": {"path": "/moved"}}),
+    )
+    with respx.mock(assert_all_called=False) as mock:
+        mock.get(BASE + LOGIN).respond(json="tok")
+        moved = mock.get(BASE + "/moved").respond(json=[])
+        with CliniceaClient.from_settings(settings, base_url=BASE) as client:
+            assert client.search_patients(PHONE) == []
+        timeout = moved.calls.last.request.extensions["timeout"]
+        assert timeout["connect"] <= 2.0 and timeout["read"] <= 5.0
+
+        mock.get("http://configured.test" + LOGIN).respond(json="tok")
+        other = mock.get("http://configured.test/moved").respond(json=[])
+        with CliniceaClient.from_settings(settings) as client:
+            client.search_patients(PHONE)
+        assert other.call_count == 1
+
+
+def test_from_settings_without_a_url_is_a_value_error():
+    settings = SimpleNamespace(
+        clinicea_base_url=None,
+        clinicea_api_key="k",
+        clinicea_username="u",
+        clinicea_password="p",
+        clinic=SimpleNamespace(endpoints={}),
+    )
+    with pytest.raises(ValueError):
+        CliniceaClient.from_settings(settings)
+
+
+def test_credentials_repr_hides_the_secrets():
+    assert "s3cret" not in repr(CREDS) and "key-1" not in repr(CREDS)
