@@ -1,0 +1,1277 @@
+"""The store: the only module that touches the database (SQLAlchemy 2.x Core).
+
+Tables: ``calls`` (per-call flow state keyed by Twilio's CallSid, saved by compare-and-swap),
+``call_events`` (what was heard / pressed / said; texts arrive already masked), ``bookings`` (the
+outbox: written before Clinicea is called), ``callback_requests``, ``agents`` and ``api_keys``.
+
+Backends: SQLite (the embedded default; a file in WAL mode with ``busy_timeout``, write
+transactions start with ``BEGIN IMMEDIATE`` so several threads and several worker processes on one
+host serialise their writes instead of deadlocking; ``sqlite:///:memory:`` shares one connection
+between threads behind a lock) and PostgreSQL through psycopg 3 (``postgresql://`` URLs are
+rewritten to ``postgresql+psycopg://``).
+
+Time: every timestamp the store writes or compares is a **naive UTC** ``datetime``. "Now" comes from
+the injected ``now`` callable (default: the system clock in UTC); aware datetimes passed in (by
+``now`` or as arguments) are converted to UTC and made naive, naive ones are taken as UTC already.
+This is deliberately not the clinic-local ``Clock`` of ``ivr.clock``: the store records instants.
+
+Schema: created and upgraded by ``Store.migrate()`` from the numbered ``MIGRATIONS`` list; the
+applied versions are rows of ``schema_version``. Steps are additive only (new tables, new nullable
+columns), so rows written under an older schema survive and older code keeps working on a newer
+schema. ``migrate()`` is idempotent and safe when several processes run it at once (PostgreSQL:
+an advisory transaction lock; SQLite: the ``BEGIN IMMEDIATE`` write lock; a lost race on the
+``schema_version`` row is retried).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.dialects import postgresql as pg_dialect
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError, SQLAlchemyError
+from sqlalchemy.pool import StaticPool
+
+__all__ = [
+    "BOOKING_STATUSES",
+    "CALLBACK_STATUSES",
+    "EVENT_KINDS",
+    "LATEST_VERSION",
+    "OUTCOMES",
+    "AgentRecord",
+    "AlreadyExists",
+    "ApiKeyRecord",
+    "BookingRecord",
+    "CallEvent",
+    "CallRecord",
+    "CallbackRecord",
+    "OutcomeCount",
+    "Store",
+    "StoreError",
+    "normalize_url",
+]
+
+# --------------------------------------------------------------------------------------------
+# Vocabulary
+
+#: Call outcomes, strongest first: a stronger outcome is never replaced by a weaker one.
+OUTCOMES: tuple[str, ...] = ("booked", "transferred", "callback", "failed", "abandoned")
+_OUTCOME_RANK = {name: len(OUTCOMES) - i for i, name in enumerate(OUTCOMES)}
+
+EVENT_KINDS = frozenset({"heard", "pressed", "said", "silence", "step", "transfer", "error"})
+
+BOOKING_STATUSES: tuple[str, ...] = (
+    "pending",
+    "booking",
+    "booked",
+    "retrying",
+    "failed",
+    "handled",
+)
+#: Statuses of bookings the outbox still has to deal with.
+OPEN_BOOKING_STATUSES: tuple[str, ...] = ("pending", "booking", "retrying")
+
+CALLBACK_STATUSES: tuple[str, ...] = ("open", "handled")
+
+
+class StoreError(Exception):
+    """A store operation was refused (bad argument, conflicting row)."""
+
+
+class AlreadyExists(StoreError):
+    """A row with that unique name already exists."""
+
+
+# --------------------------------------------------------------------------------------------
+# Records returned to callers (never Row objects)
+
+
+@dataclass(frozen=True)
+class CallRecord:
+    """One call's row: the flow state and what the agents' live view shows."""
+
+    call_sid: str
+    version: int
+    step: str
+    turn: int
+    state: dict[str, Any]
+    last_reply: str | None
+    last_reply_turn: int | None
+    outcome: str | None
+    caller_masked: str | None
+    patient_first_name: str | None
+    language: str | None
+    created_at: datetime
+    updated_at: datetime
+    ended_at: datetime | None
+    outcome_step: str | None = None
+    transferred_at: datetime | None = None
+
+    @property
+    def in_progress(self) -> bool:
+        """True while the call has neither an outcome nor an end time."""
+        return self.outcome is None and self.ended_at is None
+
+
+@dataclass(frozen=True)
+class CallEvent:
+    """One thing that happened on a call (text already masked by whoever added it)."""
+
+    id: int
+    call_sid: str
+    at: datetime
+    kind: str
+    step: str | None
+    text: str | None
+
+
+@dataclass(frozen=True)
+class BookingRecord:
+    """One outbox row: a booking accepted from a caller, and how far it got in Clinicea.
+
+    ``attempts > 0`` means an earlier attempt may have reached Clinicea (look it up before
+    posting again).
+    """
+
+    id: int
+    idempotency_key: str
+    call_sid: str | None
+    created_at: datetime
+    updated_at: datetime
+    status: str
+    attempts: int
+    next_attempt_at: datetime | None
+    last_error: str | None
+    payload: dict[str, Any]
+    appointment_id: str | None
+    patient_id: str | None
+    claimed_by: str | None
+    claimed_until: datetime | None
+    failure_reason: str | None = None
+    handled_by: str | None = None
+    handled_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class CallbackRecord:
+    """A caller asked to be called back (console only: holds the full number)."""
+
+    id: int
+    call_sid: str | None
+    created_at: datetime
+    phone_masked: str | None
+    phone_e164: str | None
+    reason: str | None
+    status: str
+    handled_by: str | None
+    handled_at: datetime | None
+
+
+@dataclass(frozen=True)
+class AgentRecord:
+    """A console user; the store keeps the password hash the caller computed."""
+
+    id: int
+    username: str
+    password_hash: str
+    created_at: datetime
+    failed_logins: int
+    locked_until: datetime | None
+
+
+@dataclass(frozen=True)
+class ApiKeyRecord:
+    """An API key, known only by its hash."""
+
+    id: int
+    name: str
+    key_hash: str
+    created_at: datetime
+    last_used_at: datetime | None
+
+
+@dataclass(frozen=True)
+class OutcomeCount:
+    """Calls started on one UTC day with one outcome (``None``: still in progress / unknown)."""
+
+    day: date
+    outcome: str | None
+    count: int
+
+    def __iter__(self) -> Iterator[Any]:
+        """Unpack as ``(day, outcome, count)``."""
+        return iter((self.day, self.outcome, self.count))
+
+
+# --------------------------------------------------------------------------------------------
+# Current schema (what the queries use; MIGRATIONS build it step by step)
+
+_metadata = sa.MetaData()
+_BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")  # SQLite: INTEGER PK = rowid
+
+calls = sa.Table(
+    "calls",
+    _metadata,
+    sa.Column("call_sid", sa.String(64), primary_key=True),
+    sa.Column("created_at", sa.DateTime(), nullable=False),
+    sa.Column("updated_at", sa.DateTime(), nullable=False),
+    sa.Column("version", sa.Integer(), nullable=False),
+    sa.Column("step", sa.String(100), nullable=False),
+    sa.Column("turn", sa.Integer(), nullable=False),
+    sa.Column("caller_masked", sa.String(40)),
+    sa.Column("patient_first_name", sa.String(100)),
+    sa.Column("state", sa.Text(), nullable=False),
+    sa.Column("last_reply", sa.Text()),
+    sa.Column("last_reply_turn", sa.Integer()),
+    sa.Column("outcome", sa.String(20)),
+    sa.Column("outcome_step", sa.String(100)),
+    sa.Column("language", sa.String(20)),
+    sa.Column("ended_at", sa.DateTime()),
+    sa.Column("transferred_at", sa.DateTime()),  # v2
+)
+
+call_events = sa.Table(
+    "call_events",
+    _metadata,
+    sa.Column("id", _BigId, primary_key=True, autoincrement=True),
+    sa.Column("call_sid", sa.String(64), nullable=False),
+    sa.Column("at", sa.DateTime(), nullable=False),
+    sa.Column("kind", sa.String(20), nullable=False),
+    sa.Column("step", sa.String(100)),
+    sa.Column("text", sa.Text()),
+)
+
+bookings = sa.Table(
+    "bookings",
+    _metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+    sa.Column("idempotency_key", sa.String(200), nullable=False, unique=True),
+    sa.Column("call_sid", sa.String(64)),
+    sa.Column("created_at", sa.DateTime(), nullable=False),
+    sa.Column("updated_at", sa.DateTime(), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("attempts", sa.Integer(), nullable=False),
+    sa.Column("next_attempt_at", sa.DateTime()),
+    sa.Column("last_error", sa.Text()),
+    sa.Column("payload", sa.Text(), nullable=False),
+    sa.Column("appointment_id", sa.String(100)),
+    sa.Column("patient_id", sa.String(100)),
+    sa.Column("claimed_by", sa.String(200)),
+    sa.Column("claimed_until", sa.DateTime()),
+    sa.Column("failure_reason", sa.Text()),  # v2
+    sa.Column("handled_by", sa.String(100)),  # v2
+    sa.Column("handled_at", sa.DateTime()),  # v2
+)
+
+callback_requests = sa.Table(
+    "callback_requests",
+    _metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+    sa.Column("call_sid", sa.String(64)),
+    sa.Column("created_at", sa.DateTime(), nullable=False),
+    sa.Column("phone_masked", sa.String(40)),
+    sa.Column("phone_e164", sa.String(40)),
+    sa.Column("reason", sa.Text()),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("handled_by", sa.String(100)),
+    sa.Column("handled_at", sa.DateTime()),
+)
+
+agents = sa.Table(  # v3
+    "agents",
+    _metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+    sa.Column("username", sa.String(100), nullable=False, unique=True),
+    sa.Column("password_hash", sa.Text(), nullable=False),
+    sa.Column("created_at", sa.DateTime(), nullable=False),
+    sa.Column("failed_logins", sa.Integer(), nullable=False),
+    sa.Column("locked_until", sa.DateTime()),
+)
+
+api_keys = sa.Table(  # v3
+    "api_keys",
+    _metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("key_hash", sa.String(200), nullable=False, unique=True),
+    sa.Column("created_at", sa.DateTime(), nullable=False),
+    sa.Column("last_used_at", sa.DateTime()),
+)
+
+_schema_meta = sa.MetaData()
+schema_version = sa.Table(
+    "schema_version",
+    _schema_meta,
+    sa.Column("version", sa.Integer(), primary_key=True, autoincrement=False),
+    sa.Column("applied_at", sa.DateTime(), nullable=False),
+    sa.Column("description", sa.String(200), nullable=False),
+)
+
+# --------------------------------------------------------------------------------------------
+# Migrations: additive steps, each its own frozen DDL (never the current tables above, which
+# grow over time).
+
+
+def _migration_1(conn: Connection) -> None:
+    """Calls, call events, the bookings outbox and callback requests."""
+    md = sa.MetaData()
+    sa.Table(
+        "calls",
+        md,
+        sa.Column("call_sid", sa.String(64), primary_key=True),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.Column("updated_at", sa.DateTime(), nullable=False),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("step", sa.String(100), nullable=False),
+        sa.Column("turn", sa.Integer(), nullable=False),
+        sa.Column("caller_masked", sa.String(40)),
+        sa.Column("patient_first_name", sa.String(100)),
+        sa.Column("state", sa.Text(), nullable=False),
+        sa.Column("last_reply", sa.Text()),
+        sa.Column("last_reply_turn", sa.Integer()),
+        sa.Column("outcome", sa.String(20)),
+        sa.Column("outcome_step", sa.String(100)),
+        sa.Column("language", sa.String(20)),
+        sa.Column("ended_at", sa.DateTime()),
+        sa.Index("ix_calls_created_at", "created_at"),
+    )
+    sa.Table(
+        "call_events",
+        md,
+        sa.Column("id", _BigId, primary_key=True, autoincrement=True),
+        sa.Column("call_sid", sa.String(64), nullable=False),
+        sa.Column("at", sa.DateTime(), nullable=False),
+        sa.Column("kind", sa.String(20), nullable=False),
+        sa.Column("step", sa.String(100)),
+        sa.Column("text", sa.Text()),
+        sa.Index("ix_call_events_at", "at"),
+        sa.Index("ix_call_events_call_sid", "call_sid"),
+    )
+    sa.Table(
+        "bookings",
+        md,
+        sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+        sa.Column("idempotency_key", sa.String(200), nullable=False),
+        sa.Column("call_sid", sa.String(64)),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.Column("updated_at", sa.DateTime(), nullable=False),
+        sa.Column("status", sa.String(20), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("next_attempt_at", sa.DateTime()),
+        sa.Column("last_error", sa.Text()),
+        sa.Column("payload", sa.Text(), nullable=False),
+        sa.Column("appointment_id", sa.String(100)),
+        sa.Column("patient_id", sa.String(100)),
+        sa.Column("claimed_by", sa.String(200)),
+        sa.Column("claimed_until", sa.DateTime()),
+        sa.UniqueConstraint("idempotency_key", name="uq_bookings_idempotency_key"),
+        sa.Index("ix_bookings_status_next", "status", "next_attempt_at"),
+        sa.Index("ix_bookings_call_sid", "call_sid"),
+    )
+    sa.Table(
+        "callback_requests",
+        md,
+        sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+        sa.Column("call_sid", sa.String(64)),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.Column("phone_masked", sa.String(40)),
+        sa.Column("phone_e164", sa.String(40)),
+        sa.Column("reason", sa.Text()),
+        sa.Column("status", sa.String(20), nullable=False),
+        sa.Column("handled_by", sa.String(100)),
+        sa.Column("handled_at", sa.DateTime()),
+        sa.Index("ix_callback_requests_status", "status"),
+    )
+    md.create_all(conn)
+
+
+def _add_column(conn: Connection, table: str, column: str, type_: sa.types.TypeEngine) -> None:
+    """``ALTER TABLE ... ADD COLUMN`` (nullable, so every existing row stays valid)."""
+    preparer = conn.dialect.identifier_preparer
+    ddl = type_.compile(dialect=conn.dialect)
+    conn.exec_driver_sql(
+        f"ALTER TABLE {preparer.quote(table)} ADD COLUMN {preparer.quote(column)} {ddl}"
+    )
+
+
+def _migration_2(conn: Connection) -> None:
+    """When a call was transferred; why a booking failed and who handled it."""
+    _add_column(conn, "calls", "transferred_at", sa.DateTime())
+    _add_column(conn, "bookings", "failure_reason", sa.Text())
+    _add_column(conn, "bookings", "handled_by", sa.String(100))
+    _add_column(conn, "bookings", "handled_at", sa.DateTime())
+
+
+def _migration_3(conn: Connection) -> None:
+    """Console agents (lockout counters) and API keys."""
+    md = sa.MetaData()
+    sa.Table(
+        "agents",
+        md,
+        sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+        sa.Column("username", sa.String(100), nullable=False),
+        sa.Column("password_hash", sa.Text(), nullable=False),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.Column("failed_logins", sa.Integer(), nullable=False),
+        sa.Column("locked_until", sa.DateTime()),
+        sa.UniqueConstraint("username", name="uq_agents_username"),
+    )
+    sa.Table(
+        "api_keys",
+        md,
+        sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+        sa.Column("name", sa.String(100), nullable=False),
+        sa.Column("key_hash", sa.String(200), nullable=False),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.Column("last_used_at", sa.DateTime()),
+        sa.UniqueConstraint("key_hash", name="uq_api_keys_key_hash"),
+    )
+    md.create_all(conn)
+
+
+#: (version, description, step). Append only; never edit a released step.
+MIGRATIONS: tuple[tuple[int, str, Callable[[Connection], None]], ...] = (
+    (1, "calls, call_events, bookings, callback_requests", _migration_1),
+    (2, "calls.transferred_at, bookings.failure_reason/handled_by/handled_at", _migration_2),
+    (3, "agents, api_keys", _migration_3),
+)
+LATEST_VERSION = MIGRATIONS[-1][0]
+
+_PG_MIGRATION_LOCK = 0x49565253  # "IVRS": pg_advisory_xact_lock key for migrate()
+
+# --------------------------------------------------------------------------------------------
+# Helpers
+
+
+def normalize_url(url: str) -> str:
+    """Rewrite ``postgres://`` / ``postgresql://`` (any driver) to ``postgresql+psycopg://``."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    if url.startswith("postgresql+") and not url.startswith("postgresql+psycopg://"):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+def _utc_naive(value: datetime) -> datetime:
+    """Aware -> UTC naive; naive is taken as UTC already."""
+    if value.tzinfo is not None:
+        return value.astimezone(UTC).replace(tzinfo=None)
+    return value
+
+
+def _system_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _dumps(value: dict[str, Any]) -> str:
+    if not isinstance(value, dict):
+        raise StoreError(f"expected a dict, got {type(value).__name__}")
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _weaker_outcomes(outcome: str) -> list[str]:
+    """Outcomes that ``outcome`` may replace (strictly weaker ones)."""
+    rank = _OUTCOME_RANK[outcome]
+    return [name for name, r in _OUTCOME_RANK.items() if r < rank]
+
+
+def _check_outcome(outcome: str) -> None:
+    if outcome not in _OUTCOME_RANK:
+        raise StoreError(f"unknown outcome {outcome!r}; expected one of {', '.join(OUTCOMES)}")
+
+
+def _call(row: Any) -> CallRecord:
+    m = row._mapping
+    return CallRecord(
+        call_sid=m["call_sid"],
+        version=m["version"],
+        step=m["step"],
+        turn=m["turn"],
+        state=json.loads(m["state"]),
+        last_reply=m["last_reply"],
+        last_reply_turn=m["last_reply_turn"],
+        outcome=m["outcome"],
+        caller_masked=m["caller_masked"],
+        patient_first_name=m["patient_first_name"],
+        language=m["language"],
+        created_at=m["created_at"],
+        updated_at=m["updated_at"],
+        ended_at=m["ended_at"],
+        outcome_step=m["outcome_step"],
+        transferred_at=m["transferred_at"],
+    )
+
+
+def _booking(row: Any) -> BookingRecord:
+    m = row._mapping
+    return BookingRecord(
+        id=m["id"],
+        idempotency_key=m["idempotency_key"],
+        call_sid=m["call_sid"],
+        created_at=m["created_at"],
+        updated_at=m["updated_at"],
+        status=m["status"],
+        attempts=m["attempts"],
+        next_attempt_at=m["next_attempt_at"],
+        last_error=m["last_error"],
+        payload=json.loads(m["payload"]),
+        appointment_id=m["appointment_id"],
+        patient_id=m["patient_id"],
+        claimed_by=m["claimed_by"],
+        claimed_until=m["claimed_until"],
+        failure_reason=m["failure_reason"],
+        handled_by=m["handled_by"],
+        handled_at=m["handled_at"],
+    )
+
+
+def _event(row: Any) -> CallEvent:
+    m = row._mapping
+    return CallEvent(
+        id=m["id"],
+        call_sid=m["call_sid"],
+        at=m["at"],
+        kind=m["kind"],
+        step=m["step"],
+        text=m["text"],
+    )
+
+
+def _callback(row: Any) -> CallbackRecord:
+    m = row._mapping
+    return CallbackRecord(**{k: m[k] for k in CallbackRecord.__dataclass_fields__})
+
+
+def _agent(row: Any) -> AgentRecord:
+    m = row._mapping
+    return AgentRecord(**{k: m[k] for k in AgentRecord.__dataclass_fields__})
+
+
+def _api_key(row: Any) -> ApiKeyRecord:
+    m = row._mapping
+    return ApiKeyRecord(**{k: m[k] for k in ApiKeyRecord.__dataclass_fields__})
+
+
+# --------------------------------------------------------------------------------------------
+# The store
+
+
+class Store:
+    """All database access. Thread-safe; one instance per process is enough."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        now: Callable[[], datetime] | None = None,
+        echo: bool = False,
+    ) -> None:
+        self.url = normalize_url(url)
+        self._now_fn = now or _system_now
+        parsed = make_url(self.url)
+        self.dialect = parsed.get_backend_name()
+        self._lock: threading.RLock | None = None
+        if self.dialect == "sqlite":
+            memory = parsed.database in (None, "", ":memory:") or "mode=memory" in self.url
+            kwargs: dict[str, Any] = {
+                "connect_args": {"check_same_thread": False, "timeout": 30},
+            }
+            if memory:
+                kwargs["poolclass"] = StaticPool
+                self._lock = threading.RLock()  # one shared connection: one transaction at once
+            self.engine: Engine = sa.create_engine(self.url, echo=echo, **kwargs)
+            self._install_sqlite_hooks(self.engine, wal=not memory)
+        elif self.dialect == "postgresql":
+            self.engine = sa.create_engine(
+                self.url, echo=echo, pool_pre_ping=True, pool_size=5, max_overflow=20
+            )
+        else:
+            raise StoreError(f"unsupported database URL scheme: {parsed.drivername}")
+
+    # -- plumbing ------------------------------------------------------------------------------
+
+    @staticmethod
+    def _install_sqlite_hooks(engine: Engine, *, wal: bool) -> None:
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+            dbapi_conn.isolation_level = None  # we emit BEGIN ourselves (see _on_begin)
+            cur = dbapi_conn.cursor()
+            try:
+                cur.execute("PRAGMA busy_timeout = 30000")
+                if wal:
+                    cur.execute("PRAGMA journal_mode = WAL")
+                cur.execute("PRAGMA foreign_keys = ON")
+            finally:
+                cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(conn: Connection) -> None:
+            write = conn.get_execution_options().get("ivr_write", False)
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+    def now(self) -> datetime:
+        """The current time as naive UTC (from the injected clock)."""
+        return _utc_naive(self._now_fn())
+
+    @contextmanager
+    def _tx(self, *, write: bool = True) -> Iterator[Connection]:
+        """One short transaction; on SQLite a write transaction takes the write lock up front."""
+        with self._lock or nullcontext():
+            with self.engine.connect() as conn:
+                if write:
+                    conn.execution_options(ivr_write=True)
+                with conn.begin():
+                    yield conn
+
+    def _insert_ignoring_conflict(
+        self, table: sa.Table, values: dict[str, Any], index_elements: Sequence[str]
+    ) -> sa.Insert:
+        if self.dialect == "postgresql":
+            return (
+                pg_dialect.insert(table)
+                .values(**values)
+                .on_conflict_do_nothing(index_elements=list(index_elements))
+            )
+        return (
+            sqlite_dialect.insert(table)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=list(index_elements))
+        )
+
+    def dispose(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()
+
+    def ping(self) -> bool:
+        """Health check: True when ``SELECT 1`` answers."""
+        try:
+            with self._tx(write=False) as conn:
+                return conn.execute(sa.text("SELECT 1")).scalar() == 1
+        except SQLAlchemyError:
+            return False
+
+    # -- schema --------------------------------------------------------------------------------
+
+    def schema_version(self) -> int:
+        """The highest applied migration (0 for an empty database)."""
+        with self._tx(write=False) as conn:
+            if not sa.inspect(conn).has_table("schema_version"):
+                return 0
+            return conn.execute(sa.select(sa.func.max(schema_version.c.version))).scalar() or 0
+
+    def migrate(self, target: int | None = None) -> int:
+        """Create or upgrade the schema up to ``target`` (default: latest); returns the version.
+
+        Idempotent. Concurrent callers (threads or processes) serialise on a lock; should one
+        still lose a race on the ``schema_version`` table, it retries and finds the work done.
+        """
+        target = LATEST_VERSION if target is None else target
+        last_error: Exception | None = None
+        for attempt in range(5):
+            try:
+                return self._migrate_once(target)
+            except (IntegrityError, OperationalError, ProgrammingError) as exc:
+                last_error = exc
+                time.sleep(0.05 * (attempt + 1))
+        assert last_error is not None
+        raise last_error
+
+    def _migrate_once(self, target: int) -> int:
+        with self._tx(write=True) as conn:
+            if self.dialect == "postgresql":
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK})
+            schema_version.create(conn, checkfirst=True)
+            current = conn.execute(sa.select(sa.func.max(schema_version.c.version))).scalar() or 0
+            for version, description, step in MIGRATIONS:
+                if current < version <= target:
+                    step(conn)
+                    conn.execute(
+                        schema_version.insert().values(
+                            version=version, applied_at=self.now(), description=description
+                        )
+                    )
+                    current = version
+            return current
+
+    # -- calls ---------------------------------------------------------------------------------
+
+    def load_call(self, call_sid: str) -> CallRecord | None:
+        """The call's row, or None."""
+        with self._tx(write=False) as conn:
+            row = conn.execute(sa.select(calls).where(calls.c.call_sid == call_sid)).first()
+        return None if row is None else _call(row)
+
+    def create_call(
+        self,
+        call_sid: str,
+        *,
+        caller_masked: str | None,
+        state: dict[str, Any],
+        step: str,
+        language: str | None = None,
+    ) -> CallRecord:
+        """Insert a new call at version 1 / turn 0; if it exists already, return that row."""
+        now = self.now()
+        values = {
+            "call_sid": call_sid,
+            "created_at": now,
+            "updated_at": now,
+            "version": 1,
+            "step": step,
+            "turn": 0,
+            "caller_masked": caller_masked,
+            "state": _dumps(state),
+            "language": language,
+        }
+        with self._tx() as conn:
+            conn.execute(self._insert_ignoring_conflict(calls, values, ["call_sid"]))
+            row = conn.execute(sa.select(calls).where(calls.c.call_sid == call_sid)).one()
+        return _call(row)
+
+    def _outcome_value(self, outcome: str) -> sa.ColumnElement[Any]:
+        """SQL for "set ``outcome`` unless the row already has a stronger one"."""
+        _check_outcome(outcome)
+        return sa.case(
+            (
+                sa.or_(calls.c.outcome.is_(None), calls.c.outcome.in_(_weaker_outcomes(outcome))),
+                sa.literal(outcome),
+            ),
+            else_=calls.c.outcome,
+        )
+
+    def save_call(
+        self,
+        call_sid: str,
+        *,
+        expected_version: int,
+        state: dict[str, Any],
+        step: str,
+        turn: int,
+        last_reply: str | None,
+        last_reply_turn: int | None,
+        patient_first_name: str | None = None,
+        outcome: str | None = None,
+        outcome_step: str | None = None,
+        language: str | None = None,
+    ) -> bool:
+        """Compare-and-swap: write only if the row is still at ``expected_version``.
+
+        Returns True and bumps the version by one when this caller won; False when the call is
+        unknown or someone else already advanced it. ``patient_first_name``, ``language`` and
+        ``outcome`` are left unchanged when None; an outcome never replaces a stronger one.
+        """
+        values: dict[str, Any] = {
+            "version": calls.c.version + 1,
+            "updated_at": self.now(),
+            "state": _dumps(state),
+            "step": step,
+            "turn": turn,
+            "last_reply": last_reply,
+            "last_reply_turn": last_reply_turn,
+        }
+        if patient_first_name is not None:
+            values["patient_first_name"] = patient_first_name
+        if language is not None:
+            values["language"] = language
+        if outcome is not None:
+            values["outcome"] = self._outcome_value(outcome)
+            if outcome_step is not None:
+                values["outcome_step"] = sa.case(
+                    (
+                        sa.or_(
+                            calls.c.outcome.is_(None),
+                            calls.c.outcome.in_(_weaker_outcomes(outcome)),
+                        ),
+                        sa.literal(outcome_step),
+                    ),
+                    else_=calls.c.outcome_step,
+                )
+        stmt = (
+            calls.update()
+            .where(calls.c.call_sid == call_sid, calls.c.version == expected_version)
+            .values(**values)
+        )
+        with self._tx() as conn:
+            return conn.execute(stmt).rowcount == 1
+
+    def finish_call(self, call_sid: str, outcome: str, outcome_step: str | None = None) -> bool:
+        """Record the call's end and outcome (unless a stronger outcome is already recorded).
+
+        Strength: booked > transferred > callback > failed > abandoned. ``ended_at`` is set the
+        first time only. Returns True when this outcome was recorded. Does not bump the version.
+        """
+        _check_outcome(outcome)
+        now = self.now()
+        weaker_or_none = sa.or_(
+            calls.c.outcome.is_(None), calls.c.outcome.in_(_weaker_outcomes(outcome))
+        )
+        with self._tx() as conn:
+            won = (
+                conn.execute(
+                    calls.update()
+                    .where(calls.c.call_sid == call_sid, weaker_or_none)
+                    .values(
+                        outcome=outcome,
+                        outcome_step=outcome_step,
+                        updated_at=now,
+                        ended_at=sa.func.coalesce(calls.c.ended_at, now),
+                    )
+                ).rowcount
+                == 1
+            )
+            if not won:
+                conn.execute(
+                    calls.update()
+                    .where(calls.c.call_sid == call_sid, calls.c.ended_at.is_(None))
+                    .values(ended_at=now, updated_at=now)
+                )
+        return won
+
+    def mark_transferred(self, call_sid: str) -> None:
+        """The call was handed to a person: stamp ``transferred_at`` (first time only) and set the
+        outcome to ``transferred`` unless it is already ``booked``. Does not bump the version."""
+        now = self.now()
+        with self._tx() as conn:
+            conn.execute(
+                calls.update()
+                .where(calls.c.call_sid == call_sid)
+                .values(
+                    transferred_at=sa.func.coalesce(calls.c.transferred_at, now),
+                    outcome=self._outcome_value("transferred"),
+                    updated_at=now,
+                )
+            )
+
+    def calls_in_progress(self, limit: int = 100) -> list[CallRecord]:
+        """Calls with no outcome and no end yet, newest first (the agents' live view)."""
+        stmt = (
+            sa.select(calls)
+            .where(calls.c.outcome.is_(None), calls.c.ended_at.is_(None))
+            .order_by(calls.c.created_at.desc(), calls.c.call_sid)
+            .limit(limit)
+        )
+        with self._tx(write=False) as conn:
+            return [_call(r) for r in conn.execute(stmt)]
+
+    def recent_calls(self, since: datetime, limit: int = 100) -> list[CallRecord]:
+        """Calls created at or after ``since``, newest first."""
+        stmt = (
+            sa.select(calls)
+            .where(calls.c.created_at >= _utc_naive(since))
+            .order_by(calls.c.created_at.desc(), calls.c.call_sid)
+            .limit(limit)
+        )
+        with self._tx(write=False) as conn:
+            return [_call(r) for r in conn.execute(stmt)]
+
+    def outcome_counts_by_day(self, days: int) -> list[OutcomeCount]:
+        """Calls per UTC day and outcome over the last ``days`` days (today included), oldest
+        day first; calls without an outcome count under ``None``."""
+        start = datetime.combine(
+            self.now().date() - timedelta(days=max(days, 1) - 1), datetime.min.time()
+        )
+        day = sa.func.date(calls.c.created_at, type_=sa.Date())
+        stmt = (
+            sa.select(day.label("day"), calls.c.outcome, sa.func.count().label("n"))
+            .where(calls.c.created_at >= start)
+            .group_by(day, calls.c.outcome)
+        )
+        with self._tx(write=False) as conn:
+            rows = conn.execute(stmt).all()
+        out = []
+        for d, outcome, n in rows:
+            if isinstance(d, str):  # pragma: no cover - depends on the driver
+                d = date.fromisoformat(d[:10])
+            elif isinstance(d, datetime):  # pragma: no cover
+                d = d.date()
+            out.append(OutcomeCount(day=d, outcome=outcome, count=int(n)))
+        out.sort(key=lambda c: (c.day, c.outcome is None, c.outcome or ""))
+        return out
+
+    # -- events --------------------------------------------------------------------------------
+
+    def add_event(self, call_sid: str, kind: str, step: str | None, text: str | None) -> None:
+        """Append an event; ``text`` must already be masked (the store does not mask)."""
+        if kind not in EVENT_KINDS:
+            raise StoreError(f"unknown event kind {kind!r}; expected one of {sorted(EVENT_KINDS)}")
+        with self._tx() as conn:
+            conn.execute(
+                call_events.insert().values(
+                    call_sid=call_sid, at=self.now(), kind=kind, step=step, text=text
+                )
+            )
+
+    def events(self, call_sid: str) -> list[CallEvent]:
+        """The call's events in the order they were added."""
+        stmt = (
+            sa.select(call_events)
+            .where(call_events.c.call_sid == call_sid)
+            .order_by(call_events.c.at, call_events.c.id)
+        )
+        with self._tx(write=False) as conn:
+            return [_event(r) for r in conn.execute(stmt)]
+
+    def purge_events(self, older_than: timedelta) -> int:
+        """Delete call events older than ``older_than``; calls and bookings are kept."""
+        cutoff = self.now() - older_than
+        with self._tx() as conn:
+            return conn.execute(call_events.delete().where(call_events.c.at < cutoff)).rowcount
+
+    # -- bookings outbox -----------------------------------------------------------------------
+
+    def enqueue_booking(
+        self, key: str, *, call_sid: str | None, payload: dict[str, Any]
+    ) -> BookingRecord:
+        """Insert a pending booking, or return the existing one with the same idempotency key."""
+        now = self.now()
+        values = {
+            "idempotency_key": key,
+            "call_sid": call_sid,
+            "created_at": now,
+            "updated_at": now,
+            "status": "pending",
+            "attempts": 0,
+            "payload": _dumps(payload),
+        }
+        with self._tx() as conn:
+            conn.execute(self._insert_ignoring_conflict(bookings, values, ["idempotency_key"]))
+            row = conn.execute(sa.select(bookings).where(bookings.c.idempotency_key == key)).one()
+        return _booking(row)
+
+    def _claimable(self, now: datetime) -> sa.ColumnElement[bool]:
+        """Rows a worker may claim now: open, due, and not under someone else's live lease.
+
+        A row left in ``booking`` by a worker whose lease ran out is claimable again."""
+        lease_free = sa.or_(bookings.c.claimed_until.is_(None), bookings.c.claimed_until < now)
+        return sa.and_(
+            sa.or_(
+                sa.and_(bookings.c.status.in_(("pending", "retrying")), lease_free),
+                sa.and_(bookings.c.status == "booking", bookings.c.claimed_until < now),
+            ),
+            sa.or_(bookings.c.next_attempt_at.is_(None), bookings.c.next_attempt_at <= now),
+        )
+
+    def _claim_values(self, now: datetime, worker: str, lease: timedelta) -> dict[str, Any]:
+        return {
+            "status": "booking",
+            "attempts": bookings.c.attempts + 1,
+            "claimed_by": worker,
+            "claimed_until": now + lease,
+            "updated_at": now,
+        }
+
+    def claim_booking(self, key: str, *, worker: str, lease: timedelta) -> BookingRecord | None:
+        """Atomically claim one booking for ``worker``; the row only if this caller won."""
+        now = self.now()
+        with self._tx() as conn:
+            won = (
+                conn.execute(
+                    bookings.update()
+                    .where(bookings.c.idempotency_key == key, self._claimable(now))
+                    .values(**self._claim_values(now, worker, lease))
+                ).rowcount
+                == 1
+            )
+            if not won:
+                return None
+            row = conn.execute(sa.select(bookings).where(bookings.c.idempotency_key == key)).one()
+        return _booking(row)
+
+    def claim_due_bookings(
+        self, *, worker: str, lease: timedelta, limit: int = 10
+    ) -> list[BookingRecord]:
+        """Claim up to ``limit`` due bookings, oldest due first (PostgreSQL: SKIP LOCKED)."""
+        now = self.now()
+        pick = (
+            sa.select(bookings.c.id)
+            .where(self._claimable(now))
+            .order_by(
+                sa.func.coalesce(bookings.c.next_attempt_at, bookings.c.created_at), bookings.c.id
+            )
+            .limit(limit)
+        )
+        if self.dialect == "postgresql":
+            pick = pick.with_for_update(skip_locked=True)
+        claimed: list[BookingRecord] = []
+        with self._tx() as conn:
+            ids = list(conn.execute(pick).scalars())
+            for booking_id in ids:  # per-row conditional update: only rows still claimable
+                won = (
+                    conn.execute(
+                        bookings.update()
+                        .where(bookings.c.id == booking_id, self._claimable(now))
+                        .values(**self._claim_values(now, worker, lease))
+                    ).rowcount
+                    == 1
+                )
+                if won:
+                    row = conn.execute(sa.select(bookings).where(bookings.c.id == booking_id)).one()
+                    claimed.append(_booking(row))
+        return claimed
+
+    def _transition(self, key: str, from_statuses: Iterable[str], values: dict[str, Any]) -> bool:
+        values = {**values, "updated_at": self.now()}
+        with self._tx() as conn:
+            return (
+                conn.execute(
+                    bookings.update()
+                    .where(
+                        bookings.c.idempotency_key == key,
+                        bookings.c.status.in_(tuple(from_statuses)),
+                    )
+                    .values(**values)
+                ).rowcount
+                == 1
+            )
+
+    def mark_booked(self, key: str, appointment_id: str, patient_id: str | None) -> bool:
+        """Clinicea stored it: status ``booked`` with its IDs; the lease is released.
+
+        Allowed from pending / booking / retrying / failed (a late lookup may find a booking
+        given up on). Returns True when the row is now booked with that appointment."""
+        changed = self._transition(
+            key,
+            ("pending", "booking", "retrying", "failed"),
+            {
+                "status": "booked",
+                "appointment_id": appointment_id,
+                "patient_id": patient_id,
+                "claimed_by": None,
+                "claimed_until": None,
+                "next_attempt_at": None,
+                "failure_reason": None,
+            },
+        )
+        if changed:
+            return True
+        current = self.get_booking(key)
+        return (
+            current is not None
+            and current.status == "booked"
+            and (current.appointment_id == appointment_id)
+        )
+
+    def mark_retry(self, key: str, error: str, next_attempt_at: datetime) -> bool:
+        """This attempt failed transiently: status ``retrying`` until ``next_attempt_at``."""
+        return self._transition(
+            key,
+            ("pending", "booking", "retrying"),
+            {
+                "status": "retrying",
+                "last_error": error,
+                "next_attempt_at": _utc_naive(next_attempt_at),
+                "claimed_by": None,
+                "claimed_until": None,
+            },
+        )
+
+    def mark_failed(self, key: str, reason: str) -> bool:
+        """Given up (rejected, or out of attempts): status ``failed``; a person must act."""
+        return self._transition(
+            key,
+            ("pending", "booking", "retrying"),
+            {
+                "status": "failed",
+                "failure_reason": reason,
+                "claimed_by": None,
+                "claimed_until": None,
+                "next_attempt_at": None,
+            },
+        )
+
+    def mark_handled(self, key: str, by: str) -> bool:
+        """An agent dealt with a booking the outbox could not: status ``handled``."""
+        return self._transition(
+            key,
+            ("pending", "retrying", "failed"),
+            {
+                "status": "handled",
+                "handled_by": by,
+                "handled_at": self.now(),
+                "claimed_by": None,
+                "claimed_until": None,
+                "next_attempt_at": None,
+            },
+        )
+
+    def get_booking(self, key_or_id: str | int) -> BookingRecord | None:
+        """A booking by idempotency key (str) or id (int)."""
+        cond = (
+            bookings.c.id == key_or_id
+            if isinstance(key_or_id, int)
+            else bookings.c.idempotency_key == key_or_id
+        )
+        with self._tx(write=False) as conn:
+            row = conn.execute(sa.select(bookings).where(cond)).first()
+        return None if row is None else _booking(row)
+
+    def bookings(
+        self, statuses: Iterable[str] | None = None, limit: int = 100
+    ) -> list[BookingRecord]:
+        """Bookings, newest first, optionally only those in ``statuses``."""
+        stmt = sa.select(bookings).order_by(bookings.c.created_at.desc(), bookings.c.id.desc())
+        if statuses is not None:
+            stmt = stmt.where(bookings.c.status.in_(tuple(statuses)))
+        with self._tx(write=False) as conn:
+            return [_booking(r) for r in conn.execute(stmt.limit(limit))]
+
+    def outbox_depth(self) -> dict[str, int]:
+        """Number of bookings per status (every status present, zero included)."""
+        stmt = sa.select(bookings.c.status, sa.func.count()).group_by(bookings.c.status)
+        depth = dict.fromkeys(BOOKING_STATUSES, 0)
+        with self._tx(write=False) as conn:
+            for status, n in conn.execute(stmt):
+                depth[status] = int(n)
+        return depth
+
+    def oldest_pending_age(self) -> timedelta | None:
+        """Age of the oldest booking not yet booked/failed/handled; None when there is none."""
+        stmt = sa.select(sa.func.min(bookings.c.created_at)).where(
+            bookings.c.status.in_(OPEN_BOOKING_STATUSES)
+        )
+        with self._tx(write=False) as conn:
+            oldest = conn.execute(stmt).scalar()
+        if oldest is None:
+            return None
+        if isinstance(oldest, str):  # pragma: no cover - SQLite min() over text, untyped
+            oldest = datetime.fromisoformat(oldest)
+        return max(self.now() - oldest, timedelta(0))
+
+    # -- callbacks -----------------------------------------------------------------------------
+
+    def add_callback(
+        self,
+        call_sid: str | None,
+        phone_e164: str | None,
+        phone_masked: str | None,
+        reason: str | None,
+    ) -> int:
+        """Record an open callback request; returns its id."""
+        with self._tx() as conn:
+            result = conn.execute(
+                callback_requests.insert().values(
+                    call_sid=call_sid,
+                    created_at=self.now(),
+                    phone_e164=phone_e164,
+                    phone_masked=phone_masked,
+                    reason=reason,
+                    status="open",
+                )
+            )
+            return int(result.inserted_primary_key[0])
+
+    def callbacks(self, status: str | None = "open", limit: int = 100) -> list[CallbackRecord]:
+        """Callback requests (``status=None``: all), oldest first."""
+        stmt = sa.select(callback_requests).order_by(
+            callback_requests.c.created_at, callback_requests.c.id
+        )
+        if status is not None:
+            stmt = stmt.where(callback_requests.c.status == status)
+        with self._tx(write=False) as conn:
+            return [_callback(r) for r in conn.execute(stmt.limit(limit))]
+
+    def mark_callback_handled(self, callback_id: int, by: str) -> bool:
+        """Close an open callback request; False if unknown or already handled."""
+        with self._tx() as conn:
+            return (
+                conn.execute(
+                    callback_requests.update()
+                    .where(
+                        callback_requests.c.id == callback_id, callback_requests.c.status == "open"
+                    )
+                    .values(status="handled", handled_by=by, handled_at=self.now())
+                ).rowcount
+                == 1
+            )
+
+    # -- agents and API keys -------------------------------------------------------------------
+
+    def add_agent(self, username: str, password_hash: str) -> AgentRecord:
+        """Create a console agent; raises AlreadyExists for a taken username."""
+        try:
+            with self._tx() as conn:
+                conn.execute(
+                    agents.insert().values(
+                        username=username,
+                        password_hash=password_hash,
+                        created_at=self.now(),
+                        failed_logins=0,
+                    )
+                )
+        except IntegrityError as exc:
+            raise AlreadyExists(f"agent {username!r} already exists") from exc
+        agent = self.get_agent(username)
+        assert agent is not None
+        return agent
+
+    def get_agent(self, username: str) -> AgentRecord | None:
+        """The agent, or None."""
+        with self._tx(write=False) as conn:
+            row = conn.execute(sa.select(agents).where(agents.c.username == username)).first()
+        return None if row is None else _agent(row)
+
+    def set_agent_password(self, username: str, password_hash: str) -> bool:
+        """Replace an agent's password hash; False when the agent is unknown."""
+        with self._tx() as conn:
+            return (
+                conn.execute(
+                    agents.update()
+                    .where(agents.c.username == username)
+                    .values(password_hash=password_hash)
+                ).rowcount
+                == 1
+            )
+
+    def record_login_failure(
+        self, username: str, lock_until: datetime | None = None
+    ) -> AgentRecord | None:
+        """Count a failed login (atomically); lock the agent until ``lock_until`` if given."""
+        values: dict[str, Any] = {"failed_logins": agents.c.failed_logins + 1}
+        if lock_until is not None:
+            values["locked_until"] = _utc_naive(lock_until)
+        with self._tx() as conn:
+            conn.execute(agents.update().where(agents.c.username == username).values(**values))
+            row = conn.execute(sa.select(agents).where(agents.c.username == username)).first()
+        return None if row is None else _agent(row)
+
+    def reset_login_failures(self, username: str) -> None:
+        """After a good login: zero the counter and lift any lock."""
+        with self._tx() as conn:
+            conn.execute(
+                agents.update()
+                .where(agents.c.username == username)
+                .values(failed_logins=0, locked_until=None)
+            )
+
+    def add_api_key(self, name: str, key_hash: str) -> ApiKeyRecord:
+        """Store an API key by its hash; raises AlreadyExists for a duplicate hash."""
+        try:
+            with self._tx() as conn:
+                conn.execute(
+                    api_keys.insert().values(name=name, key_hash=key_hash, created_at=self.now())
+                )
+                row = conn.execute(sa.select(api_keys).where(api_keys.c.key_hash == key_hash)).one()
+        except IntegrityError as exc:
+            raise AlreadyExists(f"API key {name!r} duplicates an existing key") from exc
+        return _api_key(row)
+
+    def find_api_key(self, key_hash: str) -> ApiKeyRecord | None:
+        """The key with that hash (stamping ``last_used_at``), or None."""
+        now = self.now()
+        with self._tx() as conn:
+            conn.execute(
+                api_keys.update().where(api_keys.c.key_hash == key_hash).values(last_used_at=now)
+            )
+            row = conn.execute(sa.select(api_keys).where(api_keys.c.key_hash == key_hash)).first()
+        return None if row is None else _api_key(row)
