@@ -14,6 +14,18 @@ Used by the tests, by the terminal softphone and by the benchmark. Behaviour fol
   ``ErrorCode``/``ErrorUrl``, or the caller hears :data:`APP_ERROR_MESSAGE` and the call ends;
 * the status callback fires once when the call ends.
 
+Choices where Twilio's behaviour is undocumented ([I] in the spec):
+
+* ``actionOnEmptyResult`` with no input posts ``msg=Gather End`` without ``Digits``/``SpeechResult``;
+  a speech result carries no ``FinishedOnKey``; keys after ``numDigits``/``finishOnKey`` are lost;
+* the fallback URL covers every TwiML fetch (first webhook, actions, ``<Redirect>``), not only the
+  first; a failing fallback ends the call with the app-error message;
+* a 3xx is followed with GET and no parameters (307/308: same method, standard parameters only);
+  either way the verb's parameters (``Digits``...) are dropped and a ``http-redirect`` warning is
+  recorded; any leading byte before ``<`` (whitespace, BOM) is error 12100;
+* ``heard`` holds ``<Say>`` text only (``<Play>`` is a :class:`Played` event) and a looped ``<Say>``
+  once; an exception raised by a Flask app with ``testing=True`` propagates (it is not a 500).
+
 A :class:`Call` is driven by one thread; several calls of one :class:`TwilioSimulator` may run
 concurrently (they share only the ``httpx.Client``). Each call keeps its own cookie jar.
 
@@ -562,6 +574,11 @@ class Call:
         return _join_heard(self.transcript[self._last_action:])
 
     @property
+    def waiting(self) -> bool:
+        """True while a ``<Gather>`` waits for the caller (press/say/silence/hang_up)."""
+        return self._gather is not None and not self.ended
+
+    @property
     def gather(self) -> dict[str, str] | None:
         """Attributes of the open ``<Gather>`` (as written in the TwiML), or None."""
         return dict(self._gather.attrib) if self._gather is not None else None
@@ -750,7 +767,7 @@ class Call:
     def _send(self, method: str, url: str, params: Mapping[str, str]) -> httpx.Response:
         """Sign and send one request; records it; handles the per-call cookie jar."""
         url, frag = urldefrag(url)
-        timeout = _overrides_timeout(frag)
+        timeout, retries = _overrides(frag)
         if method == "GET":
             request = self.sim.http.build_request("GET", _append_query(url, params),
                                                   timeout=timeout)
@@ -769,7 +786,13 @@ class Call:
         self.requests.append((method, wire_url, dict(params)))
         t0 = time.perf_counter()
         try:
-            response = self.sim.http.send(request, follow_redirects=False)
+            for attempt in range(retries + 1):  # only TCP-connect failures are retried
+                try:
+                    response = self.sim.http.send(request, follow_redirects=False)
+                    break
+                except (httpx.ConnectError, httpx.ConnectTimeout):
+                    if attempt == retries:
+                        raise
         finally:
             self.latencies.append(time.perf_counter() - t0)
         self.cookies.extract_cookies(response)
@@ -784,8 +807,8 @@ class Call:
         for hop in range(MAX_HTTP_REDIRECTS + 1):
             try:
                 response = self._send(method, url, params)
-            except httpx.TimeoutException as exc:
-                raise _FetchError(11205, f"timeout: {exc!r}", url) from exc
+            except (httpx.TimeoutException, httpx.ConnectError) as exc:
+                raise _FetchError(11205, f"connection failure or timeout: {exc!r}", url) from exc
             except httpx.TransportError as exc:
                 raise _FetchError(11200, f"HTTP retrieval failure: {exc!r}", url) from exc
             if not (response.is_redirect and "location" in response.headers):
@@ -1107,18 +1130,21 @@ def _say_text(el: ET.Element) -> str:
     return "".join(parts)
 
 
-def _overrides_timeout(fragment: str) -> httpx.Timeout | None:
-    """Twilio connection overrides in the URL fragment (``#ct=..&rt=..&tt=..``, ms)."""
-    if not fragment:
-        return None
-    values = dict(parse_qsl(fragment))
+def _overrides(fragment: str) -> tuple[httpx.Timeout, int]:
+    """Twilio connection overrides in the URL fragment (``#ct=..&rt=..&tt=..&rc=..``, ms).
+
+    Returns the timeout (Twilio's defaults: connect 5 s, whole request 15 s) and how many times
+    a TCP-connect failure is retried (default 1: "two 5-second attempts").
+    """
+    values = dict(parse_qsl(fragment)) if fragment else {}
     try:
         ct = int(values.get("ct", 5000)) / 1000
         rt = int(values.get("rt", 15000)) / 1000
         tt = int(values.get("tt", 15000)) / 1000
+        rc = min(max(int(values.get("rc", 1)), 0), 5)
     except ValueError:
-        return None
-    return httpx.Timeout(tt, connect=ct, read=rt)
+        ct, rt, tt, rc = 5.0, 15.0, 15.0, 1
+    return httpx.Timeout(min(tt, rt), connect=ct), rc
 
 
 def raw_signature(url: str, params: Mapping[str, str], auth_token: str) -> str:

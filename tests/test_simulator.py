@@ -795,3 +795,58 @@ def test_cookies_are_kept_per_call() -> None:
     a.press("1")
     b.press("1")
     assert a.last_heard == "same" and b.last_heard == "same"
+
+
+# --------------------------------------------------------------------------- transport faults
+
+
+class FlakyTransport(httpx.BaseTransport):
+    """Delegates to the WSGI app, but fails requests to the given paths."""
+
+    def __init__(self, app: Flask, fail: dict[str, type[httpx.TransportError]]) -> None:
+        self.inner = httpx.WSGITransport(app=app)
+        self.fail = fail
+        self.attempts: list[str] = []
+
+    def handle_request(self, req: httpx.Request) -> httpx.Response:
+        self.attempts.append(req.url.path)
+        exc = self.fail.get(req.url.path)
+        if exc is not None:
+            raise exc("simulated", request=req)
+        return self.inner.handle_request(req)
+
+
+@pytest.mark.parametrize(
+    ("exc", "attempts"), [(httpx.ConnectError, 2), (httpx.ReadTimeout, 1)]
+)
+def test_connection_failures_are_11205_and_only_connect_is_retried(
+    exc: type[httpx.TransportError], attempts: int
+) -> None:
+    app = menu_app()
+    transport = FlakyTransport(app, {"/voice/incoming": exc})
+    sim = TwilioSimulator("http://testserver", TOKEN, http=httpx.Client(transport=transport))
+    call = sim.call()
+    assert transport.attempts.count("/voice/incoming") == attempts
+    assert call.errors[0].code == 11205
+    assert call.heard == "Sorry, our phone system is having trouble."
+    assert seen(app, "/voice/fallback")[0]["form"]["ErrorCode"] == "11205"
+
+
+def test_dial_outcome_can_be_changed_between_turns() -> None:
+    app = dial_app(action=True)
+
+    @app.post("/voice/menu")
+    def menu() -> Response:
+        r = VoiceResponse()
+        r.dial("+922135550100", action="/voice/after-dial")
+        return xml(r)
+
+    app.view_functions["incoming"] = lambda: xml(
+        VoiceResponse().append(Gather(action="/voice/menu", num_digits=1))
+    )
+    call = make_sim(app).call()
+    assert call.waiting
+    call.dial_outcome = "no-answer"
+    call.press("0")
+    assert call.last_heard == "Dial status no-answer."
+    assert not call.waiting and call.dialed == ["+922135550100"]
