@@ -28,16 +28,17 @@ import phonenumbers
 from flows.domain import WEEKDAYS, ClinicSite, Doctor, Service, WeeklyHours
 from ivr.phone import parse_phone
 
-# --- DEMO_IDS: fixed Clinicea GUIDs of the demo clinic; the sandbox seed imports these. ---
-DEMO_CLINIC_CLIFTON_ID = "b2fc02f1-e06d-4c5a-bfd0-6edfe3893b9e"
-DEMO_CLINIC_GULSHAN_ID = "8ddf238f-75b5-487b-b012-bd657e9db9e1"
-DEMO_DOCTOR_NADIA_FAROOQ_ID = "3cf15437-900a-4d62-b914-adaaec3be52b"  # Clifton
-DEMO_DOCTOR_OMAR_SHEIKH_ID = "83a11bb7-be26-4263-9609-bce200eccfbb"  # Clifton
-DEMO_DOCTOR_AYESHA_KHAN_ID = "e633c001-d979-48cd-9b8e-4da88dc048aa"  # Gulshan
-DEMO_DOCTOR_BILAL_QURESHI_ID = "31c3c48e-821d-41db-830b-85b884d2c9fd"  # Gulshan
-DEMO_SERVICE_CONSULTATION_ID = "f7755f94-5f78-4290-8640-aa7302929e6b"
-DEMO_SERVICE_FOLLOW_UP_ID = "48c702d0-6ea4-4aaa-a45c-cca630235087"
-DEMO_SERVICE_VACCINATION_ID = "45b1e76d-a7c1-4eb4-ae71-d5feff30f96f"
+# --- DEMO_IDS: fixed Clinicea GUIDs of the demo clinic. They must equal the sandbox seed's
+# (ivr/sandbox/seed.py); tests/test_config.py checks that they do. ---
+DEMO_CLINIC_CLIFTON_ID = "6f1c2a0e-3b7d-4c1a-9e2f-0a1b2c3d4e01"
+DEMO_CLINIC_GULSHAN_ID = "6f1c2a0e-3b7d-4c1a-9e2f-0a1b2c3d4e02"
+DEMO_DOCTOR_FAROOQ_ID = "7a2d3b1f-4c8e-4d2b-8f30-1b2c3d4e5f01"  # Clifton
+DEMO_DOCTOR_SHEIKH_ID = "7a2d3b1f-4c8e-4d2b-8f30-1b2c3d4e5f02"  # Clifton
+DEMO_DOCTOR_KHAN_ID = "7a2d3b1f-4c8e-4d2b-8f30-1b2c3d4e5f03"  # Gulshan
+DEMO_DOCTOR_QURESHI_ID = "7a2d3b1f-4c8e-4d2b-8f30-1b2c3d4e5f04"  # Gulshan
+DEMO_SERVICE_CONSULTATION_ID = "8b3e4c20-5d9f-4e3c-9a41-2c3d4e5f6a01"
+DEMO_SERVICE_FOLLOWUP_ID = "8b3e4c20-5d9f-4e3c-9a41-2c3d4e5f6a02"
+DEMO_SERVICE_VACCINATION_ID = "8b3e4c20-5d9f-4e3c-9a41-2c3d4e5f6a03"
 
 # --- Demo secrets: public on purpose, only ever used in demo mode (`ivr check` flags them). ---
 DEMO_TWILIO_AUTH_TOKEN = "demo-twilio-auth-token"
@@ -452,34 +453,34 @@ sun = "closed"
 id = "{DEMO_CLINIC_CLIFTON_ID}"
 name = "Harbour Family Clinic Clifton"
 address = "7 Khayaban-e-Ittehad, Clifton, Karachi"
-phone = "+922135870101"
+phone = "+922135871234"
 
 [[clinics]]
 id = "{DEMO_CLINIC_GULSHAN_ID}"
 name = "Harbour Family Clinic Gulshan"
 address = "12 Main Boulevard, Gulshan-e-Iqbal, Karachi"
-phone = "+922134980102"
+phone = "+922134981234"
 
 [[doctors]]
-id = "{DEMO_DOCTOR_NADIA_FAROOQ_ID}"
+id = "{DEMO_DOCTOR_FAROOQ_ID}"
 name = "Dr. Nadia Farooq"
 clinic_id = "{DEMO_CLINIC_CLIFTON_ID}"
 aliases = ["Nadia", "Farooq", "Farooqi"]
 
 [[doctors]]
-id = "{DEMO_DOCTOR_OMAR_SHEIKH_ID}"
+id = "{DEMO_DOCTOR_SHEIKH_ID}"
 name = "Dr. Omar Sheikh"
 clinic_id = "{DEMO_CLINIC_CLIFTON_ID}"
 aliases = ["Omar", "Umar", "Sheikh", "Shaikh"]
 
 [[doctors]]
-id = "{DEMO_DOCTOR_AYESHA_KHAN_ID}"
+id = "{DEMO_DOCTOR_KHAN_ID}"
 name = "Dr. Ayesha Khan"
 clinic_id = "{DEMO_CLINIC_GULSHAN_ID}"
 aliases = ["Ayesha", "Aisha", "Khan"]
 
 [[doctors]]
-id = "{DEMO_DOCTOR_BILAL_QURESHI_ID}"
+id = "{DEMO_DOCTOR_QURESHI_ID}"
 name = "Dr. Bilal Qureshi"
 clinic_id = "{DEMO_CLINIC_GULSHAN_ID}"
 aliases = ["Bilal", "Qureshi", "Kureshi"]
@@ -490,7 +491,7 @@ name = "Consultation"
 minutes = 20
 
 [[services]]
-id = "{DEMO_SERVICE_FOLLOW_UP_ID}"
+id = "{DEMO_SERVICE_FOLLOWUP_ID}"
 name = "Follow-up"
 minutes = 20
 

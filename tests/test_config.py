@@ -206,7 +206,7 @@ def test_demo_clinic() -> None:
         "Dr. Ayesha Khan": config.DEMO_CLINIC_GULSHAN_ID,
         "Dr. Bilal Qureshi": config.DEMO_CLINIC_GULSHAN_ID,
     }
-    assert clinic.doctors[2].id == config.DEMO_DOCTOR_AYESHA_KHAN_ID
+    assert clinic.doctors[2].id == config.DEMO_DOCTOR_KHAN_ID
     assert [(s.name, s.minutes) for s in clinic.services] == [
         ("Consultation", 20),
         ("Follow-up", 20),
@@ -228,6 +228,24 @@ def test_demo_ids_are_unique_guids() -> None:
            name.endswith("_ID")]  # fmt: skip
     assert len(ids) == 9 and len(set(ids)) == 9
     assert all(len(v) == 36 and v.count("-") == 4 for v in ids)
+
+
+def test_demo_clinic_matches_the_sandbox_seed() -> None:
+    seed = pytest.importorskip("ivr.sandbox.seed")
+    for name, value in vars(config).items():
+        if name.startswith("DEMO_") and name.endswith("_ID"):
+            assert getattr(seed, name) == value, name
+    assert [(c.id, c.name, c.phone) for c in DEMO_CLINIC.clinics] == [
+        (c.id, c.name, c.phone) for c in seed.DEMO_CLINICS
+    ]
+    assert [(d.id, d.name, d.clinic_id) for d in DEMO_CLINIC.doctors] == [
+        (d.id, d.name, d.clinic_id) for d in seed.DEMO_STAFF
+    ]
+    assert [(s.id, s.name, s.minutes) for s in DEMO_CLINIC.services] == [
+        (s.id, s.name, s.minutes) for s in seed.DEMO_SERVICES
+    ]
+    open_days = {day: r for day, r in seed.DEMO_HOURS.items() if r}
+    assert dict(DEMO_CLINIC.hours.ranges) == open_days
 
 
 def test_voice_defaults_are_extensible(monkeypatch: pytest.MonkeyPatch) -> None:
