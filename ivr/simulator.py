@@ -16,8 +16,9 @@ Used by the tests, by the terminal softphone and by the benchmark. Behaviour fol
 
 Choices where Twilio's behaviour is undocumented ([I] in the spec):
 
-* ``actionOnEmptyResult`` with no input posts ``msg=Gather End`` without ``Digits``/``SpeechResult``;
-  a speech result carries no ``FinishedOnKey``; keys after ``numDigits``/``finishOnKey`` are lost;
+* ``actionOnEmptyResult`` with no input posts ``msg=Gather End`` and no ``Digits`` or
+  ``SpeechResult``; a speech result carries no ``FinishedOnKey``; keys after
+  ``numDigits``/``finishOnKey`` are lost;
 * the fallback URL covers every TwiML fetch (first webhook, actions, ``<Redirect>``), not only the
   first; a failing fallback ends the call with the app-error message;
 * a 3xx is followed with GET and no parameters (307/308: same method, standard parameters only);
