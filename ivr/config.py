@@ -89,7 +89,7 @@ class ClinicConfig:
     read_last_visit_service: bool = False
     verify_date_of_birth: bool = False
     sms_confirmation: bool = False
-    endpoints: dict[str, dict[str, str]] = field(default_factory=dict)
+    endpoints: dict[str, dict[str, Any]] = field(default_factory=dict)  # op -> method/path/params
     booking_max_attempts: int = 8
     event_retention_days: int = 30
 
@@ -308,18 +308,21 @@ def _service(t: _Table) -> Service:
     return service
 
 
-def _endpoints(table: _Table) -> dict[str, dict[str, str]]:
-    result: dict[str, dict[str, str]] = {}
-    for op in table.keys():
-        entry = table.table(op)
-        entry.only(("method", "path"))
-        method = entry.text("method").upper()
-        if method not in {"GET", "POST", "PUT", "PATCH", "DELETE"}:
-            raise ConfigError(f"{entry.key('method')}: {method!r} is not an HTTP method")
-        path = entry.text("path")
-        if not path.startswith("/"):
-            raise ConfigError(f"{entry.key('path')}: must start with '/', got {path!r}")
-        result[op] = {"method": method, "path": path}
+def _endpoints(table: _Table) -> dict[str, dict[str, Any]]:
+    """Overrides of the Clinicea endpoint table, passed through as plain dicts.
+
+    Validated here by the client's own merge (unknown operation, unknown key, bad method or
+    path), so a typo stops start-up instead of failing a caller's booking later.
+    """
+    result = {op: dict(table.table(op).data) for op in table.keys()}
+    if not result:
+        return result
+    from ivr.clinicea.endpoints import merge_endpoints  # late: keeps `import ivr.config` light
+
+    try:
+        merge_endpoints(result)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     return result
 
 

@@ -119,7 +119,9 @@ BAD = [
     (MINIMAL + '\n[endpoints]\nsearch = { method = "FETCH", path = "/x" }\n',
      "endpoints.search.method: 'FETCH' is not an HTTP method"),
     (MINIMAL + '\n[endpoints]\nsearch = { method = "GET", path = "x" }\n',
-     "endpoints.search.path: must start with '/', got 'x'"),
+     "endpoints.search.path: must start with '/'"),
+    (MINIMAL + '\n[endpoints]\nserch = { path = "/x" }\n',
+     "endpoints: unknown operation 'serch' (known: ..."),
     (edit(CLINIC_BLOCK, ""), "clinics: missing"),
     ("clinics = []\n" + edit(CLINIC_BLOCK, ""),
      "clinics: needs at least one [[clinics]] entry"),
@@ -134,7 +136,10 @@ BAD = [
 def test_bad_clinic_value_gives_one_line_error(text: str, message: str) -> None:
     with pytest.raises(ConfigError) as caught:
         parse_clinic_config(text, "clinic.toml")
-    assert str(caught.value) == message
+    if message.endswith("..."):  # the rest lists another module's names
+        assert str(caught.value).startswith(message[:-3])
+    else:
+        assert str(caught.value) == message
     assert "\n" not in str(caught.value)
 
 
