@@ -174,7 +174,7 @@ def test_an_endpoint_object_replaces_the_entry():
     [
         {"serach": {"path": "/x"}},
         {"search": {"url": "/x"}},
-        {"search": {"method": "DELETE"}},
+        {"search": {"method": "FETCH"}},
         {"search": {"path": "api/no/slash"}},
         {"search": {"params": {"mobile": 1}}},
         {"search": "/x"},

@@ -96,7 +96,7 @@ DEFAULT_ENDPOINTS: Mapping[str, Endpoint] = MappingProxyType(
 
 OPERATIONS: tuple[str, ...] = tuple(DEFAULT_ENDPOINTS)
 
-_METHODS = {"GET", "POST", "PUT"}
+_METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE"}
 _KEYS = {"method", "path", "params"}
 
 
@@ -107,9 +107,10 @@ def merge_endpoints(
     """The endpoint table with a clinic's overrides merged over `base`.
 
     Each override is an `Endpoint` or a mapping with any of `method`, `path`, `params`.
-    Raises ValueError for an unknown operation, an unknown key, a method other than
-    GET/POST/PUT, or a path that does not start with "/": a typo in the clinic's config must
-    stop the app at start-up, not fail a caller's booking later.
+    Raises ValueError for an unknown operation, an unknown key, a method that is not an HTTP
+    method, or a path that does not start with "/": a typo in the clinic's config must stop
+    the app at start-up, not fail a caller's booking later. Any method but GET counts as a
+    write (never retried, never sent twice).
     """
     table = dict(base)
     for operation, override in (overrides or {}).items():
@@ -129,7 +130,7 @@ def merge_endpoints(
         path = str(override.get("path", current.path))
         params = override.get("params", {})
         if method not in _METHODS:
-            raise ValueError(f"endpoints.{operation}.method: {method!r} is not GET, POST or PUT")
+            raise ValueError(f"endpoints.{operation}.method: {method!r} is not an HTTP method")
         if not path.startswith("/"):
             raise ValueError(f"endpoints.{operation}.path: must start with '/'")
         if not isinstance(params, Mapping) or not all(
