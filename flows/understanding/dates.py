@@ -1,0 +1,242 @@
+"""Calendar days: "tomorrow", "next Tuesday", "the 5th", "5th of December", "5/12", keyed DDMM.
+
+Rules (docs/understanding.md has the full list):
+- a bare weekday ("Tuesday", "on Tuesday") is the first such day after today (never today);
+  "this Tuesday" / "coming Tuesday" is the first such day from today on (today included);
+- "next Tuesday" is the first such day after today that is not tomorrow; where the British
+  calendar-week reading would give a different day (the weekday is 2-6 days ahead in this week)
+  the result is marked `sure=False` so the flow reads the date back;
+- a day and month without a year that has already passed this year is next year's; a day of
+  the month alone that has passed is next month's;
+- numeric dates follow the region: M/D for US, D/M elsewhere; keyed digits are DD, DDMM,
+  DDMMYY or DDMMYYYY;
+- a weekday that disagrees with the date said with it gives NotUnderstood("weekday_mismatch");
+- nothing before today is ever returned (NotUnderstood("past")).
+"""
+
+from __future__ import annotations
+
+import calendar
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from flows.understanding.text import (
+    canonical,
+    is_num,
+    is_ord,
+    month_of,
+    numberize,
+    weekday_of,
+)
+from flows.understanding.types import Answer, Context, NotUnderstood, Understood
+
+MONTH_FIRST_REGIONS = {"US", "PH", "CA-US", "FM", "MH", "PW"}
+
+
+@dataclass(frozen=True)
+class DateFound:
+    """A date extracted from tokens, or a reason it is not usable."""
+
+    value: date | None
+    reason: str = ""
+    sure: bool = True
+    used: frozenset[int] = frozenset()
+
+
+def _valid(y: int, m: int, d: int) -> date | None:
+    if 1 <= m <= 12 and 1 <= d <= calendar.monthrange(y, m)[1] and 1 <= y <= 9998:
+        return date(y, m, d)
+    return None
+
+
+def resolve_day_month(d: int, m: int, y: int | None, today: date) -> DateFound:
+    """Day and month, with or without a year, never in the past."""
+    if y is not None:
+        if y < 100:
+            y += 2000
+        found = _valid(y, m, d)
+        if found is None:
+            return DateFound(None, "no_such_date")
+        return DateFound(found) if found >= today else DateFound(None, "past")
+    for year in (today.year, today.year + 1, today.year + 2):
+        found = _valid(year, m, d)
+        if found is not None and found >= today:
+            return DateFound(found)
+    return DateFound(None, "no_such_date")
+
+
+def resolve_day_only(d: int, today: date) -> DateFound:
+    """A day of the month alone: this month, or the next month that has that day."""
+    if not 1 <= d <= 31:
+        return DateFound(None, "no_such_date")
+    y, m = today.year, today.month
+    for _ in range(3):
+        found = _valid(y, m, d)
+        if found is not None and found >= today:
+            return DateFound(found)
+        y, m = (y + 1, 1) if m == 12 else (y, m + 1)
+    return DateFound(None, "no_such_date")
+
+
+def resolve_weekday(wd: int, modifier: str | None, today: date, next_week: bool) -> DateFound:
+    """A weekday with an optional "this"/"next" (see the module docstring)."""
+    delta = (wd - today.weekday()) % 7
+    if next_week:  # "Tuesday next week": in the next calendar week (Monday to Sunday)
+        return DateFound(today + timedelta(days=7 - today.weekday() + wd))
+    if modifier == "this":
+        return DateFound(today + timedelta(days=delta))
+    if modifier == "next":
+        ambiguous = delta >= 2
+        if delta <= 1:
+            delta += 7
+        return DateFound(today + timedelta(days=delta), sure=not ambiguous)
+    return DateFound(today + timedelta(days=delta or 7))
+
+
+def _numeric(tok: str, region: str, today: date) -> DateFound:
+    parts = [int(p) for p in tok.replace("-", "/").split("/")]
+    if len(parts[0:1]) and parts[0] > 31 and len(parts) == 3:  # ISO 2026-12-05
+        y, m, d = parts
+        return resolve_day_month(d, m, y, today)
+    a, b = parts[0], parts[1]
+    y = parts[2] if len(parts) == 3 else None
+    d, m = (b, a) if region.upper() in MONTH_FIRST_REGIONS else (a, b)
+    return resolve_day_month(d, m, y, today)
+
+
+def extract_date(
+    toks: list[str],
+    ctx: Context,
+    skip: frozenset[int] = frozenset(),
+    *,
+    bare_numbers: bool = True,
+) -> DateFound | None:
+    """Find a date in canonical tokens; None when the tokens say nothing about a day."""
+    today = ctx.today
+    n = len(toks)
+    found: list[DateFound] = []
+    weekdays: list[tuple[int, str | None, int]] = []
+    day_hint: list[DateFound] = []  # day-of-month readings
+    used: set[int] = set()
+
+    def tok(i: int) -> str:
+        return toks[i] if 0 <= i < n and i not in skip else ""
+
+    next_week = any(
+        toks[i] == "next" and i + 1 < n and toks[i + 1] in {"week", "weeks"} for i in range(n)
+    )
+    for i in range(n):
+        t = tok(i)
+        if not t:
+            continue
+        if t == "today":
+            found.append(DateFound(today, used=frozenset({i})))
+        elif t == "tomorrow":
+            found.append(DateFound(today + timedelta(days=1), used=frozenset({i})))
+        elif t == "dayafter":
+            found.append(DateFound(today + timedelta(days=2), used=frozenset({i})))
+        elif t == "past":
+            return DateFound(None, "past", used=frozenset({i}))
+        elif weekday_of(t) is not None and len(t) == 3:
+            mod = None
+            for back in (1, 2):
+                if tok(i - back) in {"this", "next"}:
+                    mod = tok(i - back)
+                    used.add(i - back)
+                    break
+                if tok(i - back) not in {"on", "the"}:
+                    break
+            weekdays.append((weekday_of(t) or 0, mod, i))
+            used.add(i)
+        elif month_of(t) is not None:
+            m = month_of(t) or 0
+            day_i = None
+            for j in (i + 1, i + 2, i - 1, i - 2, i - 3):
+                cand = tok(j)
+                if (is_num(cand) or is_ord(cand)) and len(cand.rstrip("#")) <= 2:
+                    between = toks[min(i, j) + 1 : max(i, j)]
+                    if all(b in {"the", "of"} for b in between):
+                        day_i = j
+                        break
+            if day_i is None:
+                continue  # "may I book..." or a month alone: not a date
+            d = int(tok(day_i).rstrip("#"))
+            idx = {i, day_i}
+            y = None
+            for j in (i + 1, i + 2, day_i + 1):
+                cand = tok(j)
+                if j not in idx and is_num(cand) and len(cand) == 4:
+                    y, idx = int(cand), idx | {j}
+                    break
+            r = resolve_day_month(d, m, y, today)
+            found.append(DateFound(r.value, r.reason, used=frozenset(idx)))
+        elif "/" in t or ("-" in t and t[0].isdigit()):
+            r = _numeric(t, ctx.region, today)
+            found.append(DateFound(r.value, r.reason, used=frozenset({i})))
+    taken = set().union(*(f.used for f in found)) if found else set()
+    for i in range(n):
+        t = tok(i)
+        if not t or i in taken:
+            continue
+        day_word = tok(i + 1) == "date" or tok(i - 1) == "date"
+        if is_ord(t) or (
+            is_num(t) and len(t) <= 2 and (bare_numbers or tok(i - 1) == "the" or day_word)
+        ):
+            r = resolve_day_only(int(t.rstrip("#")), today)
+            day_hint.append(DateFound(r.value, r.reason, used=frozenset({i})))
+    found.extend(day_hint)
+    if not found and not weekdays:
+        return None
+    all_used = frozenset(used).union(*(f.used for f in found))
+    errors = [f for f in found if f.value is None]
+    if errors:
+        return DateFound(None, errors[0].reason, used=all_used)
+    values = {f.value for f in found}
+    if len(values) > 1 or len({w for w, _, _ in weekdays}) > 1:
+        return DateFound(None, "two_dates", used=all_used)
+    if found:
+        value = found[0].value
+        assert value is not None
+        if weekdays and weekdays[0][0] != value.weekday():
+            return DateFound(None, "weekday_mismatch", used=all_used)
+        return DateFound(value, used=all_used)
+    wd, mod, _ = weekdays[0]
+    r = resolve_weekday(wd, mod, today, next_week)
+    return DateFound(r.value, sure=r.sure, used=all_used)
+
+
+def keyed_date(digits: str, ctx: Context) -> DateFound:
+    """Keyed DD, DDMM, DDMMYY or DDMMYYYY."""
+    today = ctx.today
+    if len(digits) in (1, 2):
+        return resolve_day_only(int(digits), today)
+    if len(digits) in (4, 6, 8):
+        d, m = int(digits[:2]), int(digits[2:4])
+        y = int(digits[4:]) if len(digits) > 4 else None
+        return resolve_day_month(d, m, y, today)
+    return DateFound(None, "bad_keyed_date")
+
+
+def date_tokens(speech: str | None, language: str) -> list[str]:
+    """Canonical tokens with number words joined, as the date and time parsers read them."""
+    return numberize(canonical(speech, language))
+
+
+def parse_date(answer: Answer, ctx: Context) -> Understood[date] | NotUnderstood:
+    """A calendar day on or after today (see the module docstring for the rules)."""
+    try:
+        if answer.keyed:
+            r = keyed_date(answer.keyed, ctx)
+        else:
+            from flows.understanding.times import extract_time
+
+            toks = date_tokens(answer.speech, ctx.language)
+            _t, time_used, _s = extract_time(toks, ctx, None, marked_only=True)
+            r = extract_date(toks, ctx, time_used) or DateFound(None, "no_date")
+        if r.value is None:
+            return NotUnderstood(r.reason or "no_date")
+        if r.value < ctx.today:
+            return NotUnderstood("past")
+        return Understood(r.value, sure=r.sure and not (answer.low_confidence and not answer.keyed))
+    except Exception as exc:  # noqa: BLE001 - a parser never raises
+        return NotUnderstood(f"error: {type(exc).__name__}")

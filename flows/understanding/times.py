@@ -1,0 +1,232 @@
+"""Times of day: "4 pm", "half past ten", "16:30", "morning", keyed HHMM; snapped to the slot grid.
+
+An hour said without am/pm ("4") is resolved with the clinic's opening hours: the reading that
+falls inside the hours of `day` (or of any day when no day is known) wins.
+Exact times snap to the nearest slot on a grid that starts at the day's first opening time
+(at midnight when the day is unknown or closed); a tie snaps to the earlier slot.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, time
+
+from flows.understanding.text import canonical, numberize
+from flows.understanding.types import Answer, Context, NotUnderstood, TimeOfDay, Understood
+
+PARTS_OF_DAY = {
+    "morning": TimeOfDay(time(8, 0), time(12, 0)),
+    "afternoon": TimeOfDay(time(12, 0), time(17, 0)),
+    "evening": TimeOfDay(time(17, 0), time(21, 0)),
+    "night": TimeOfDay(time(17, 0), time(21, 0)),
+}
+_PM_HINT = {"afternoon": "pm", "evening": "pm", "night": "pm", "morning": "am"}
+
+
+@dataclass(frozen=True)
+class _Clock:
+    hour: int
+    minute: int
+    meridiem: str | None  # "am", "pm" or None
+    used: frozenset[int]
+
+
+def _minute_token(tok: str) -> int | None:
+    if tok.isdigit() and len(tok) <= 2 and 0 <= int(tok) <= 59:
+        return int(tok)
+    return None
+
+
+def _hour_token(tok: str) -> int | None:
+    if tok.isdigit() and len(tok) <= 2 and 0 <= int(tok) <= 24:
+        return int(tok)
+    return None
+
+
+def _clock_at(toks: list[str], i: int, marked_only: bool) -> _Clock | None:
+    """A clock time starting at token i, or None."""
+    n = len(toks)
+    t = toks[i]
+    nxt = toks[i + 1] if i + 1 < n else ""
+    nxt2 = toks[i + 2] if i + 2 < n else ""
+    if t == "noon":
+        return _Clock(12, 0, "pm", frozenset({i}))
+    if t == "midnight":
+        return _Clock(0, 0, "am", frozenset({i}))
+    if ":" in t or ("." in t and t.replace(".", "").isdigit()):
+        hh, mm = t.replace(".", ":").split(":")
+        return _Clock(int(hh), int(mm), None, frozenset({i}))
+    if t in {"halfpast", "quarterpast", "quarterto", "half"} and _hour_token(nxt) is not None:
+        h = int(nxt)
+        if t == "quarterto":
+            return _Clock((h - 1) % 24, 45, None, frozenset({i, i + 1}))
+        return _Clock(h, 15 if t == "quarterpast" else 30, None, frozenset({i, i + 1}))
+    if t.isdigit() and len(t) in (3, 4) and not marked_only and 0 <= int(t) <= 2359:
+        return _Clock(int(t) // 100, int(t) % 100, None, frozenset({i}))
+    m = _minute_token(t)
+    if m is not None and nxt in {"past", "to", "after", "till", "before"} and m <= 30:
+        if nxt2 == "minutes":
+            nxt2 = toks[i + 3] if i + 3 < n else ""
+        h = _hour_token(nxt2)
+        if h is not None and nxt in {"past", "after"}:
+            return _Clock(h, m, None, frozenset({i, i + 1, i + 2}))
+        if h is not None and nxt in {"to", "till", "before"}:
+            return _Clock((h - 1) % 24, 60 - m, None, frozenset({i, i + 1, i + 2}))
+    h = _hour_token(t)
+    if h is None:
+        return None
+    used = {i}
+    minute = 0
+    j = i + 1
+    if (
+        j < n
+        and toks[j] in {"oh", "o", "zero"}
+        and j + 1 < n
+        and toks[j + 1].isdigit()
+        and len(toks[j + 1]) == 1
+    ):
+        minute, used = int(toks[j + 1]), used | {j, j + 1}
+        j += 2
+    elif j < n and toks[j] == "hundred":
+        used.add(j)
+        j += 1
+    elif (
+        j < n
+        and _minute_token(toks[j]) is not None
+        and toks[j] != "0"
+        and (int(toks[j]) >= 10 or (toks[j].startswith("0") and len(toks[j]) == 2))
+    ):
+        minute, used = int(toks[j]), used | {j}
+        j += 1
+    meridiem = None
+    marked = len(used) > 1
+    while j < n and toks[j] in {"oclock", "am", "pm", "hours", "sharp"}:
+        if toks[j] in {"am", "pm"}:
+            meridiem = toks[j]
+        used.add(j)
+        marked = True
+        j += 1
+    prev = toks[i - 1] if i > 0 else ""
+    if prev in {"at", "around", "about", "by"} and not toks[i].endswith("#"):
+        marked = True
+        used.add(i - 1)
+    if prev in {"oclock", "morning", "afternoon", "evening", "night"} and i > 0:
+        marked = marked or prev == "oclock"
+    if marked_only and not marked:
+        return None
+    return _Clock(h, minute, meridiem, frozenset(used))
+
+
+def _open_on(ctx: Context, day: date | None, t: time) -> bool:
+    if day is not None:
+        return any(s <= t < e for s, e in ctx.hours.on(day))
+    return any(s <= t < e for ranges in ctx.hours.ranges.values() for s, e in ranges)
+
+
+def _resolve(clock: _Clock, hint: str | None, ctx: Context, day: date | None) -> tuple[time, bool]:
+    """The 24-hour time meant; `sure` False when it was a guess."""
+    h, m = clock.hour, clock.minute
+    if h == 24:
+        h = 0
+    meridiem = clock.meridiem or hint
+    if h > 12 or h == 0:
+        return time(h, m), True
+    if meridiem == "pm":
+        return time(h if h == 12 else h + 12, m), True
+    if meridiem == "am":
+        return time(0 if h == 12 else h, m), True
+    if h == 12:
+        return time(12, m), True
+    am, pm = time(h, m), time(h + 12, m)
+    am_open, pm_open = _open_on(ctx, day, am), _open_on(ctx, day, pm)
+    if am_open != pm_open:
+        return (am if am_open else pm), True
+    return (am if 7 <= h <= 11 else pm), False
+
+
+def snap(t: time, ctx: Context, day: date | None) -> time:
+    """The nearest slot start on the grid (from the day's first opening time, or midnight)."""
+    step = max(1, ctx.slot_minutes)
+    origin = 0
+    if day is not None and ctx.hours.on(day):
+        first = min(s for s, _ in ctx.hours.on(day))
+        origin = first.hour * 60 + first.minute
+    minutes = t.hour * 60 + t.minute
+    k, rest = divmod(minutes - origin, step)
+    if rest * 2 > step:
+        k += 1
+    snapped = min(max(origin + k * step, 0), 23 * 60 + 59)
+    return time(snapped // 60, snapped % 60)
+
+
+def extract_time(
+    toks: list[str],
+    ctx: Context,
+    day: date | None,
+    skip: frozenset[int] = frozenset(),
+    *,
+    marked_only: bool = False,
+) -> tuple[TimeOfDay | NotUnderstood | None, frozenset[int], bool]:
+    """Find a time in canonical tokens: (value or None, token indices used, sure)."""
+    hint = next((_PM_HINT[t] for t in toks if t in _PM_HINT), None)
+    clocks: list[_Clock] = []
+    i = 0
+    while i < len(toks):
+        if i not in skip:
+            c = _clock_at(toks, i, marked_only)
+            if c is not None and not (c.used & skip):
+                clocks.append(c)
+                i = max(c.used) + 1
+                continue
+        i += 1
+    if clocks:
+        c = clocks[0]
+        if len({(x.hour, x.minute, x.meridiem) for x in clocks}) > 1:
+            return NotUnderstood("two_times"), c.used, False
+        if c.hour > 24 or c.minute > 59:
+            return NotUnderstood("no_such_time"), c.used, False
+        t, sure = _resolve(c, hint, ctx, day)
+        snapped = snap(t, ctx, day)
+        return TimeOfDay(snapped), c.used, sure and snapped == t
+    used = frozenset(i for i, t in enumerate(toks) if t in PARTS_OF_DAY and i not in skip)
+    parts = {toks[i] for i in used}
+    if len({PARTS_OF_DAY[p] for p in parts}) > 1:
+        return NotUnderstood("two_parts_of_day"), used, False
+    if parts:
+        return PARTS_OF_DAY[parts.pop()], used, True
+    return None, frozenset(), True
+
+
+def keyed_time(
+    digits: str, ctx: Context, day: date | None
+) -> Understood[TimeOfDay] | NotUnderstood:
+    """Keyed HHMM (24-hour), HMM, or an hour alone (resolved like a spoken hour)."""
+    if len(digits) in (3, 4):
+        h, m = int(digits[:-2]), int(digits[-2:])
+        if h > 23 or m > 59:
+            return NotUnderstood("no_such_time")
+        t = time(h, m)
+        snapped = snap(t, ctx, day)
+        return Understood(TimeOfDay(snapped), sure=snapped == t)
+    if len(digits) in (1, 2) and int(digits) <= 23:
+        t, _sure = _resolve(_Clock(int(digits), 0, None, frozenset()), None, ctx, day)
+        return Understood(TimeOfDay(snap(t, ctx, day)))
+    return NotUnderstood("bad_keyed_time")
+
+
+def parse_time(
+    answer: Answer, ctx: Context, *, day: date | None = None
+) -> Understood[TimeOfDay] | NotUnderstood:
+    """An exact time (snapped to the slot grid) or a part of the day ("morning")."""
+    try:
+        if answer.keyed:
+            return keyed_time(answer.keyed, ctx, day)
+        toks = numberize(canonical(answer.speech, ctx.language))
+        value, _used, sure = extract_time(toks, ctx, day)
+        if value is None:
+            return NotUnderstood("no_time")
+        if isinstance(value, NotUnderstood):
+            return value
+        return Understood(value, sure=sure and not answer.low_confidence)
+    except Exception as exc:  # noqa: BLE001 - a parser never raises
+        return NotUnderstood(f"error: {type(exc).__name__}")

@@ -1,0 +1,204 @@
+"""Yes/no, menu choices, "a person please", and the language menu."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping, Sequence
+
+from flows.understanding import words as W
+from flows.understanding.text import canonical, tokenize
+from flows.understanding.types import Answer, Context, NotUnderstood, Understood
+
+_NO_PHRASES = [
+    "not right", "not correct", "isn't right", "isnt right", "is not right", "not okay",
+    "not ok", "not fine", "not good", "don't", "dont", "do not", "not really", "not that",
+    "no thanks", "no thank you", "change it", "wrong", "not", "no",
+]  # fmt: skip
+_YES_PHRASES = ["no problem", "no worries", "why not", "go ahead", "book it", "do it",
+                "that's right", "thats right", "that is right", "all right", "please do",
+                "sounds good", "that works", "that's fine", "yes please"]  # fmt: skip
+_STRONG_YES = {
+    "yes", "yeah", "yea", "yep", "yup", "ya", "yah", "yess", "aye", "sure", "correct",
+    "right", "exactly", "absolutely", "definitely", "certainly", "perfect", "confirm",
+    "confirmed", "affirmative", "great", "good", "fine", "okay", "ok", "alright", "k", "okey",
+    "oke", "go", "please", "yeap",
+}  # fmt: skip
+_WEAK_YES = {"ji", "well"}
+_NO = {"no", "nope", "nah", "negative", "wrong", "incorrect", "change", "different",
+       "another", "other", "cancel", "nay", "never", "not"}  # fmt: skip
+_SKIP_NOT_SURE = {"not sure", "don't know", "dont know", "maybe", "perhaps"}
+_FILLERS = {
+    "uh",
+    "um",
+    "umm",
+    "er",
+    "erm",
+    "hmm",
+    "ah",
+    "oh",
+    "well",
+    "so",
+    "like",
+    "the",
+    "it",
+    "is",
+    "that",
+    "that's",
+    "thats",
+    "i",
+    "a",
+    "to",
+    "thank",
+    "you",
+    "thanks",
+}
+
+
+def _joined(answer: Answer, ctx: Context) -> str:
+    return " " + " ".join(canonical(answer.speech, ctx.language)) + " "
+
+
+def parse_yes_no(answer: Answer, ctx: Context) -> Understood[bool] | NotUnderstood:
+    """Keyed 1 = yes, 2 = no; or spoken agreement / refusal, fillers ignored."""
+    try:
+        if answer.keyed:
+            if answer.keyed == "1":
+                return Understood(True)
+            if answer.keyed == "2":
+                return Understood(False)
+            return NotUnderstood("not_1_or_2")
+        text = _joined(answer, ctx)
+        if any(f" {p} " in text for p in _SKIP_NOT_SURE):
+            return NotUnderstood("unsure")
+        toks = text.split()
+        if toks in (["1"], ["one"], ["press", "1"], ["won"]):
+            return Understood(True, sure=not answer.low_confidence)
+        if toks in (["2"], ["two"], ["press", "2"], ["to"], ["too"]):
+            return Understood(False, sure=not answer.low_confidence)
+        yes = no = False
+        for p in _YES_PHRASES:
+            if f" {p} " in text:
+                yes, text = True, text.replace(f" {p} ", " ")
+        for p in _NO_PHRASES:
+            if f" {p} " in text:
+                no, text = True, text.replace(f" {p} ", " ")
+        rest = text.split()
+        yes = yes or any(t in _STRONG_YES for t in rest)
+        no = no or any(t in _NO for t in rest)
+        weak = any(t in _WEAK_YES for t in rest)
+        if yes and no:
+            return NotUnderstood("yes_and_no")
+        if no:
+            return Understood(False, sure=not answer.low_confidence)
+        if yes or (weak and rest and all(t in _WEAK_YES | _FILLERS for t in rest)):
+            return Understood(True, sure=not answer.low_confidence)
+        return NotUnderstood("no_yes_or_no")
+    except Exception as exc:  # noqa: BLE001 - a parser never raises
+        return NotUnderstood(f"error: {type(exc).__name__}")
+
+
+def _stem(word: str) -> str:
+    for suffix in ("ing", "ment", "ments", "s", "ed"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            return word[: -len(suffix)]
+    return word
+
+
+_SPOKEN_KEYS = {
+    "0": {"zero", "oh", "0", "sifar"}, "1": {"one", "1", "won", "first"},
+    "2": {"two", "2", "second"}, "3": {"three", "3", "third"}, "4": {"four", "4", "fourth"},
+    "5": {"five", "5", "fifth"}, "6": {"six", "6"}, "7": {"seven", "7"}, "8": {"eight", "8"},
+    "9": {"nine", "9"},
+}  # fmt: skip
+_KEY_CUES = {"press", "option", "number", "pressing", "choose", "key"}
+
+
+def parse_choice(
+    answer: Answer, ctx: Context, options: Mapping[str, Sequence[str]]
+) -> Understood[str] | NotUnderstood:
+    """The option key chosen: a keyed key, a spoken key ("press one"), or an option's words."""
+    try:
+        if answer.keyed:
+            if answer.keyed in options:
+                return Understood(answer.keyed)
+            return NotUnderstood("no_option")
+        toks = canonical(answer.speech, ctx.language)
+        if not toks:
+            return NotUnderstood("empty")
+        content = [t.rstrip("#") for t in toks if t not in _FILLERS and t not in _KEY_CUES]
+        spoken_keys = {k for k in options for t in content if t in _SPOKEN_KEYS.get(k, {k})}
+        if len(spoken_keys) == 1 and (len(content) <= 2 or any(t in _KEY_CUES for t in toks)):
+            return Understood(spoken_keys.pop(), sure=not answer.low_confidence)
+        stems = [_stem(t) for t in toks]
+        scores: dict[str, float] = {}
+        for key, option_words in options.items():
+            best = 0.0
+            for phrase in option_words:
+                p = [_stem(w) for w in tokenize(phrase)]
+                if not p:
+                    continue
+                if any(stems[i : i + len(p)] == p for i in range(len(stems))):
+                    best = max(best, 1.0 + 0.1 * len(p))
+                elif len(p) == 1 and len(p[0]) >= 4:
+                    close = difflib.get_close_matches(p[0], stems, n=1, cutoff=0.8)
+                    if close:
+                        best = max(best, difflib.SequenceMatcher(None, p[0], close[0]).ratio())
+            if best:
+                scores[key] = best
+        if not scores:
+            return NotUnderstood("no_option")
+        ranked = sorted(scores.items(), key=lambda kv: -kv[1])
+        if len(ranked) > 1 and ranked[1][1] >= ranked[0][1] - 0.05:
+            return NotUnderstood("ambiguous")
+        key, score = ranked[0]
+        return Understood(key, sure=score >= 1.0 and not answer.low_confidence)
+    except Exception as exc:  # noqa: BLE001 - a parser never raises
+        return NotUnderstood(f"error: {type(exc).__name__}")
+
+
+def wants_person(answer: Answer) -> bool:
+    """Whether the caller keyed 0 alone or asked for a person (any supported language)."""
+    try:
+        if answer.keyed:
+            return answer.keyed == "0"
+        for lang in W.LANGUAGES:
+            text = " " + " ".join(canonical(answer.speech, lang)) + " "
+            if " someone else " in text or " for someone " in text:
+                continue
+            if any(f" {w} " in text for w in W.PERSON_WORDS - {"speak", "talk", "real"}):
+                return True
+            talk = " speak " in text or " talk " in text
+            if talk and " to " in text and " doctor " not in text:
+                return True
+        return False
+    except Exception:  # noqa: BLE001 - never raises
+        return False
+
+
+def parse_language_choice(
+    answer: Answer, ctx: Context, *, options: Mapping[str, str] | None = None
+) -> Understood[str] | NotUnderstood:
+    """A language code from a keyed option (default 1 = en, 2 = ur) or a spoken language name."""
+    try:
+        options = options or {"1": "en", "2": "ur"}
+        if answer.keyed:
+            code = options.get(answer.keyed)
+            return Understood(code) if code else NotUnderstood("no_option")
+        offered = set(options.values())
+        said = set()
+        for lang in W.LANGUAGES:
+            for t in canonical(answer.speech, lang):
+                code = W.LANGUAGE_NAMES.get(t)
+                if code in offered:
+                    said.add(code)
+                else:
+                    said.update(
+                        options[k]
+                        for k, spoken in _SPOKEN_KEYS.items()
+                        if k in options and t in spoken
+                    )
+        if len(said) == 1:
+            return Understood(said.pop(), sure=not answer.low_confidence)
+        return NotUnderstood("ambiguous" if said else "no_language")
+    except Exception as exc:  # noqa: BLE001 - a parser never raises
+        return NotUnderstood(f"error: {type(exc).__name__}")

@@ -1,0 +1,110 @@
+"""Parsers of flows.understanding: examples, and the utterance table with accuracy per parser."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time
+
+import pytest
+
+from flows.domain import Doctor, WeeklyHours
+from flows.understanding import (
+    Answer,
+    Context,
+    NotUnderstood,
+    TimeOfDay,
+    Understood,
+    When,
+    parse_choice,
+    parse_date,
+    parse_digits,
+    parse_doctor,
+    parse_language_choice,
+    parse_person_name,
+    parse_phone_digits,
+    parse_time,
+    parse_when,
+    parse_yes_no,
+    wants_person,
+)
+
+NINE_FIVE = ((time(9), time(17)),)
+HOURS = WeeklyHours(
+    {0: NINE_FIVE, 1: NINE_FIVE, 2: NINE_FIVE, 3: NINE_FIVE, 4: ((time(9), time(13)),),
+     5: ((time(10), time(14)),)}
+)  # fmt: skip
+DOCTORS = (
+    Doctor("farooq", "Dr. Nadia Farooq", "c1"),
+    Doctor("sheikh", "Dr. Omar Sheikh", "c1"),
+    Doctor("khan", "Dr. Ayesha Khan", "c1"),
+    Doctor("qureshi", "Dr. Bilal Qureshi", "c1"),
+)
+NOW = datetime(2026, 11, 23, 10, 0)  # a Monday
+
+
+def ctx(language: str = "en", region: str = "PK") -> Context:
+    return Context(NOW, region, HOURS, 20, DOCTORS, language)
+
+
+def said(text: str, confidence: float | None = None) -> Answer:
+    return Answer(speech=text, confidence=confidence)
+
+
+def test_yes_no_keyed_and_spoken() -> None:
+    assert parse_yes_no(Answer(digits="1"), ctx()) == Understood(True)
+    assert parse_yes_no(Answer(digits="2"), ctx()) == Understood(False)
+    assert parse_yes_no(said("uh yeah that's right"), ctx()) == Understood(True)
+    assert parse_yes_no(said("no, change it"), ctx()) == Understood(False)
+    assert isinstance(parse_yes_no(said("banana"), ctx()), NotUnderstood)
+
+
+def test_low_confidence_is_not_sure_but_keyed_is() -> None:
+    assert parse_yes_no(said("yes", 0.3), ctx()) == Understood(True, sure=False)
+    assert parse_date(Answer(digits="0512", confidence=0.1), ctx()).sure  # type: ignore[union-attr]
+
+
+def test_dates() -> None:
+    assert parse_date(said("to morrow"), ctx()) == Understood(date(2026, 11, 24))
+    assert parse_date(said("tuesday the 26th"), ctx()) == NotUnderstood("weekday_mismatch")
+    assert parse_date(said("5th of december"), ctx()) == Understood(date(2026, 12, 5))
+    assert parse_date(said("5/12"), ctx(region="US")) == Understood(
+        date(2026, 5, 12).replace(year=2027)
+    )
+    assert parse_date(said("the 1st of january"), ctx()) == Understood(date(2027, 1, 1))
+
+
+def test_next_weekday_rule() -> None:
+    assert parse_date(said("next tuesday"), ctx()) == Understood(date(2026, 12, 1))
+    assert parse_date(said("next thursday"), ctx()) == Understood(date(2026, 11, 26), sure=False)
+
+
+def test_times() -> None:
+    assert parse_time(said("4 pm"), ctx()) == Understood(TimeOfDay(time(16)))
+    assert parse_time(said("4"), ctx()) == Understood(TimeOfDay(time(16)))
+    assert parse_time(said("afternoon"), ctx()) == Understood(TimeOfDay(time(12), time(17)))
+    assert parse_time(Answer(digits="1020"), ctx()) == Understood(TimeOfDay(time(10, 20)))
+
+
+def test_when_fills_several() -> None:
+    got = parse_when(said("next thursday afternoon with doctor omar"), ctx())
+    assert isinstance(got, Understood)
+    assert got.value == When(date(2026, 11, 26), TimeOfDay(time(12), time(17)), "sheikh")
+
+
+def test_menu_person_language_digits_names() -> None:
+    menu = {"1": ["book", "appointment"], "0": ["agent", "reception"]}
+    assert parse_choice(said("i want to book an appointment"), ctx(), menu) == Understood("1")
+    assert wants_person(Answer(digits="0")) and wants_person(said("a receptionist please"))
+    assert not wants_person(said("tomorrow at 4"))
+    assert parse_language_choice(said("اردو"), ctx("ur")) == Understood("ur")
+    assert parse_digits(said("oh three double two"), ctx()) == Understood("0322")
+    assert parse_phone_digits(Answer(digits="03216315551"), ctx()) == Understood("03216315551")
+    assert parse_doctor(said("doctor faruk"), ctx()).value == "farooq"  # type: ignore[union-attr]
+    assert parse_person_name(said("my name is ayaan khan"), ctx()) == Understood(
+        ("Ayaan", "Khan"), sure=False
+    )
+
+
+@pytest.mark.parametrize("text", ["", "   ", "???", "٣٣٣٣", "9" * 50])
+def test_nothing_raises(text: str) -> None:
+    for parse in (parse_date, parse_time, parse_when, parse_yes_no, parse_digits):
+        parse(said(text), ctx())
