@@ -339,8 +339,16 @@ class CliniceaClient:
             outcome = _error_name(exc)
             raise
         finally:
-            if self._on_request is not None:
-                self._on_request(operation, time.perf_counter() - started, outcome)
+            self._report(operation, time.perf_counter() - started, outcome)
+
+    def _report(self, operation: str, seconds: float, outcome: int | str) -> None:
+        if self._on_request is None:
+            return
+        try:
+            self._on_request(operation, seconds, outcome)
+        except Exception:
+            # A broken metrics hook must not fail a caller's booking.
+            log.exception("clinicea on_request hook failed")
 
     def _raise_for_status(self, operation: str, response: httpx.Response, *, write: bool) -> None:
         status = response.status_code
