@@ -568,7 +568,11 @@ def _api_key(row: Any) -> ApiKeyRecord:
 
 
 class Store:
-    """All database access. Thread-safe; one instance per process is enough."""
+    """All database access. Thread-safe; one instance per process is enough.
+
+    Build it in the process that uses it (after a gunicorn fork), or call
+    ``store.engine.dispose(close=False)`` in the child, so processes never share a connection.
+    """
 
     def __init__(
         self,

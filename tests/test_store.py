@@ -5,7 +5,11 @@ PostgreSQL parametrisations are skipped with a reason when no server is reachabl
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta, timezone
@@ -456,6 +460,54 @@ def test_outcome_counts_by_day(store: Store, clock: Clock) -> None:
     two = store.outcome_counts_by_day(2)
     assert (two[0].day, two[0].outcome, two[0].count) == (datetime(2026, 3, 1).date(), "booked", 1)
     assert len(two) == 4
+
+
+# A worker process: migrate (concurrently with its siblings), then race for the same call turn
+# and the same bookings. Prints what it won as JSON.
+PROCESS_SCRIPT = """
+import json, os, sys, time
+from datetime import timedelta
+from ivr.store import Store
+url, start_at = sys.argv[1], float(sys.argv[2])
+store = Store(url)
+while time.time() < start_at:
+    time.sleep(0.005)
+store.migrate()
+me = str(os.getpid())
+saved = store.save_call("CA1", expected_version=1, state={"by": me}, step="s", turn=1,
+                        last_reply="<Response/>", last_reply_turn=1)
+won = [k for k in ("k0", "k1", "k2", "k3", "k4")
+       if store.claim_booking(k, worker=me, lease=timedelta(minutes=5)) is not None]
+store.dispose()
+print(json.dumps({"saved": saved, "won": won}))
+"""
+
+
+@pytest.mark.slow
+def test_several_processes_race_safely(store: Store, db_url: str) -> None:
+    new_call(store)
+    for i in range(5):
+        store.enqueue_booking(f"k{i}", call_sid="CA1", payload={"i": i})
+    start_at = str(time.time() + 2.0)
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", PROCESS_SCRIPT, db_url, start_at],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
+    results = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+        results.append(json.loads(out))
+    assert [r["saved"] for r in results].count(True) == 1
+    won = sorted(k for r in results for k in r["won"])
+    assert won == ["k0", "k1", "k2", "k3", "k4"]
+    assert store.load_call("CA1").version == 2  # type: ignore[union-attr]
+    assert store.outbox_depth()["booking"] == 5
 
 
 # ---------------------------------------------------------------------------------------------
