@@ -1,13 +1,16 @@
-"""The Clinicea client against scripted HTTP (respx routes on an httpx.MockTransport).
+"""The Clinicea client: against scripted HTTP first, then against the sandbox over real HTTP.
 
-Every fault ends in a typed value or a typed error. The clock is fake: retry waits advance it,
-so nothing here sleeps for real.
+The scripted part uses respx routes on an httpx.MockTransport; every fault ends in a typed value
+or a typed error. Its clock is fake: retry waits advance it, so nothing sleeps for real. The
+sandbox part runs every operation against `EmbeddedSandbox` with the demo seed.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
+from dataclasses import replace
 from datetime import date, datetime
 from types import SimpleNamespace
 from typing import Any
@@ -28,7 +31,24 @@ from ivr.clinicea import (
     Credentials,
     NewPatientRequest,
 )
+from ivr.clock import FixedClock
 from ivr.phone import PhoneNumber, parse_phone
+from ivr.sandbox import (
+    DEMO_PATIENTS,
+    SANDBOX_API_KEY,
+    SANDBOX_PASSWORD,
+    SANDBOX_USERNAME,
+    DemoPatient,
+    EmbeddedSandbox,
+    SandboxState,
+    demo_seed,
+)
+from ivr.sandbox.seed import (
+    DEMO_CLINIC_CLIFTON_ID,
+    DEMO_DOCTOR_FAROOQ_ID,
+    DEMO_SERVICE_CONSULTATION_ID,
+    SeedAppointment,
+)
 
 BASE = "http://clinicea.test"
 LOGIN = "/api/v2/login/getTokenByStaffUsernamePwd"
@@ -696,3 +716,204 @@ def test_from_settings_without_a_url_is_a_value_error():
 
 def test_credentials_repr_hides_the_secrets():
     assert "s3cret" not in repr(CREDS) and "key-1" not in repr(CREDS)
+
+
+# --- against the sandbox, over real HTTP -------------------------------------------------
+
+SANDBOX_NOW = datetime(2025, 3, 5, 8, 0)  # a Wednesday morning, before opening
+
+
+@pytest.fixture(scope="module")
+def sandbox_server() -> Iterator[EmbeddedSandbox]:
+    # One server for the module (stopping one costs half a second); `sandbox` resets its
+    # state (seed data, tokens, faults) before every test.
+    with EmbeddedSandbox(SandboxState(FixedClock(SANDBOX_NOW))) as server:
+        yield server
+
+
+@pytest.fixture
+def sandbox(sandbox_server: EmbeddedSandbox) -> tuple[SandboxState, str]:
+    sandbox_server.state.reset()
+    return sandbox_server.state, sandbox_server.base_url
+
+
+def sandbox_client(base_url: str, **options: Any) -> CliniceaClient:
+    http = httpx.Client(base_url=base_url, timeout=httpx.Timeout(5.0, connect=2.0))
+    creds = Credentials(SANDBOX_API_KEY, SANDBOX_USERNAME, SANDBOX_PASSWORD)
+    return CliniceaClient(http, creds, **options)
+
+
+@pytest.fixture
+def live(sandbox):
+    with sandbox_client(sandbox[1]) as client:
+        yield client
+
+
+def demo(name: str) -> DemoPatient:
+    return DEMO_PATIENTS[name]
+
+
+def test_sandbox_search_finds_the_family_of_three(live):
+    found = live.search_patients(parse_phone("03001234567", "PK"))
+    assert sorted(p.first_name for p in found) == ["Kamran", "Sana", "Zoya"]
+    assert {p.last_name for p in found} == {"Ahmed"}
+
+
+def test_sandbox_search_for_an_unknown_number_is_empty(live):
+    assert live.search_patients(parse_phone("+923009999999", "PK")) == []
+
+
+def test_sandbox_patient_without_a_completed_visit_has_none(live):
+    assert live.past_completed_visits(demo("Mariam Hussain").id) == []
+    assert live.past_completed_visits(demo("Hira Malik").id) == []
+
+
+def test_sandbox_past_visits_are_completed_newest_first(live):
+    bilal = demo("Bilal Ahmed")
+    [patient] = live.search_patients(parse_phone(bilal.e164, "PK"))
+    assert patient.id == bilal.id
+
+    visits = live.past_completed_visits(patient.id)
+
+    assert len(visits) == 2  # the newer Cancelled row is filtered out
+    assert visits[0].start > visits[1].start
+    assert visits[0].doctor_name == "Dr. Nadia Farooq"
+    assert visits[0].clinic is not None
+    assert visits[0].clinic.name == "Harbour Family Clinic Clifton"
+    assert "Karachi" in (visits[0].clinic.address or "")
+
+
+def test_sandbox_appointments_by_date_across_pages():
+
+    seed = demo_seed(SANDBOX_NOW.date())
+    day = date(2025, 3, 20)
+    patient = demo("Bilal Ahmed").id
+    doctor = seed.staff[0]
+    extra = tuple(
+        SeedAppointment(
+            id=f"00000000-0000-4000-8000-{i:012d}",
+            patient_id=patient,
+            staff_id=doctor.id,
+            clinic_id=doctor.clinic_id,
+            service_id=seed.services[0].id,
+            start=datetime(2025, 3, 20, 9, 0),
+            end=datetime(2025, 3, 20, 9, 20),
+            status="Cancelled" if i % 2 else "Scheduled",
+        )
+        for i in range(130)
+    )
+    state = SandboxState(
+        FixedClock(SANDBOX_NOW), seed=replace(seed, appointments=seed.appointments + extra)
+    )
+    with EmbeddedSandbox(state) as server, sandbox_client(server.base_url) as client:
+        found = client.appointments_on(day)
+        assert len(found) == 130
+        assert len({a.id for a in found}) == 130
+        assert client.counters["appointments_by_date"] == 2
+        assert sum(a.is_active for a in found) == 65
+
+
+def test_sandbox_booking_can_be_read_back(live):
+
+    start = datetime(2025, 3, 12, 15, 0)  # next Wednesday afternoon: free
+    req = AppointmentRequest(
+        patient_id=demo("Bilal Ahmed").id,
+        start=start,
+        doctor_id=DEMO_DOCTOR_FAROOQ_ID,
+        clinic_id=DEMO_CLINIC_CLIFTON_ID,
+        service_id=DEMO_SERVICE_CONSULTATION_ID,
+        notes="follow-up: knee",
+    )
+    result = live.book_for_patient(req)
+
+    assert result.patient_id == demo("Bilal Ahmed").id
+    [booked] = [a for a in live.appointments_on(start.date()) if a.id == result.appointment_id]
+    assert booked.start == start
+    assert booked.doctor_id == DEMO_DOCTOR_FAROOQ_ID
+    assert booked.patient_id == demo("Bilal Ahmed").id
+    assert booked.is_active
+
+    with pytest.raises(CliniceaRejected) as caught:
+        live.book_for_patient(req)  # the same slot again
+    assert "not available" in caught.value.message
+
+
+def test_sandbox_register_and_book_creates_a_patient_a_search_finds(live):
+
+    phone = parse_phone("0300 5551234", "PK")
+    assert live.search_patients(phone) == []
+    req = NewPatientRequest(
+        first_name="Hina",
+        last_name="Qadir",
+        mobile=phone,
+        start=datetime(2025, 3, 12, 15, 40),
+        doctor_id=DEMO_DOCTOR_FAROOQ_ID,
+        clinic_id=DEMO_CLINIC_CLIFTON_ID,
+        service_id=DEMO_SERVICE_CONSULTATION_ID,
+    )
+    result = live.book_new_patient(req)
+
+    assert result.appointment_id and result.patient_id
+    [patient] = live.search_patients(phone)
+    assert patient.id == result.patient_id
+    assert (patient.first_name, patient.last_name) == ("Hina", "Qadir")
+
+
+def test_sandbox_expired_tokens_cause_one_relogin(sandbox, live):
+    state, _ = sandbox
+    live.search_patients(PHONE)
+    state.faults.expire_tokens()
+    assert [p.id for p in live.search_patients(PHONE)] == [demo("Bilal Ahmed").id]
+    assert live.counters["login"] == 2
+
+
+def test_sandbox_wrong_password_is_an_auth_error(sandbox):
+
+    http = httpx.Client(base_url=sandbox[1])
+    with CliniceaClient(http, Credentials(SANDBOX_API_KEY, SANDBOX_USERNAME, "wrong")) as client:
+        with pytest.raises(CliniceaAuthError):
+            client.search_patients(PHONE)
+
+
+def test_sandbox_503_with_retry_after_is_retried(sandbox, live):
+    state, _ = sandbox
+    state.faults.fail_next(503, operation="search", retry_after=0)
+    assert len(live.search_patients(PHONE)) == 1
+    assert live.counters["search"] == 2
+
+
+def test_sandbox_malformed_json_is_unavailable(sandbox, live):
+    state, _ = sandbox
+    state.faults.malformed_next(operation="search")
+    with pytest.raises(CliniceaUnavailable):
+        live.search_patients(PHONE)
+
+
+def test_sandbox_a_hung_booking_is_outcome_unknown_and_sent_once(sandbox):
+
+    state, base_url = sandbox
+    start = datetime(2025, 3, 12, 16, 0)
+    req = AppointmentRequest(
+        demo("Bilal Ahmed").id,
+        start,
+        DEMO_DOCTOR_FAROOQ_ID,
+        DEMO_CLINIC_CLIFTON_ID,
+        DEMO_SERVICE_CONSULTATION_ID,
+    )
+    with sandbox_client(base_url, budget=0.5) as client:
+        client.search_patients(PHONE)  # log in first, so the budget is the booking's alone
+        state.faults.store_then_hang(2.0, operation="book")
+        with pytest.raises(CliniceaOutcomeUnknown):
+            client.book_for_patient(req)
+        assert client.counters["book"] == 1
+        # It was stored: the slot now shows as taken.
+        assert any(a.start == start for a in client.appointments_on(start.date()))
+
+
+def test_a_failing_request_hook_does_not_fail_the_call(api, clock):
+    def broken(operation: str, seconds: float, outcome: int | str) -> None:
+        raise RuntimeError("metrics backend down")
+
+    client = make_client(api, clock, on_request=broken)
+    api.get(SEARCH).respond(json=[PATIENT])
+    assert len(client.search_patients(PHONE)) == 1
