@@ -87,6 +87,10 @@ class ClinicServices(Protocol):
         """Naive clinic-local current time."""
         ...
 
+    def normalise_phone(self, raw: str) -> str | None:
+        """E.164 for a number keyed or said by the caller (clinic region), or None if invalid."""
+        ...
+
     def find_patients(self, phone_e164: str) -> list[PatientRef]:
         """Patients registered on that number (a family may share one)."""
         ...

@@ -1,0 +1,428 @@
+"""What the booking call's rows do: answer handlers (for Ask rows) and actions (for Do rows).
+
+A handler takes the caller's `Answer` and the `Turn`, stores what it understood in
+`turn.data`, and returns an outcome label (routed by the table), or None when it did not
+understand (the engine reprompts). An action takes the `Turn` and returns an outcome label.
+Values stored in `turn.data` are JSON-able (ISO strings for dates and times).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+
+from flows.engine import Turn
+from flows.services import BookingRequest
+from flows.understanding import (
+    Answer,
+    Understood,
+    parse_choice,
+    parse_date,
+    parse_doctor,
+    parse_language_choice,
+    parse_person_name,
+    parse_phone_digits,
+    parse_time,
+    parse_when,
+    parse_yes_no,
+)
+from flows.understanding.types import TimeOfDay
+
+MENU_WORDS = {"1": ["book", "appointment", "booking", "schedule"], "0": []}
+NOTES_MAX = 200  # Clinicea notes are short; a rambling transcript is cut, not rejected
+
+
+def _flag_unsure(turn: Turn, result: Understood[object], heard: str) -> None:
+    """Low-confidence speech: ask "I heard X. Is that right?" before acting on it."""
+    if not result.sure:
+        turn.unsure = heard
+
+
+# --- identification --------------------------------------------------------------------
+
+
+def identify(turn: Turn) -> str:
+    """Look the caller up by number: known, family (several patients), unknown or withheld."""
+    phone = turn.data.get("keyed_number") or turn.call.caller
+    if not phone:
+        return "withheld"
+    patients = turn.services.find_patients(phone)
+    turn.data["patients"] = [
+        {
+            "id": p.id,
+            "first_name": p.first_name,
+            "last_name": p.last_name,
+            "dob": p.date_of_birth.isoformat() if p.date_of_birth else None,
+        }
+        for p in patients
+    ]
+    if not patients:
+        return "unknown"
+    if len(patients) == 1:
+        turn.data["patient"] = turn.data["patients"][0]
+        return "known"
+    return "family"
+
+
+def keyed_number(answer: Answer, turn: Turn) -> str | None:
+    """A withheld caller keys (or says) their registered mobile number."""
+    result = parse_phone_digits(answer, turn.context())
+    if not isinstance(result, Understood):
+        return None
+    e164 = turn.services.normalise_phone(result.value)
+    if e164 is None:
+        return None
+    turn.data["keyed_number"] = e164
+    return "ok"
+
+
+def choose_family_member(answer: Answer, turn: Turn) -> str | None:
+    """ "For Kamran, press 1; for Sana, press 2" — by key or by first name."""
+    patients = turn.data.get("patients", [])
+    options = {str(i): [p["first_name"]] for i, p in enumerate(patients, 1)}
+    result = parse_choice(answer, turn.context(), options)
+    if not isinstance(result, Understood):
+        return None
+    turn.data["patient"] = patients[int(result.value) - 1]
+    _flag_unsure(turn, result, patients[int(result.value) - 1]["first_name"])
+    return "chosen"
+
+
+def needs_dob_check(turn: Turn) -> bool:
+    """The clinic asks for a birth date before reading any details."""
+    return turn.profile.verify_date_of_birth and bool(turn.data.get("patient"))
+
+
+def check_date_of_birth(answer: Answer, turn: Turn) -> str | None:
+    """DDMMYYYY keyed; a mismatch counts as a failed try (three, then a person)."""
+    digits = answer.keyed
+    expected = (turn.data.get("patient") or {}).get("dob")
+    if len(digits) == 8 and expected:
+        try:
+            given = date(int(digits[4:]), int(digits[2:4]), int(digits[:2]))
+        except ValueError:
+            given = None
+        if given is not None and given.isoformat() == expected:
+            turn.data["verified"] = True
+            return "ok"
+    turn.problem = "dob_failed"
+    return None
+
+
+def is_known(turn: Turn) -> bool:
+    """A patient was found (and verified where the clinic asks for it)."""
+    return bool(turn.data.get("patient"))
+
+
+def load_last_visit(turn: Turn) -> str:
+    """The newest completed visit, for the read-back."""
+    patient = turn.data.get("patient")
+    if not patient:
+        return "none"
+    visit = turn.services.last_visit(patient["id"])
+    if visit is None:
+        turn.data["last_visit"] = None
+        return "none"
+    site = visit.clinic or turn.profile.site(None)
+    turn.data["last_visit"] = {
+        "start": visit.start.isoformat(),
+        "doctor_name": visit.doctor_name,
+        "doctor_id": visit.doctor_id,
+        "address": site.address if site else "",
+        "site": site.name if site else "",
+        "service": visit.service_name if turn.profile.read_last_visit_service else None,
+    }
+    return "service" if turn.profile.read_last_visit_service and visit.service_name else "found"
+
+
+# --- menu and doctor -------------------------------------------------------------------
+
+
+def choose_language(answer: Answer, turn: Turn) -> str | None:
+    """ "For English, press 1; for Urdu, press 2."."""
+    offered = turn.profile.languages_offered
+    options = {str(i): code.split("-")[0].lower() for i, code in enumerate(offered, 1)}
+    result = parse_language_choice(answer, turn.context(), options=options)
+    if not isinstance(result, Understood):
+        return None
+    turn.call.language = next(c for c in offered if c.split("-")[0].lower() == result.value)
+    turn.data["language_chosen"] = True
+    return "chosen"
+
+
+def offers_languages(turn: Turn) -> bool:
+    """The clinic offers callers a choice of language at the start."""
+    return len(turn.profile.languages_offered) > 1 and "language_chosen" not in turn.data
+
+
+def not_welcomed(turn: Turn) -> bool:
+    """The clinic's name was not said yet (it is said before the language menu)."""
+    return len(turn.profile.languages_offered) <= 1
+
+
+def main_menu(answer: Answer, turn: Turn) -> str | None:
+    """1 (or "book") books; 0 and "agent" are handled by the engine at every prompt."""
+    result = parse_choice(answer, turn.context(), MENU_WORDS)
+    if not isinstance(result, Understood):
+        return None
+    return "book"
+
+
+def has_last_doctor(turn: Turn) -> bool:
+    """The last visit was with a doctor the clinic still books."""
+    visit = turn.data.get("last_visit") or {}
+    return turn.profile.doctor(visit.get("doctor_id")) is not None
+
+
+def same_doctor(answer: Answer, turn: Turn) -> str | None:
+    """ "Would you like Dr. Farooq again?"."""
+    result = parse_yes_no(answer, turn.context())
+    if isinstance(result, Understood):
+        if result.value:
+            turn.data["doctor_id"] = turn.data["last_visit"]["doctor_id"]
+            return "yes"
+        return "no"
+    # "Dr. Sheikh please" answers the question too.
+    doctor = parse_doctor(answer, turn.context())
+    if isinstance(doctor, Understood):
+        turn.data["doctor_id"] = doctor.value
+        return "yes"
+    return None
+
+
+def choose_doctor(answer: Answer, turn: Turn) -> str | None:
+    """By key (menu order) or by a (misspelt) name."""
+    result = parse_doctor(answer, turn.context(), by_digit=True)
+    if not isinstance(result, Understood):
+        return None
+    turn.data["doctor_id"] = result.value
+    doctor = turn.profile.doctor(result.value)
+    _flag_unsure(turn, result, doctor.name if doctor else "")
+    return "chosen"
+
+
+def doctor_hints(turn: Turn) -> tuple[str, ...]:
+    """Speech hints: doctor names and the words callers use for them."""
+    words: list[str] = []
+    for d in turn.profile.doctors:
+        words.extend([d.name, d.short_name, *d.aliases])
+    return tuple(dict.fromkeys(words))
+
+
+# --- day and time ----------------------------------------------------------------------
+
+
+def find_slots(turn: Turn) -> str:
+    """The doctor's earliest free times, as a menu."""
+    slots = turn.services.free_slots(turn.data["doctor_id"], limit=3)
+    turn.data["offered"] = [s.start.isoformat() for s in slots]
+    turn.data.pop("offered_day", None)
+    turn.data.pop("offer", None)
+    return "found" if slots else "none"
+
+
+def _offer_day(turn: Turn, day: date) -> str:
+    """Offer the free times on `day`, or the earliest after it when the day is full."""
+    slots = turn.services.free_slots(turn.data["doctor_id"], day=day, limit=3)
+    if slots:
+        turn.data["offered"] = [s.start.isoformat() for s in slots]
+        turn.data["offered_day"] = day.isoformat()
+        turn.data.pop("offer", None)
+        return "day"
+    turn.data["offered_day"] = day.isoformat()
+    turn.say("day_full")
+    later = turn.services.free_slots(
+        turn.data["doctor_id"], after=datetime.combine(day + timedelta(days=1), time()), limit=3
+    )
+    turn.data["offered"] = [s.start.isoformat() for s in later]
+    turn.data.pop("offered_day", None)
+    turn.data.pop("offer", None)
+    return "earliest" if later else "none"
+
+
+def _pick_time(turn: Turn, day: date, when: TimeOfDay) -> str:
+    """A spoken or keyed time on a day: book it if free, else offer what is free."""
+    doctor_id = turn.data["doctor_id"]
+    slots = turn.services.free_slots(doctor_id, day=day, limit=50)
+    if when.end is None:
+        exact = datetime.combine(day, when.start)
+        if any(s.start == exact for s in slots):
+            turn.data["start"] = exact.isoformat()
+            return "picked"
+        turn.say("time_not_free", requested=turn.lang.say_when(exact, turn.today))
+        return _offer_day(turn, day)
+    in_range = [s for s in slots if when.start <= s.start.time() < when.end]
+    if in_range:
+        part = "morning" if when.start < time(12) else "afternoon" if when.start < time(17) else (
+            "evening"
+        )
+        turn.data["offer"] = {"start": in_range[0].start.isoformat(), "part": part}
+        return "offer"
+    return _offer_day(turn, day)
+
+
+def choose_slot(answer: Answer, turn: Turn) -> str | None:
+    """A menu key for an offered time, 9 to key a date, or a spoken day and/or time."""
+    offered = turn.data.get("offered", [])
+    keyed = answer.keyed
+    if keyed:
+        if keyed == "9":
+            return "key"
+        if keyed.isdigit() and 1 <= int(keyed) <= len(offered):
+            turn.data["start"] = offered[int(keyed) - 1]
+            return "picked"
+        return None
+    result = parse_when(answer, turn.context())
+    if not isinstance(result, Understood):
+        return None
+    when = result.value
+    if when.doctor_id:
+        turn.data["doctor_id"] = when.doctor_id
+    _flag_unsure(turn, result, answer.speech or "")
+    day = when.day
+    if day is None and when.time is not None:
+        # "at 4" refers to the day being discussed, else to the first day offered.
+        anchor = turn.data.get("offered_day") or (offered[0][:10] if offered else None)
+        day = date.fromisoformat(anchor) if anchor else turn.today
+    if day is None:
+        if when.doctor_id:
+            return "doctor"
+        return None
+    if when.time is None:
+        return _offer_day(turn, day)
+    return _pick_time(turn, day, when.time)
+
+
+def accept_offer(answer: Answer, turn: Turn) -> str | None:
+    """ "Is 2 p.m. good?": yes books that time; anything else is read as another time."""
+    result = parse_yes_no(answer, turn.context())
+    if isinstance(result, Understood) and result.value:
+        turn.data["start"] = turn.data["offer"]["start"]
+        return "picked"
+    if isinstance(result, Understood):
+        return "earliest_again"
+    return choose_slot(answer, turn)
+
+
+def keyed_date(answer: Answer, turn: Turn) -> str | None:
+    """DDMM on the keypad (or a spoken date)."""
+    result = parse_date(answer, turn.context())
+    if not isinstance(result, Understood):
+        return None
+    turn.data["keyed_day"] = result.value.isoformat()
+    return "ok"
+
+
+def keyed_time(answer: Answer, turn: Turn) -> str | None:
+    """HHMM on the keypad (or a spoken time) on the keyed day."""
+    day = date.fromisoformat(turn.data["keyed_day"])
+    result = parse_time(answer, turn.context(), day=day)
+    if not isinstance(result, Understood):
+        return None
+    return _pick_time(turn, day, result.value)
+
+
+def reason(answer: Answer, turn: Turn) -> str | None:
+    """Optional: a few words about the visit, kept as the appointment's notes."""
+    words = (answer.speech or "").strip()
+    if words:
+        turn.data["notes"] = words[:NOTES_MAX]
+    return "ok"
+
+
+def confirm(answer: Answer, turn: Turn) -> str | None:
+    """1 books, 2 changes."""
+    result = parse_yes_no(answer, turn.context())
+    if not isinstance(result, Understood):
+        return None
+    return "yes" if result.value else "change"
+
+
+# --- booking ---------------------------------------------------------------------------
+
+
+def book(turn: Turn) -> str:
+    """Book through the clinic system (which records it first, so nothing is lost)."""
+    data = turn.data
+    seq = data.get("booking_seq", 1)
+    patient = data.get("patient")
+    first, last = (data.get("new_name") or ["", ""])[:2]
+    outcome = turn.services.book(
+        BookingRequest(
+            idempotency_key=f"{turn.call.call_sid}:{seq}",
+            doctor_id=data["doctor_id"],
+            start=datetime.fromisoformat(data["start"]),
+            patient_id=patient["id"] if patient else None,
+            first_name=first,
+            last_name=last,
+            phone_e164=data.get("keyed_number") or turn.call.caller,
+            notes=data.get("notes", ""),
+            call_sid=turn.call.call_sid,
+        )
+    )
+    data["booking"] = {"status": outcome.status, "appointment_id": outcome.appointment_id}
+    if outcome.status == "slot_taken":
+        data["booking_seq"] = seq + 1
+        data.pop("start", None)
+    return outcome.status
+
+
+def wants_sms_note(turn: Turn) -> bool:
+    """Mention the text message only when the clinic sends one."""
+    return turn.profile.sms_confirmation
+
+
+# --- new callers -----------------------------------------------------------------------
+
+
+def yes_no(answer: Answer, turn: Turn) -> str | None:
+    """Plain yes/no question: "yes" or "no"."""
+    result = parse_yes_no(answer, turn.context())
+    if not isinstance(result, Understood):
+        return None
+    return "yes" if result.value else "no"
+
+
+def new_patient_name(answer: Answer, turn: Turn) -> str | None:
+    """First and last name, read back on the next step."""
+    result = parse_person_name(answer, turn.context())
+    if not isinstance(result, Understood):
+        return None
+    turn.data["new_name"] = list(result.value)
+    return "ok"
+
+
+# --- people ----------------------------------------------------------------------------
+
+
+def book_or_callback(answer: Answer, turn: Turn) -> str | None:
+    """After nobody answered, or out of hours: 1 book now, 2 call me back."""
+    result = parse_choice(
+        answer, turn.context(), {"1": ["book", "appointment"], "2": ["call", "callback", "back"]}
+    )
+    if not isinstance(result, Understood):
+        return None
+    return "book" if result.value == "1" else "callback"
+
+
+def route_booking(turn: Turn) -> str:
+    """Where booking starts: a known patient picks a doctor; anyone else registers first."""
+    if turn.data.get("patient"):
+        return "known"
+    if turn.data.get("new_name"):
+        return "registered"
+    return "unknown"
+
+
+def request_callback(turn: Turn) -> str:
+    """Record a callback request for the clinic's agents."""
+    phone = turn.data.get("keyed_number") or turn.call.caller
+    if not phone:
+        return "no_number"
+    turn.services.request_callback(turn.call.call_sid, phone, _callback_reason(turn))
+    return "done"
+
+
+def _callback_reason(turn: Turn) -> str:
+    if turn.data.get("transfer_failed"):
+        return f"nobody answered the transfer ({turn.data['transfer_failed']})"
+    return "asked for a call back outside reception hours"

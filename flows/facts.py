@@ -1,0 +1,80 @@
+"""The facts prompts may mention, computed from the call's data in the caller's language.
+
+Prompt templates in `flows/lang/` name these fields ("{first_name}", "{when}"); this module is
+the one place that turns stored call data into speakable words.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from flows.engine import Turn
+
+
+def common_facts(turn: Turn) -> dict[str, object]:
+    """Fields every prompt may use."""
+    data = turn.data
+    lang = turn.lang
+    today = turn.today
+    profile = turn.profile
+    facts: dict[str, object] = {"clinic": profile.name}
+    patient = data.get("patient")
+    if patient:
+        facts["first_name"] = patient.get("first_name", "")
+    visit = data.get("last_visit")
+    if visit:
+        facts["visit_date"] = lang.say_date(date.fromisoformat(visit["start"][:10]), today)
+        facts["visit_doctor"] = visit.get("doctor_name", "")
+        facts["visit_address"] = visit.get("address", "")
+        facts["visit_service"] = visit.get("service") or ""
+        last = profile.doctor(visit.get("doctor_id"))
+        facts["last_doctor"] = last.short_name if last else visit.get("doctor_name", "")
+    doctor = profile.doctor(data.get("doctor_id"))
+    if doctor:
+        facts["doctor"] = doctor.short_name
+        site = profile.site(doctor.clinic_id)
+        facts["address"] = site.address if site else ""
+    elif profile.sites:
+        facts["address"] = profile.sites[0].address
+    if data.get("start"):
+        facts["when"] = lang.say_when(datetime.fromisoformat(data["start"]), today)
+    offer = data.get("offer")
+    if offer:
+        start = datetime.fromisoformat(offer["start"])
+        facts["day"] = lang.say_date(start.date(), today)
+        facts["time"] = lang.say_time(start.time())
+        facts["part"] = lang.prompts.get(f"part_{offer.get('part', 'morning')}", "")
+    elif data.get("offered_day"):
+        facts["day"] = lang.say_date(date.fromisoformat(data["offered_day"]), today)
+    name = data.get("new_name")
+    if name:
+        facts["new_name"] = " ".join(name)
+    facts["confirm_by"] = lang.prompts.get(
+        "confirm_by_sms" if profile.sms_confirmation else "confirm_by_call", ""
+    )
+    return facts
+
+
+def family_options(turn: Turn) -> dict[str, object]:
+    """ "For Kamran, press 1. For Sana, press 2."."""
+    names = [p["first_name"] for p in turn.data.get("patients", [])]
+    return {"options": turn.lang.say_options(names)}
+
+
+def doctor_options(turn: Turn) -> dict[str, object]:
+    """ "For Dr. Nadia Farooq, press 1. ..."."""
+    return {"options": turn.lang.say_options([d.name for d in turn.profile.doctors])}
+
+
+def slot_options(turn: Turn) -> dict[str, object]:
+    """ "Tuesday the 24th at 10 a.m., press 1. At 10:20 a.m., press 2. ..."."""
+    labels: list[str] = []
+    previous: date | None = None
+    for iso in turn.data.get("offered", []):
+        start = datetime.fromisoformat(iso)
+        label = turn.lang.say_when(start, turn.today, previous=previous)
+        labels.append(label[:1].upper() + label[1:])
+        previous = start.date()
+    return {"options": turn.lang.say_options(labels, template="slot_option")}

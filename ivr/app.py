@@ -1,0 +1,178 @@
+"""The application factory: wires settings, clock, Clinicea, the store and the flow together.
+
+`create_app()` with no arguments reads the environment (production, the Procfile, `ivr serve`).
+Tests pass `Settings.for_tests(...)`, a `FixedClock` and, if they like, their own Clinicea
+client or store. With no `CLINICEA_BASE_URL` the embedded sandbox Clinicea is started on a
+local port and the client talks to it over real HTTP.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+from dataclasses import dataclass, field
+from urllib.parse import quote
+
+from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from flows.booking import FLOW
+from flows.engine import Engine, Reply
+from flows.lang import catalogue_for, text
+from ivr import twiml
+from ivr.clinicea import CliniceaClient
+from ivr.clock import Clock, SystemClock
+from ivr.config import Settings
+from ivr.sandbox import EmbeddedSandbox, SandboxState
+from ivr.services import CliniceaServices
+from ivr.store import Store
+from ivr.voice import Inbound, VoiceTurns
+
+log = logging.getLogger(__name__)
+
+MAX_REQUEST_BYTES = 64 * 1024  # Twilio's forms are a few hundred bytes; bound everything
+BOOKING_LEAD_MINUTES = 60  # a caller cannot take a slot that starts within the hour
+
+
+@dataclass
+class Runtime:
+    """Everything a request needs, kept in `app.extensions["ivr"]` (no globals)."""
+
+    settings: Settings
+    clock: Clock
+    client: CliniceaClient
+    store: Store
+    services: CliniceaServices
+    engine: Engine
+    voices: dict[str, twiml.Voice]
+    sandbox: EmbeddedSandbox | None = None
+    turns: VoiceTurns = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.turns = VoiceTurns(self)
+
+    def turn(self, inbound: Inbound, kind: str, step: str | None, turn: int) -> str:
+        """TwiML for one webhook."""
+        return self.turns.run(inbound, kind, step, turn)
+
+    def render(self, reply: Reply, next_turn: int) -> str:
+        """A reply as TwiML, its action URLs carrying the next turn number."""
+        base = (self.settings.public_url or "").rstrip("/")
+
+        def url_for(kind: str, step: str) -> str:
+            return f"{base}/voice/step/{quote(step)}?t={next_turn}&k={kind}"
+
+        return twiml.render(reply, url_for, self.voices)
+
+    def default_voice(self) -> twiml.Voice:
+        """The clinic's main language voice."""
+        return self.voices[self.settings.clinic.language]
+
+    def say_restart(self, language: str) -> str:
+        """ "Sorry, let's start again." for a call we lost track of."""
+        return text(catalogue_for(language), "restart", {})
+
+    def apology(self, *, reason: str) -> str:
+        """Something failed: apologise and hand over to a person, never an application error."""
+        log.warning("answering with an apology (%s)", reason)
+        lang = catalogue_for(self.settings.clinic.language)
+        voice = self.default_voice()
+        clinic = self.settings.clinic
+        now = self.clock.now()
+        sorry = text(lang, "fallback", {})
+        if clinic.transfer_number and clinic.agent_hours.is_open(now):
+            return twiml.apology_with_transfer(
+                f"{sorry} {text(lang, 'connecting', {})}", voice, clinic.transfer_number,
+                action=f"{(self.settings.public_url or '').rstrip('/')}/voice/fallback?after=dial",
+            )
+        return twiml.say_only(f"{sorry} {text(lang, 'callback_no_number', {})}", voice,
+                              hangup=True)
+
+    def goodbye(self) -> str:
+        """Thank the caller and hang up."""
+        lang = catalogue_for(self.settings.clinic.language)
+        return twiml.say_only(text(lang, "thanks_goodbye", {}), self.default_voice(), hangup=True)
+
+    def finish(self, call_sid: str) -> None:
+        """The call ended (status callback): record its outcome, or where it was abandoned."""
+        from flows.engine import CallState
+        from ivr.voice import STORE_OUTCOME
+
+        record = self.store.load_call(call_sid)
+        if record is None:
+            return
+        call = CallState.from_dict(record.state)
+        outcome = STORE_OUTCOME.get(call.outcome or "")
+        if outcome is None:
+            outcome = "transferred" if call.data.get("transferred") else "abandoned"
+        self.store.finish_call(call_sid, outcome, call.step or None)
+
+    def close(self) -> None:
+        """Release connections and stop the embedded sandbox."""
+        self.client.close()
+        self.store.dispose()
+        if self.sandbox is not None:
+            self.sandbox.stop()
+
+
+def voices_for(settings: Settings) -> dict[str, twiml.Voice]:
+    """The Twilio voice of every language the clinic speaks."""
+    clinic = settings.clinic
+    out: dict[str, twiml.Voice] = {}
+    for locale in dict.fromkeys((clinic.language, *clinic.languages_offered)):
+        voice = clinic.voice_for(locale) or "Polly.Amy"
+        out[locale] = twiml.Voice(say_language=locale, voice=voice, speech_language=locale)
+    return out
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    clock: Clock | None = None,
+    client: CliniceaClient | None = None,
+    store: Store | None = None,
+    sandbox_state: SandboxState | None = None,
+) -> Flask:
+    """Build the web app. Every collaborator can be injected; defaults come from settings."""
+    settings = settings or Settings.from_env()
+    clock = clock or SystemClock(settings.clinic.timezone)
+    sandbox = None
+    base_url = settings.clinicea_base_url
+    if client is None and base_url is None:
+        state = sandbox_state or SandboxState(clock)
+        if settings.sandbox_faults:
+            state.faults.apply_spec(settings.sandbox_faults)
+        sandbox = EmbeddedSandbox(state)
+        base_url = sandbox.start()
+    client = client or CliniceaClient.from_settings(settings, base_url=base_url)
+    store = store or Store(settings.database_url)
+    store.migrate()
+    services = CliniceaServices(client, store, clock, settings.clinic,
+                                lead_minutes=BOOKING_LEAD_MINUTES)
+    engine = Engine(FLOW, services, transfer_number=settings.clinic.transfer_number)
+    runtime = Runtime(settings, clock, client, store, services, engine, voices_for(settings),
+                      sandbox)
+
+    app = Flask("ivr")
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        MAX_CONTENT_LENGTH=MAX_REQUEST_BYTES,
+        MAX_FORM_MEMORY_SIZE=MAX_REQUEST_BYTES,
+    )
+    if settings.proxy_hops:
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=settings.proxy_hops, x_proto=settings.proxy_hops,
+            x_host=settings.proxy_hops, x_port=settings.proxy_hops,
+        )
+    app.extensions["ivr"] = runtime
+    from ivr.voice import bp as voice_bp
+
+    app.register_blueprint(voice_bp)
+    if sandbox is not None:
+        atexit.register(sandbox.stop)
+    return app
+
+
+def runtime_of(app: Flask) -> Runtime:
+    """The app's runtime (for the CLI and tests)."""
+    return app.extensions["ivr"]

@@ -1,0 +1,210 @@
+"""The /voice blueprint: Twilio's webhooks in, TwiML out. Thin on purpose.
+
+Each request: check the signature, read Twilio's form into a typed `Inbound`, load the call
+by CallSid, let the engine run one turn, save the call (compare-and-swap), answer TwiML.
+
+Idempotency: every action URL carries the turn number (`?t=N`). A request for the turn the
+call is waiting for runs; a repeat of the turn just answered (Twilio's retry, a double key
+press, a second process) gets the same TwiML again and runs nothing. A CallSid we do not know
+mid-flow starts the call over politely. Any failure becomes a spoken apology and a transfer:
+callers never hear Twilio's "application error".
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+
+from flask import Blueprint, Response, current_app, request
+
+from flows.engine import CallState, Event, Line, Reply
+from flows.understanding import Answer
+from ivr import security, twiml
+from ivr.phone import mask, parse_phone
+
+log = logging.getLogger(__name__)
+bp = Blueprint("voice", __name__, url_prefix="/voice")
+
+CALL_SID = re.compile(r"^CA[0-9a-fA-F]{32}$")
+MAX_DIGITS = 64  # nobody keys more; longer input is cut, not rejected
+MAX_SPEECH = 500
+# The call's outcome as the store records it (a booking recorded for the worker counts as
+# booked by phone: the outbox tracks whether Clinicea confirmed it).
+STORE_OUTCOME = {"booked": "booked", "recorded": "booked", "transferred": "transferred",
+                 "callback": "callback", "abandoned": "abandoned", "failed": "failed"}
+DIAL_STATUSES = {"completed", "answered", "busy", "no-answer", "failed", "canceled"}
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """The parts of Twilio's request the IVR uses, bounded and cleaned."""
+
+    call_sid: str
+    caller: str
+    answer: Answer
+    dial_status: str | None
+    call_status: str
+
+    @classmethod
+    def from_form(cls, form: dict[str, str] | object) -> Inbound:
+        """Parse Twilio's form parameters; never raises on odd input."""
+        get = form.get  # type: ignore[attr-defined]
+        digits = _clean(get("Digits"), MAX_DIGITS)
+        speech = _clean(get("SpeechResult"), MAX_SPEECH)
+        try:
+            confidence: float | None = float(get("Confidence"))
+            if not 0.0 <= confidence <= 1.0:  # NaN fails this too
+                confidence = None
+        except (TypeError, ValueError):
+            confidence = None
+        dial = (get("DialCallStatus") or "").strip().lower()
+        return cls(
+            call_sid=(get("CallSid") or "").strip(),
+            caller=_clean(get("From"), 64) or "",
+            answer=Answer(digits=digits or None, speech=speech or None, confidence=confidence),
+            dial_status=dial if dial in DIAL_STATUSES else ("failed" if dial else None),
+            call_status=(get("CallStatus") or "").strip().lower(),
+        )
+
+
+def _clean(value: object, limit: int) -> str:
+    if not isinstance(value, str):
+        return ""
+    # Control characters never belong in keys or transcripts.
+    return "".join(ch for ch in value[: limit * 2] if ch.isprintable()).strip()[:limit]
+
+
+def _runtime():  # noqa: ANN202 - typed in ivr.app; imported lazily to avoid a cycle
+    return current_app.extensions["ivr"]
+
+
+def _xml(body: str) -> Response:
+    return Response(body, status=200, mimetype="text/xml")
+
+
+@bp.before_request
+def check_signature() -> Response | None:
+    """403 for anything Twilio did not sign (before any other work)."""
+    rt = _runtime()
+    if not security.is_valid(request, rt.settings.twilio_auth_token, rt.settings.public_url):
+        log.warning("refused a /voice request with a missing or wrong signature")
+        return Response("Forbidden", status=403, mimetype="text/plain")
+    return None
+
+
+@bp.post("/incoming")
+def incoming() -> Response:
+    """The number's "a call comes in" webhook."""
+    return _handle("incoming", None)
+
+
+@bp.post("/step/<step>")
+def step(step: str) -> Response:
+    """The action of a gather, redirect or dial of step `step`."""
+    kind = request.args.get("k", "answer")
+    return _handle(kind if kind in ("answer", "resume", "dial") else "answer", step[:64])
+
+
+@bp.post("/status")
+def status() -> Response:
+    """Twilio's status callback: record how the call ended."""
+    inbound = Inbound.from_form(request.form)
+    if CALL_SID.match(inbound.call_sid) and inbound.call_status in (
+        "completed", "busy", "failed", "no-answer", "canceled",
+    ):
+        try:
+            _runtime().finish(inbound.call_sid)
+        except Exception:  # a status callback must never fail loudly
+            log.exception("could not record the end of a call")
+    return _xml(twiml.empty())
+
+
+@bp.post("/fallback")
+def fallback() -> Response:
+    """Twilio's fallback URL: the primary answer failed. Apologise and offer a person."""
+    rt = _runtime()
+    if request.args.get("after") == "dial":  # the apology's own transfer has ended
+        return _xml(rt.goodbye())
+    return _xml(rt.apology(reason="fallback"))
+
+
+def _handle(kind: str, step: str | None) -> Response:
+    rt = _runtime()
+    inbound = Inbound.from_form(request.form)
+    if not CALL_SID.match(inbound.call_sid):
+        return _xml(rt.apology(reason="no CallSid"))
+    try:
+        turn = int(request.args.get("t", "0"))
+    except ValueError:
+        turn = -1
+    try:
+        return _xml(rt.turn(inbound, kind, step, turn))
+    except Exception:
+        log.exception("webhook failed; apologising and handing over", extra={
+            "call_sid": inbound.call_sid})
+        return _xml(rt.apology(reason="error"))
+
+
+class VoiceTurns:
+    """Runs one webhook turn against the store and the engine (used by `Runtime`)."""
+
+    def __init__(self, runtime: object) -> None:
+        self.rt = runtime
+
+    def run(self, inbound: Inbound, kind: str, step: str | None, turn: int) -> str:
+        """The TwiML for this webhook."""
+        rt = self.rt
+        store = rt.store  # type: ignore[attr-defined]
+        record = store.load_call(inbound.call_sid)
+        restarted = False
+        if record is None:
+            caller = parse_phone(inbound.caller, rt.settings.clinic.default_region)
+            state = CallState(call_sid=inbound.call_sid, caller=caller.e164 if caller else None,
+                              language=rt.settings.clinic.language)
+            record = store.create_call(
+                inbound.call_sid,
+                caller_masked=caller.masked if caller else mask(inbound.caller),
+                state=state.to_dict(), step="", language=state.language,
+            )
+            restarted = kind != "incoming"
+        # A repeat of a turn already answered, or a stale one: say the same thing again.
+        if record.last_reply is not None and turn != record.turn:
+            return record.last_reply
+        call = CallState.from_dict(record.state)
+        engine = rt.engine  # type: ignore[attr-defined]
+        if record.last_reply is None:
+            reply, events = engine.start(call)
+            if restarted:
+                reply = Reply((Line(rt.say_restart(call.language), call.language), *reply.lines),
+                              reply.gather, reply.redirect, reply.dial, reply.hangup,
+                              reply.language)
+        elif kind == "dial":
+            reply, events = engine.on_dial(call, step or "", inbound.dial_status or "failed")
+        elif kind == "resume":
+            reply, events = engine.on_redirect(call, step or "")
+        else:
+            reply, events = engine.on_answer(call, step or "", inbound.answer)
+        next_turn = record.turn + 1
+        xml = rt.render(reply, next_turn)
+        outcome = STORE_OUTCOME.get(call.outcome or "")
+        patient = call.data.get("patient") or {}
+        saved = store.save_call(
+            inbound.call_sid, expected_version=record.version, state=call.to_dict(),
+            step=call.step, turn=next_turn, last_reply=xml, last_reply_turn=record.turn,
+            patient_first_name=patient.get("first_name"), outcome=outcome,
+            outcome_step=call.step if outcome else None, language=call.language,
+        )
+        if not saved:
+            # Another process answered this turn first: give Twilio that answer.
+            winner = store.load_call(inbound.call_sid)
+            return winner.last_reply if winner and winner.last_reply else xml
+        self._record(inbound.call_sid, events, reply)
+        return xml
+
+    def _record(self, call_sid: str, events: list[Event], reply: Reply) -> None:
+        store = self.rt.store  # type: ignore[attr-defined]
+        for event in events:
+            store.add_event(call_sid, event.kind, event.step, event.text)
+        if reply.dial is not None:
+            store.mark_transferred(call_sid)

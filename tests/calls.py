@@ -1,0 +1,58 @@
+"""Test helpers for whole calls: the app on the sandbox, driven by the Twilio call simulator."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import httpx
+from flask import Flask
+
+from ivr.app import Runtime, create_app, runtime_of
+from ivr.clock import FixedClock
+from ivr.config import Settings
+from ivr.sandbox import SandboxState
+from ivr.simulator import TwilioSimulator
+
+# Monday 23 November 2026, 10:00 in Karachi: inside booking and agent hours.
+MONDAY_10AM = datetime(2026, 11, 23, 10, 0)
+CLINIC_NUMBER = "+922135550199"
+
+
+@dataclass
+class Rig:
+    """An app wired to a sandbox Clinicea, a store and a simulator that calls it."""
+
+    app: Flask
+    runtime: Runtime
+    sandbox: SandboxState
+    clock: FixedClock
+    phone: TwilioSimulator
+
+    def call(self, from_: str, **kw: Any):  # noqa: ANN201 - ivr.simulator.Call
+        """Place a call from `from_` to the clinic."""
+        return self.phone.call(from_=from_, **kw)
+
+    def appointments(self) -> list[dict[str, Any]]:
+        """The sandbox calendar as its admin API shows it."""
+        return self.sandbox.calendar()  # type: ignore[attr-defined]
+
+
+@contextmanager
+def rig(now: datetime = MONDAY_10AM, **settings: Any) -> Iterator[Rig]:
+    """A fresh app, sandbox and SQLite store for one test."""
+    clock = FixedClock(now)
+    sandbox = SandboxState(clock)
+    cfg = Settings.for_tests(**settings)
+    app = create_app(cfg, clock=clock, sandbox_state=sandbox)
+    http = httpx.Client(transport=httpx.WSGITransport(app=app), base_url="http://testserver")
+    phone = TwilioSimulator("http://testserver", cfg.twilio_auth_token, http=http,
+                            to=CLINIC_NUMBER, seed=7)
+    try:
+        yield Rig(app, runtime_of(app), sandbox, clock, phone)
+    finally:
+        http.close()
+        runtime_of(app).close()
