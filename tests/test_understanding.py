@@ -108,3 +108,20 @@ def test_menu_person_language_digits_names() -> None:
 def test_nothing_raises(text: str) -> None:
     for parse in (parse_date, parse_time, parse_when, parse_yes_no, parse_digits):
         parse(said(text), ctx())
+
+
+def test_utterance_table_accuracy() -> None:
+    from flows.understanding.report import evaluate, load, table
+
+    rows = load()
+    assert len(rows) >= 250
+    assert sum(r.language != "en" for r in rows) >= 20
+    scores, misses = evaluate(rows)
+    print("\n" + table(scores))
+    parsers = {"yes_no", "choice", "wants_person", "date", "time", "when", "digits", "phone",
+               "doctor", "person_name", "language"}  # fmt: skip
+    assert parsers <= set(scores), parsers - set(scores)
+    wrong = [(r.parser, r.speech or r.digits, got) for r, kind, got in misses if kind == "wrong"]
+    assert wrong == [], wrong  # a miss must be NotUnderstood, never a different value
+    right = sum(s.right for s in scores.values())
+    assert right / len(rows) >= 0.95

@@ -59,6 +59,8 @@ def match_doctor(
     """(doctor id, score 0..1, reason) for the doctor whose name is closest to the speech."""
     toks = [t for t in tokenize(speech) if not t.isdigit() and t not in _STOP]
     titled = any(t in _TITLES for t in toks)
+    if titled:
+        cutoff = min(cutoff, 0.75)
     toks = [t for t in toks if t not in _TITLES and len(name_key(t)) >= 2]
     if not toks or not doctors:
         return None, 0.0, "no_name"

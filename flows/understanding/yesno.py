@@ -21,9 +21,9 @@ _STRONG_YES = {
     "yes", "yeah", "yea", "yep", "yup", "ya", "yah", "yess", "aye", "sure", "correct",
     "right", "exactly", "absolutely", "definitely", "certainly", "perfect", "confirm",
     "confirmed", "affirmative", "great", "good", "fine", "okay", "ok", "alright", "k", "okey",
-    "oke", "go", "please", "yeap",
+    "oke", "go", "yeap",
 }  # fmt: skip
-_WEAK_YES = {"ji", "well"}
+_WEAK_YES = {"ji", "well", "please"}
 _NO = {"no", "nope", "nah", "negative", "wrong", "incorrect", "change", "different",
        "another", "other", "cancel", "nay", "never", "not"}  # fmt: skip
 _SKIP_NOT_SURE = {"not sure", "don't know", "dont know", "maybe", "perhaps"}
@@ -137,8 +137,12 @@ def parse_choice(
                 p = [_stem(w) for w in tokenize(phrase)]
                 if not p:
                     continue
-                if any(stems[i : i + len(p)] == p for i in range(len(stems))):
-                    best = max(best, 1.0 + 0.1 * len(p))
+                at = [i for i in range(len(stems)) if stems[i : i + len(p)] == p]
+                if at:  # the word said first leads: "change my booking" is about changing
+                    early = 0.3 * (1 - at[0] / len(stems))
+                    best = max(best, 1.0 + 0.1 * len(p) + early)
+                elif len(p) == 1 and len(p[0]) >= 4 and any(s.startswith(p[0]) for s in stems):
+                    best = max(best, 0.9)
                 elif len(p) == 1 and len(p[0]) >= 4:
                     close = difflib.get_close_matches(p[0], stems, n=1, cutoff=0.8)
                     if close:
@@ -151,7 +155,8 @@ def parse_choice(
         if len(ranked) > 1 and ranked[1][1] >= ranked[0][1] - 0.05:
             return NotUnderstood("ambiguous")
         key, score = ranked[0]
-        return Understood(key, sure=score >= 1.0 and not answer.low_confidence)
+        sure = score >= 1.0 and len(ranked) == 1 and not answer.low_confidence
+        return Understood(key, sure=sure)
     except Exception as exc:  # noqa: BLE001 - a parser never raises
         return NotUnderstood(f"error: {type(exc).__name__}")
 
