@@ -41,6 +41,15 @@ def _overlaps(start: datetime, end: datetime, booked: list[Interval]) -> bool:
     return any(b_start < end and start < b_end for b_start, b_end in booked)
 
 
+def overlaps_booked(start: datetime, slot_minutes: int, booked: Iterable[Interval]) -> bool:
+    """Whether the slot starting at `start` collides with any booked (start, end) interval.
+
+    The same overlap rule `free_slots` applies, for callers that check one concrete time
+    (e.g. just before sending a booking) whether or not it lies on the grid.
+    """
+    return _overlaps(start, start + timedelta(minutes=slot_minutes), _normalise(booked))
+
+
 def free_slots(
     *,
     doctor_id: str,
