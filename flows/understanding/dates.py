@@ -30,6 +30,7 @@ from flows.understanding.text import (
 )
 from flows.understanding.types import Answer, Context, NotUnderstood, Understood
 
+_UNITS = {"day": 1, "days": 1, "week": 7, "weeks": 7}
 MONTH_FIRST_REGIONS = {"US", "PH", "CA-US", "FM", "MH", "PW"}
 
 
@@ -122,6 +123,15 @@ def extract_date(
     def tok(i: int) -> str:
         return toks[i] if 0 <= i < n and i not in skip else ""
 
+    for i in range(n):  # "in 3 days", "two weeks from now", "in a week"
+        unit = tok(i + 1)
+        if unit in _UNITS and (is_num(tok(i)) or tok(i) == "a"):
+            count = 1 if tok(i) == "a" else int(tok(i))
+            if tok(i - 1) == "in" or tok(i + 2) in {"from", "later", "time"}:
+                return DateFound(
+                    today + timedelta(days=count * _UNITS[unit]), used=frozenset({i, i + 1})
+                )
+            return DateFound(None, "vague")
     next_week = any(
         toks[i] == "next" and i + 1 < n and toks[i + 1] in {"week", "weeks"} for i in range(n)
     )

@@ -23,6 +23,11 @@ PARTS_OF_DAY = {
 _PM_HINT = {"afternoon": "pm", "evening": "pm", "night": "pm", "morning": "am"}
 
 
+_PAST_TO = {1, 5, 10, 15, 20, 25, 30}
+_NOT_CLOCK = {"day", "days", "week", "weeks", "month", "months", "year", "years", "hours",
+              "people", "patients", "kids", "children"}  # fmt: skip
+
+
 @dataclass(frozen=True)
 class _Clock:
     hour: int
@@ -49,6 +54,8 @@ def _clock_at(toks: list[str], i: int, marked_only: bool) -> _Clock | None:
     t = toks[i]
     nxt = toks[i + 1] if i + 1 < n else ""
     nxt2 = toks[i + 2] if i + 2 < n else ""
+    if nxt in _NOT_CLOCK and not (nxt == "hours" and len(t) >= 3):
+        return None
     if t == "noon":
         return _Clock(12, 0, "pm", frozenset({i}))
     if t == "midnight":
@@ -64,7 +71,7 @@ def _clock_at(toks: list[str], i: int, marked_only: bool) -> _Clock | None:
     if t.isdigit() and len(t) in (3, 4) and not marked_only and 0 <= int(t) <= 2359:
         return _Clock(int(t) // 100, int(t) % 100, None, frozenset({i}))
     m = _minute_token(t)
-    if m is not None and nxt in {"past", "to", "after", "till", "before"} and m <= 30:
+    if m is not None and nxt in {"past", "to", "after", "till", "before"} and m in _PAST_TO:
         if nxt2 == "minutes":
             nxt2 = toks[i + 3] if i + 3 < n else ""
         h = _hour_token(nxt2)
