@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
-from datetime import datetime, timedelta
+from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -37,7 +37,8 @@ def rig(tmp_path: Path) -> Iterator[Rig]:
     yield from make_rig(tmp_path)
 
 
-def wait_for(predicate, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Poll `predicate` until it holds or `timeout` seconds pass."""
     deadline = time.monotonic() + timeout
     while not predicate() and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -373,4 +374,3 @@ def test_past_slot_is_never_sent(rig: Rig) -> None:
     assert record is not None and record.status == "failed"
     assert "passed" in record.failure_reason
     assert rig.booking_posts() == 0
-    assert isinstance(datetime.fromisoformat(record.payload["start"]), datetime)
