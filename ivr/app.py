@@ -121,7 +121,12 @@ def voices_for(settings: Settings) -> dict[str, twiml.Voice]:
     out: dict[str, twiml.Voice] = {}
     for locale in dict.fromkeys((clinic.language, *clinic.languages_offered)):
         voice = clinic.voice_for(locale) or "Polly.Amy"
-        out[locale] = twiml.Voice(say_language=locale, voice=voice, speech_language=locale)
+        # A Google voice names its own locale ("Google.ur-IN-Wavenet-A" speaks ur-IN), which
+        # may differ from the recognition locale (ur-PK).
+        say_language = voice.split(".", 1)[1].rsplit("-", 2)[0] if voice.startswith(
+            "Google.") else locale
+        out[locale] = twiml.Voice(say_language=say_language, voice=voice,
+                                  speech_language=locale)
     return out
 
 
@@ -153,6 +158,9 @@ def create_app(
     runtime = Runtime(settings, clock, client, store, services, engine, voices_for(settings),
                       sandbox)
 
+    # httpx logs every URL at INFO; Clinicea URLs carry tokens and phone numbers.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("httpcore").setLevel(logging.WARNING)
     app = Flask("ivr")
     app.config.update(
         SECRET_KEY=settings.secret_key,

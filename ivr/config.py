@@ -53,7 +53,13 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 # Twilio <Say> voice per prompt language. Language packs may add entries at import time;
 # `ClinicConfig.voice_for` reads this live, so late additions still count.
-DEFAULT_VOICES: dict[str, str] = {"en-GB": "Polly.Amy"}
+# Urdu: Polly has no Urdu voice; Google's ur-IN voice reads Urdu script (docs/understanding.md).
+DEFAULT_VOICES: dict[str, str] = {
+    "en-GB": "Polly.Amy",
+    "en-US": "Polly.Joanna",
+    "ur-PK": "Google.ur-IN-Wavenet-A",
+    "ur-IN": "Google.ur-IN-Wavenet-A",
+}
 
 
 class ConfigError(ValueError):

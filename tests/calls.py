@@ -31,6 +31,7 @@ class Rig:
     sandbox: SandboxState
     clock: FixedClock
     phone: TwilioSimulator
+    seeded: frozenset[str] = frozenset()  # appointment ids the sandbox started with
 
     def call(self, from_: str, **kw: Any):  # noqa: ANN201 - ivr.simulator.Call
         """Place a call from `from_` to the clinic."""
@@ -52,7 +53,8 @@ def rig(now: datetime = MONDAY_10AM, **settings: Any) -> Iterator[Rig]:
     phone = TwilioSimulator("http://testserver", cfg.twilio_auth_token, http=http,
                             to=CLINIC_NUMBER, seed=7)
     try:
-        yield Rig(app, runtime_of(app), sandbox, clock, phone)
+        seeded = frozenset(a["ID"] for a in sandbox.calendar())
+        yield Rig(app, runtime_of(app), sandbox, clock, phone, seeded)
     finally:
         http.close()
         runtime_of(app).close()

@@ -1,0 +1,144 @@
+"""Urdu prompts, and how dates, times and menus are said in Urdu (the second language).
+
+Why Urdu: the demo clinic and Clinicea's South Asian customers serve Urdu speakers; Twilio's
+<Gather> recognises `ur-PK` (Google STT) and <Say> speaks it with Google's `ur-IN` voices
+(see docs/understanding.md for the codes and the voice). Digits are written as numerals, which
+the voice reads in Urdu. Doctor and clinic names stay as they are written in the clinic config.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, datetime, time, timedelta
+
+PROMPTS: dict[str, str] = {
+    "welcome": "{clinic} میں خوش آمدید۔",
+    "language_offer": "اردو کے لیے {n} دبائیں۔",
+    "language_offer_hint": "اردو کے لیے {n} دبائیں۔",
+    "ask_number": "آپ کا نمبر ظاہر نہیں ہو رہا۔ براہ کرم اپنا موبائل نمبر درج کریں، "
+    "پھر ہیش دبائیں۔",
+    "ask_number_hint": "اپنا موبائل نمبر درج کریں اور آخر میں ہیش دبائیں۔",
+    "who": "کون بات کر رہا ہے؟ {options}",
+    "who_hint": "اپنے نام کے لیے نمبر دبائیں۔ {options}",
+    "dob": "حفاظت کے لیے اپنی تاریخ پیدائش دن، مہینہ اور سال کی صورت میں درج کریں۔ "
+    "مثال کے طور پر 0 5 0 3 1 9 8 7۔",
+    "dob_hint": "دن کے دو، مہینے کے دو اور سال کے چار ہندسے درج کریں۔",
+    "dob_failed": "معذرت، یہ ہمارے ریکارڈ سے نہیں ملتا۔",
+    "greet_known": "السلام علیکم {first_name}، {clinic} میں دوبارہ خوش آمدید۔",
+    "last_visit": "آپ کی پچھلی ملاقات {visit_date} کو {visit_doctor} کے ساتھ، "
+    "{visit_address} پر ہوئی تھی۔",
+    "last_visit_service": "آپ کی پچھلی ملاقات {visit_date} کو {visit_service} کے لیے "
+    "{visit_doctor} کے ساتھ، {visit_address} پر ہوئی تھی۔",
+    "menu": "اپوائنٹمنٹ کے لیے 1 دبائیں یا بکنگ کہیں۔ کسی سے بات کرنے کے لیے 0 دبائیں۔",
+    "menu_hint": "بکنگ کے لیے 1، یا کسی سے بات کے لیے 0 دبائیں۔",
+    "same_doctor": "کیا آپ دوبارہ {last_doctor} سے ملنا چاہیں گے؟ ہاں کے لیے 1، "
+    "کسی اور ڈاکٹر کے لیے 2 دبائیں۔",
+    "same_doctor_hint": "{last_doctor} کے لیے 1، کسی اور ڈاکٹر کے لیے 2 دبائیں۔",
+    "doctor": "آپ کس ڈاکٹر سے ملنا چاہیں گے؟ {options}",
+    "doctor_hint": "ڈاکٹر کا نام بتائیں یا نمبر دبائیں۔ {options}",
+    "slots": "{doctor} کے اگلے خالی اوقات: {options} یا کوئی اور دن اور وقت بتائیں۔",
+    "slots_hint": "پہلے وقت کے لیے 1 دبائیں، یا دن اور وقت بتائیں، جیسے کل صبح 11 بجے۔ "
+    "تاریخ درج کرنے کے لیے 9 دبائیں۔",
+    "slots_on_day": "{day} کو {doctor} ان اوقات میں فارغ ہیں: {options} یا کوئی اور دن بتائیں۔",
+    "no_slots": "معذرت، {doctor} کے پاس اگلے چند ہفتوں میں کوئی وقت خالی نہیں۔",
+    "day_full": "{day} کو {doctor} کے پاس کوئی وقت خالی نہیں۔",
+    "time_not_free": "{requested} خالی نہیں۔",
+    "offer_one": "{day} کو {doctor} کے پاس {part} {time} سے وقت خالی ہے۔ کیا {time} ٹھیک ہے؟ "
+    "ہاں کہیں، یا کوئی اور وقت بتائیں۔",
+    "offer_one_hint": "{time} کے لیے 1 دبائیں، یا کوئی اور وقت بتائیں۔",
+    "key_date": "دن اور مہینہ چار ہندسوں میں درج کریں۔ مثلاً 24 نومبر کے لیے 2 4 1 1۔",
+    "key_date_hint": "چار ہندسے: پہلے دن، پھر مہینہ۔ مثلاً 5 دسمبر کے لیے 0 5 1 2۔",
+    "key_time": "اب وقت چار ہندسوں میں، 24 گھنٹے کے حساب سے درج کریں۔ مثلاً دوپہر ڈھائی بجے کے "
+    "لیے 1 4 3 0۔",
+    "key_time_hint": "چار ہندسے، 24 گھنٹے کے حساب سے۔ مثلاً صبح 9 بج کر 20 منٹ کے لیے 0 9 2 0۔",
+    "reason": "مختصراً بتائیں کہ ملاقات کس لیے ہے؟ یا چھوڑنے کے لیے ہیش دبائیں۔",
+    "reason_hint": "ملاقات کی وجہ بتائیں، یا ہیش دبائیں۔",
+    "confirm": "{when}، {doctor} کے ساتھ۔ بک کرنے کے لیے 1، تبدیل کرنے کے لیے 2 دبائیں۔",
+    "confirm_hint": "{when} بک کرنے کے لیے 1، یا تبدیل کرنے کے لیے 2 دبائیں۔",
+    "check_heard": "میں نے سنا: {heard}۔ کیا یہ درست ہے؟ ہاں کے لیے 1، نہیں کے لیے 2 دبائیں۔",
+    "check_heard_hint": "اگر {heard} درست ہے تو 1، ورنہ 2 دبائیں۔",
+    "hold_booking": "ایک لمحہ۔",
+    "booked": "آپ کی اپوائنٹمنٹ {when} کے لیے بک ہو گئی ہے، {address} پر۔",
+    "sms_note": "ہم آپ کو تفصیلات کا پیغام بھیج دیں گے۔",
+    "recorded": "میں نے {when} کے لیے آپ کی درخواست لے لی ہے۔ ہمارا نظام اس وقت سست ہے، "
+    "کلینک جلد {confirm_by} تصدیق کر دے گا۔",
+    "confirm_by_sms": "پیغام کے ذریعے",
+    "confirm_by_call": "فون پر",
+    "slot_taken": "معذرت، یہ وقت ابھی ابھی کسی اور نے لے لیا۔",
+    "new_caller": "یہ نمبر ہمارے ریکارڈ میں نہیں ملا۔ کیا میں آپ کو اسی نمبر کے ساتھ نئے مریض کے "
+    "طور پر رجسٹر کر دوں؟ ہاں کے لیے 1، کسی سے بات کرنے کے لیے 2 دبائیں۔",
+    "new_caller_hint": "رجسٹریشن کے لیے 1، یا کسی سے بات کے لیے 2 دبائیں۔",
+    "name": "براہ کرم اپنا پہلا اور آخری نام بتائیں۔",
+    "name_hint": "پہلا نام اور پھر آخری نام بتائیں، جیسے ایان خان۔",
+    "name_confirm": "{new_name}۔ کیا یہ درست ہے؟ ہاں کے لیے 1، دوبارہ بتانے کے لیے 2 دبائیں۔",
+    "name_confirm_hint": "اگر {new_name} درست ہے تو 1، ورنہ 2 دبائیں۔",
+    "connecting": "آپ کو ہماری ریسیپشن سے ملایا جا رہا ہے۔",
+    "nobody": "معذرت، سب مصروف ہیں۔ میں ابھی آپ کی اپوائنٹمنٹ بک کر سکتی ہوں: 1 دبائیں۔ "
+    "یا 2 دبائیں اور ہم آپ کو واپس کال کریں گے۔",
+    "nobody_hint": "ابھی بکنگ کے لیے 1، واپس کال کے لیے 2 دبائیں۔",
+    "closed": "ہماری ریسیپشن اس وقت بند ہے۔ میں آپ کی اپوائنٹمنٹ بک کر سکتی ہوں: 1 دبائیں۔ یا 2 "
+    "دبائیں اور کھلنے پر ہم آپ کو کال کریں گے۔",
+    "closed_hint": "ابھی بکنگ کے لیے 1، واپس کال کے لیے 2 دبائیں۔",
+    "callback_done": "شکریہ۔ کلینک جلد از جلد آپ کو واپس کال کرے گا۔",
+    "callback_no_number": "معذرت، آپ کے نمبر کے بغیر واپس کال ممکن نہیں۔ براہ کرم اوقات کار میں "
+    "دوبارہ کال کریں۔",
+    "records_down": "معذرت، میں اس وقت ہمارے ریکارڈ تک نہیں پہنچ پا رہی۔",
+    "give_up": "میں آپ کی مدد کے لیے کسی کو بلاتی ہوں۔",
+    "not_understood": "معذرت، میں سمجھ نہیں پائی۔",
+    "weekday_mismatch": "معذرت، دن اور تاریخ آپس میں نہیں ملتے۔",
+    "goodbye": "خدا حافظ۔",
+    "thanks_goodbye": "کال کرنے کا شکریہ۔ خدا حافظ۔",
+    "fallback": "معذرت، ہماری طرف کچھ خرابی ہو گئی ہے۔",
+    "restart": "معذرت، آئیے دوبارہ شروع کرتے ہیں۔",
+    "option": "{label} کے لیے {n} دبائیں۔",
+    "slot_option": "{label}، {n} دبائیں۔",
+    "part_morning": "صبح",
+    "part_afternoon": "دوپہر",
+    "part_evening": "شام",
+}
+
+_WEEKDAY = ("پیر", "منگل", "بدھ", "جمعرات", "جمعہ", "ہفتہ", "اتوار")
+_MONTH = ("جنوری", "فروری", "مارچ", "اپریل", "مئی", "جون", "جولائی", "اگست", "ستمبر", "اکتوبر",
+          "نومبر", "دسمبر")
+
+
+class Urdu:
+    """The Urdu catalogue."""
+
+    code = "ur"
+    name = "اردو"
+    prompts = PROMPTS
+
+    def say_date(self, day: date, today: date) -> str:
+        """ "آج", "کل، منگل 24 نومبر", or "منگل، 24 نومبر"."""
+        if day == today:
+            return "آج"
+        text = f"{_WEEKDAY[day.weekday()]}، {day.day} {_MONTH[day.month - 1]}"
+        if day == today + timedelta(days=1):
+            return f"کل، {text}"
+        if day.year != today.year:
+            text += f" {day.year}"
+        return text
+
+    def say_time(self, moment: time) -> str:
+        """ "صبح 10 بجے", "دوپہر 2 بج کر 20 منٹ"."""
+        hour = moment.hour % 12 or 12
+        part = "صبح" if moment.hour < 12 else "دوپہر" if moment.hour < 16 else (
+            "شام" if moment.hour < 19 else "رات")
+        if moment.minute:
+            return f"{part} {hour} بج کر {moment.minute} منٹ"
+        return f"{part} {hour} بجے"
+
+    def say_when(self, moment: datetime, today: date, *, previous: date | None = None) -> str:
+        """Date and time; the date is left out when it equals `previous`."""
+        if previous == moment.date():
+            return self.say_time(moment.time())
+        return f"{self.say_date(moment.date(), today)}، {self.say_time(moment.time())}"
+
+    def say_options(self, labels: Sequence[str], *, template: str = "option") -> str:
+        """ "کامران کے لیے 1 دبائیں۔ ..."."""
+        pattern = PROMPTS[template]
+        return " ".join(pattern.format(label=label, n=i) for i, label in enumerate(labels, 1))
+
+
+CATALOGUE = Urdu()

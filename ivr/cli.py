@@ -1,0 +1,342 @@
+"""The `ivr` command: demo, call, serve, worker, sandbox, check, purge, migrate, accounts.
+
+Every command reads its configuration through `ivr.config.Settings.from_env()`; a bad value
+stops it with one line naming the key. Nothing here talks to the real Twilio or Clinicea
+unless the environment points at them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import logging
+import signal
+import sys
+import threading
+from datetime import timedelta
+
+from ivr.config import ConfigError, Settings
+
+DEMO_CALLERS = {
+    "known": "+923216315551",  # Bilal Ahmed: a returning patient with a completed visit
+    "family": "+923001234567",  # Kamran, Sana and Zoya Ahmed share this number
+    "new": "+923009998877",  # nobody in the sandbox: registration with consent
+    "withheld": "anonymous",  # caller ID withheld: key in a number
+    "no-visit": "+923331234567",  # Hira Malik: registered, never visited
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `ivr` console script."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.run(args) or 0)
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ivr", description="clinic-ivr: a phone front desk")
+    sub = p.add_subparsers(required=True, metavar="COMMAND")
+
+    demo = sub.add_parser("demo", help="sandbox Clinicea + the app + a terminal softphone")
+    demo.add_argument("--from", dest="caller", default="known",
+                      help=f"a demo caller ({', '.join(DEMO_CALLERS)}) or any number")
+    demo.add_argument("--language", help="the clinic's language locale, e.g. ur-PK")
+    demo.set_defaults(run=cmd_demo)
+
+    call = sub.add_parser("call", help="the softphone against a running server")
+    call.add_argument("--url", required=True, help="base URL of the running app")
+    call.add_argument("--from", dest="caller", default="known")
+    call.set_defaults(run=cmd_call)
+
+    serve = sub.add_parser("serve", help="run the web app (single-host installs)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--no-worker", action="store_true",
+                       help="do not run the booking worker inside the server")
+    serve.set_defaults(run=cmd_serve)
+
+    worker = sub.add_parser("worker", help="retry bookings Clinicea has not confirmed")
+    worker.add_argument("--once", action="store_true", help="one pass, then exit")
+    worker.set_defaults(run=cmd_worker)
+
+    sandbox = sub.add_parser("sandbox", help="the stand-in Clinicea on its own")
+    sandbox.add_argument("--host", default="127.0.0.1")
+    sandbox.add_argument("--port", type=int, default=8081)
+    sandbox.add_argument("--faults", help="fault spec, e.g. latency=150:50,fail=503:2:book")
+    sandbox.set_defaults(run=cmd_sandbox)
+
+    check = sub.add_parser("check", help="validate config, log in to Clinicea, find a number")
+    check.add_argument("--number", default=DEMO_CALLERS["known"], help="a test mobile number")
+    check.set_defaults(run=cmd_check)
+
+    purge = sub.add_parser("purge", help="delete call events older than the retention period")
+    purge.set_defaults(run=cmd_purge)
+
+    migrate = sub.add_parser("migrate", help="create or upgrade the database schema")
+    migrate.set_defaults(run=cmd_migrate)
+
+    agent = sub.add_parser("add-agent", help="create a console agent (asks for a password)")
+    agent.add_argument("username")
+    agent.add_argument("--password-stdin", action="store_true")
+    agent.set_defaults(run=cmd_add_agent)
+
+    key = sub.add_parser("add-api-key", help="create an API key (printed once)")
+    key.add_argument("name")
+    key.set_defaults(run=cmd_add_api_key)
+    return p
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Everything in one process: sandbox, app (in-process) and the softphone."""
+    import dataclasses
+
+    import httpx
+
+    from ivr import softphone
+    from ivr.app import create_app, runtime_of
+    from ivr.simulator import TwilioSimulator
+
+    settings = Settings.from_env()
+    if not settings.demo:
+        print("ivr demo runs on the sandbox: unset CLINICEA_BASE_URL", file=sys.stderr)
+        return 2
+    if args.language:
+        clinic = dataclasses.replace(settings.clinic, language=args.language)
+        settings = dataclasses.replace(settings, clinic=clinic)
+    if settings.database_url == "sqlite:///ivr.db":
+        settings = dataclasses.replace(settings, database_url="sqlite:///ivr-demo.db")
+    app = create_app(settings)
+    rt = runtime_of(app)
+    sandbox = rt.sandbox.state if rt.sandbox else None
+    before = {a["ID"] for a in sandbox.calendar()} if sandbox else set()
+    caller = DEMO_CALLERS.get(args.caller, args.caller)
+    with httpx.Client(transport=httpx.WSGITransport(app=app), base_url="http://ivr.demo") as http:
+        phone = TwilioSimulator("http://ivr.demo", settings.twilio_auth_token, http=http)
+        softphone.run(phone, caller)
+    if sandbox is not None:
+        new = [a for a in sandbox.calendar() if a["ID"] not in before]
+        print("\nBooked in the sandbox Clinicea during this call:" if new else
+              "\nNothing was booked in the sandbox Clinicea.")
+        for a in new:
+            print(f"  {a['StartDateTime'].replace('T', ' ')}  {a['StaffTitle']} "
+                  f"{a['StaffFirstName']} {a['StaffLastName']}  ({a['ClinicName']})  "
+                  f"appointment {a['ID']}")
+    pending = rt.store.bookings(statuses=("pending", "retrying", "booking"))
+    if pending:
+        print(f"{len(pending)} booking(s) wait in the outbox for Clinicea (run `ivr worker`).")
+    rt.close()
+    return 0
+
+
+def cmd_call(args: argparse.Namespace) -> int:
+    """The softphone against any running server, signing as Twilio does."""
+    import httpx
+
+    from ivr import softphone
+    from ivr.simulator import TwilioSimulator
+
+    settings = Settings.from_env()
+    caller = DEMO_CALLERS.get(args.caller, args.caller)
+    with httpx.Client(base_url=args.url, timeout=15.0) as http:
+        phone = TwilioSimulator(args.url, settings.twilio_auth_token, http=http)
+        softphone.run(phone, caller)
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """The web app under gunicorn (threads), with the booking worker alongside by default."""
+    from gunicorn.app.base import BaseApplication
+
+    from ivr.app import create_app, runtime_of
+
+    settings = Settings.from_env()
+    app = create_app(settings)
+    stop = threading.Event()
+    if not args.no_worker:
+        threading.Thread(target=_worker_loop, args=(runtime_of(app), stop), daemon=True,
+                         name="outbox-worker").start()
+
+    class _Server(BaseApplication):  # type: ignore[misc]
+        def load_config(self) -> None:
+            self.cfg.set("bind", f"{args.host}:{args.port}")
+            self.cfg.set("workers", 1)  # one process: the worker thread and the app share it
+            self.cfg.set("worker_class", "gthread")
+            self.cfg.set("threads", 8)
+            self.cfg.set("timeout", 30)
+
+        def load(self):  # noqa: ANN202
+            return app
+
+    print(f"clinic-ivr listening on http://{args.host}:{args.port} "
+          f"({'sandbox Clinicea' if settings.demo else settings.clinicea_base_url})")
+    try:
+        _Server().run()
+    finally:
+        stop.set()
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """Retry bookings until Clinicea confirms them (or they fail for agents to handle)."""
+    from ivr.app import create_app, runtime_of
+
+    rt = runtime_of(create_app(Settings.from_env()))
+    if args.once:
+        done = _worker(rt).run_once()
+        print(f"processed {done} booking(s)")
+        return 0
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    print("booking worker running; Ctrl-C to stop")
+    _worker_loop(rt, stop)
+    return 0
+
+
+def _worker(rt):  # noqa: ANN001, ANN202
+    import socket
+
+    from ivr.outbox import OutboxWorker
+
+    return OutboxWorker(rt.client, rt.store, rt.clock, rt.settings.clinic,
+                        worker_id=f"{socket.gethostname()}-worker")
+
+
+def _worker_loop(rt, stop: threading.Event) -> None:  # noqa: ANN001
+    _worker(rt).run_forever(stop)
+
+
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    """The stand-in Clinicea on its own port, for curl and manual testing."""
+    from ivr.sandbox import run_sandbox
+
+    print(f"sandbox Clinicea on http://{args.host}:{args.port} "
+          "(api key sandbox-api-key, user frontdesk, password sandbox-password)")
+    try:
+        run_sandbox(args.host, args.port, faults_spec=args.faults)
+    except ValueError as exc:
+        print(f"sandbox: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """Validate the configuration, log in to Clinicea and search a test number."""
+    from ivr.clinicea import CliniceaClient, CliniceaError
+    from ivr.phone import parse_phone
+    from ivr.sandbox import EmbeddedSandbox, SandboxState
+
+    settings = Settings.from_env()
+    print(f"configuration: ok ({settings.clinic.name}, {len(settings.clinic.doctors)} doctors)")
+    problems = 0
+    demo_values = settings.demo_credentials_in_use()
+    if demo_values:
+        label = "note" if settings.demo else "PROBLEM"
+        problems += 0 if settings.demo else 1
+        print(f"{label}: running on demo credentials: {', '.join(demo_values)}")
+    sandbox = None
+    base_url = settings.clinicea_base_url
+    if base_url is None:
+        from ivr.clock import SystemClock
+
+        sandbox = EmbeddedSandbox(SandboxState(SystemClock(settings.clinic.timezone)))
+        base_url = sandbox.start()
+        print(f"clinicea: the embedded sandbox ({base_url})")
+    phone = parse_phone(args.number, settings.clinic.default_region)
+    if phone is None:
+        print(f"PROBLEM: {args.number!r} is not a phone number in region "
+              f"{settings.clinic.default_region}")
+        return 1
+    client = CliniceaClient.from_settings(settings, base_url=base_url)
+    try:
+        patients = client.search_patients(phone)
+        print(f"clinicea: logged in; {phone.masked} matches {len(patients)} patient(s)")
+    except CliniceaError as exc:
+        problems += 1
+        print(f"PROBLEM: clinicea: {_explain(exc)}")
+    finally:
+        client.close()
+        if sandbox is not None:
+            sandbox.stop()
+    print("all good" if not problems else f"{problems} problem(s)")
+    return 1 if problems else 0
+
+
+def _explain(exc: Exception) -> str:
+    from ivr.clinicea import CliniceaAuthError, CliniceaRejected, CliniceaUnavailable
+
+    if isinstance(exc, CliniceaAuthError):
+        return ("the API key, username or password was refused; check CLINICEA_API_KEY, "
+                "CLINICEA_USERNAME and CLINICEA_PASSWORD")
+    if isinstance(exc, CliniceaUnavailable):
+        return f"not reachable or not answering ({exc}); check CLINICEA_BASE_URL and the network"
+    if isinstance(exc, CliniceaRejected):
+        return f"the request was refused: {exc.message}"
+    return str(exc)
+
+
+def cmd_purge(args: argparse.Namespace) -> int:
+    """Delete call events past the retention period; calls and bookings stay."""
+    from ivr.store import Store
+
+    settings = Settings.from_env()
+    store = Store(settings.database_url)
+    store.migrate()
+    days = settings.clinic.event_retention_days
+    removed = store.purge_events(timedelta(days=days))
+    print(f"removed {removed} call event(s) older than {days} days")
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    """Create or upgrade the schema (the app also does this at start-up)."""
+    from ivr.store import Store
+
+    store = Store(Settings.from_env().database_url)
+    version = store.migrate()
+    print(f"schema at version {version}")
+    return 0
+
+
+def cmd_add_agent(args: argparse.Namespace) -> int:
+    """Create a console agent; the password is asked for, never taken from the command line."""
+    from ivr.accounts import create_agent
+    from ivr.store import Store
+
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = getpass.getpass("password: ")
+        if password != getpass.getpass("again: "):
+            print("the passwords differ", file=sys.stderr)
+            return 2
+    if len(password) < 10:
+        print("use at least 10 characters", file=sys.stderr)
+        return 2
+    store = Store(Settings.from_env().database_url)
+    store.migrate()
+    create_agent(store, args.username, password)
+    print(f"agent {args.username!r} created")
+    return 0
+
+
+def cmd_add_api_key(args: argparse.Namespace) -> int:
+    """Create an API key for call-centre software; it is shown once and stored hashed."""
+    from ivr.accounts import create_api_key
+    from ivr.store import Store
+
+    store = Store(Settings.from_env().database_url)
+    store.migrate()
+    key = create_api_key(store, args.name)
+    print(f"API key for {args.name!r} (shown once, store it safely):\n{key}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
