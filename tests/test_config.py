@@ -254,8 +254,8 @@ def test_demo_clinic_matches_the_sandbox_seed() -> None:
 
 
 def test_voice_defaults_are_extensible(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(DEFAULT_VOICES, "ur-PK", "Polly.Test")
-    assert DEMO_CLINIC.voice_for("ur-PK") == "Polly.Test"  # read live, after DEMO_CLINIC exists
+    monkeypatch.setitem(DEFAULT_VOICES, "hi-IN", "Polly.Test")
+    assert DEMO_CLINIC.voice_for("hi-IN") == "Polly.Test"  # read live, after DEMO_CLINIC exists
     offered = 'slot_minutes = 20\nlanguages_offered = ["en-GB", "ur-PK"]'
     voices = '\n[voices]\n"en-GB" = "Polly.Brian"\n'
     clinic = parse_clinic_config(MINIMAL.replace("slot_minutes = 20", offered) + voices)
