@@ -66,7 +66,7 @@ FLOW = Flow("booking", [
     Say("no_slots", "no_slots", next="doctor"),
     # optional reason for the visit; silence or # skips it
     Ask("reason", "reason", a.reason, input="speech dtmf", finish_on_key="#", on_silence="confirm",
-        timeout=4),
+        timeout=3),
     # 7: read back and confirm
     Ask("confirm", "confirm", a.confirm, next={"yes": "book", "change": "slots_find"}, digits=1,
         hints=YES_NO),

@@ -344,7 +344,7 @@ def test_keypad_booking_caller_time_is_under_a_minute():
         call.press("1")
         words = len(call.heard.split())
         presses = 4
-        seconds = words / 150 * 60 + presses + 4  # + the silence that skips the reason
+        seconds = words / 150 * 60 + presses + 3  # + the silence that skips the reason
         print(f"keypad booking: {words} words, {presses} keys, {seconds:.0f} s of caller time")
         assert seconds < 60
 

@@ -52,7 +52,7 @@ PROMPTS: dict[str, str] = {
     "key_time": "Now key in the time as four digits, in 24-hour form. For example, 1 4 3 0 for "
     "2:30 p.m.",
     "key_time_hint": "Four digits, 24-hour. For example, 0 9 2 0 for 9:20 in the morning.",
-    "reason": "In a few words, what is the visit for? Or press hash to skip.",
+    "reason": "Briefly, what is the visit for? Or press hash to skip.",
     "reason_hint": "Say the reason for your visit, or press hash to skip.",
     "confirm": "{when} with {doctor}. Press 1 to book it, 2 to change.",
     "confirm_hint": "Press 1 to book {when}, or 2 to change it.",
