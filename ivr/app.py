@@ -19,7 +19,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from flows.booking import FLOW
 from flows.engine import Engine, Reply
 from flows.lang import catalogue_for, text
-from ivr import twiml
+from ivr import logs, ops, twiml
 from ivr.clinicea import CliniceaClient
 from ivr.clock import Clock, SystemClock
 from ivr.config import Settings
@@ -140,6 +140,8 @@ def create_app(
 ) -> Flask:
     """Build the web app. Every collaborator can be injected; defaults come from settings."""
     settings = settings or Settings.from_env()
+    logs.configure(settings.log_level)
+    metrics = ops.Metrics()
     clock = clock or SystemClock(settings.clinic.timezone)
     sandbox = None
     base_url = settings.clinicea_base_url
@@ -149,7 +151,8 @@ def create_app(
             state.faults.apply_spec(settings.sandbox_faults)
         sandbox = EmbeddedSandbox(state)
         base_url = sandbox.start()
-    client = client or CliniceaClient.from_settings(settings, base_url=base_url)
+    client = client or CliniceaClient.from_settings(settings, base_url=base_url,
+                                                    on_request=metrics.on_clinicea_request)
     store = store or Store(settings.database_url)
     store.migrate()
     services = CliniceaServices(client, store, clock, settings.clinic,
@@ -176,6 +179,7 @@ def create_app(
     from ivr.voice import bp as voice_bp
 
     app.register_blueprint(voice_bp)
+    ops.install(app, metrics)  # /healthz, /metrics, webhook timers
     if sandbox is not None:
         atexit.register(sandbox.stop)
     return app

@@ -1,0 +1,191 @@
+"""/healthz, /metrics, the X-IVR-Own-Ms header and the JSON logs, after whole simulated calls."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import re
+
+from ivr import logs
+from ivr.ops import Histogram, Metrics, metrics_of
+from ivr.sandbox.seed import DEMO_PATIENTS
+from tests.calls import rig
+
+BILAL = DEMO_PATIENTS["Bilal Ahmed"].e164
+
+
+def _book_by_keypad(r):  # noqa: ANN001, ANN202
+    call = r.call(BILAL)
+    for keys in ("1", "1", "1"):
+        call.press(keys)
+    call.silence()
+    call.press("1")
+    assert "booked" in call.heard
+    return call
+
+
+def _samples(text: str) -> dict[str, float]:
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            out[name] = float(value)
+    return out
+
+
+def test_healthz_ok_without_patient_data():
+    with rig() as r:
+        client = r.app.test_client()
+        res = client.get("/healthz")
+        assert res.status_code == 200
+        assert res.get_json() == {"status": "ok", "store": "ok", "clinicea": "ok"}
+        assert res.headers["Cache-Control"] == "no-store"
+
+
+def test_healthz_caches_the_clinicea_check():
+    with rig() as r:
+        client = r.app.test_client()
+        client.get("/healthz")
+        logins = r.runtime.client.counters["login"]
+        for _ in range(5):
+            assert client.get("/healthz").status_code == 200
+        assert r.runtime.client.counters["login"] == logins
+
+
+def test_healthz_degraded_when_clinicea_refuses_and_503_when_the_store_is_down():
+    with rig(clinicea_password="wrong") as r:
+        client = r.app.test_client()
+        res = client.get("/healthz")
+        assert res.status_code == 200
+        assert res.get_json() == {"status": "degraded", "store": "ok", "clinicea": "refused"}
+        r.runtime.store.ping = lambda: False  # type: ignore[method-assign]
+        res = client.get("/healthz")
+        assert res.status_code == 503
+        assert res.get_json()["store"] == "down"
+
+
+def test_metrics_after_a_booking_call():
+    with rig() as r:
+        call = _book_by_keypad(r)
+        assert call.ended
+        res = r.app.test_client().get("/metrics")
+        assert res.status_code == 200
+        assert res.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+        text = res.get_data(as_text=True)
+        s = _samples(text)
+        assert s['ivr_calls_today{outcome="booked"}'] == 1
+        assert s['ivr_calls_7d{outcome="booked"}'] == 1
+        assert s['ivr_outbox_bookings{status="booked"}'] == 1
+        assert s["ivr_outbox_oldest_pending_seconds"] == 0
+        assert s['ivr_webhook_seconds_count{step="incoming"}'] == 1
+        assert s['ivr_webhook_seconds_count{step="menu"}'] == 1
+        assert s['ivr_webhook_seconds_count{step="status"}'] == 1
+        assert s['ivr_webhook_own_seconds_bucket{step="menu",le="+Inf"}'] == 1
+        for op in ("login", "search", "past_visits", "appointments_by_date", "book"):
+            assert s[f'ivr_clinicea_request_seconds_count{{operation="{op}"}}'] >= 1, op
+        assert "ivr_clinicea_errors_total" in text
+        assert not any(k.startswith("ivr_clinicea_errors_total{") for k in s)
+        assert s["ivr_store_up"] == 1
+        assert "+923216315551" not in text and "Bilal" not in text
+
+
+def test_metrics_count_clinicea_errors_by_operation():
+    with rig() as r:
+        r.sandbox.faults.fail_next(503, times=1, operation="search")
+        r.call(BILAL)
+        s = _samples(r.app.test_client().get("/metrics").get_data(as_text=True))
+        assert s['ivr_clinicea_errors_total{operation="search",error="503"}'] == 1
+        assert s['ivr_clinicea_request_seconds_count{operation="search"}'] == 2  # the retry
+
+
+def test_own_time_header_excludes_clinicea_wait():
+    with rig() as r:
+        r.sandbox.faults.latency(60, 0)
+        call = r.call(BILAL)  # search + past visits: >= 120 ms inside Clinicea
+        res = r.phone.post_raw("/voice/step/menu?t=1&k=answer",
+                               {**r.phone.webhook_params(BILAL, call_sid=call.sid,
+                                                         call_status="in-progress"),
+                                "Digits": "1"})
+        assert res.status_code == 200
+        own = float(res.headers["X-IVR-Own-Ms"])
+        waited = float(res.headers["X-IVR-Clinicea-Ms"])
+        assert waited >= 0
+        assert own >= 0
+        first = r.phone.post_raw("/voice/incoming", r.phone.webhook_params("+923001112223"))
+        assert float(first.headers["X-IVR-Clinicea-Ms"]) >= 60
+        assert metrics_of(r.app).webhook.count("menu") >= 1
+
+
+def test_unknown_step_names_do_not_create_series():
+    metrics = Metrics(steps=["menu"])
+    assert metrics.step_label("/voice/step/menu") == "menu"
+    assert metrics.step_label("/voice/step/zzz-made-up") == "other"
+    assert metrics.step_label("/voice/incoming") == "incoming"
+
+
+def test_histogram_exposition():
+    h = Histogram("x_seconds", "help", ["a"], [0.1, 1.0])
+    h.observe(0.05, 'q"1')
+    h.observe(2.0, 'q"1')
+    lines = h.expose()
+    assert 'x_seconds_bucket{a="q\\"1",le="0.1"} 1' in lines
+    assert 'x_seconds_bucket{a="q\\"1",le="1.0"} 1' in lines
+    assert 'x_seconds_bucket{a="q\\"1",le="+Inf"} 2' in lines
+    assert 'x_seconds_count{a="q\\"1"} 2' in lines
+
+
+def test_json_log_lines_carry_the_call_sid(caplog):
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logs.JsonFormatter())
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        with rig(log_level="INFO") as r:
+            caplog.set_level(logging.INFO)
+            r.sandbox.faults.fail_next(503, times=1, operation="search")  # a logged retry
+            call = r.call(BILAL)
+    finally:
+        root.removeHandler(handler)
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    retry = [line for line in lines if "retrying" in line["message"]]
+    assert retry, lines
+    assert retry[0]["call_sid"] == call.sid
+    assert retry[0]["level"] == "INFO"
+    assert retry[0]["logger"] == "ivr.clinicea.client"
+    assert re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$", retry[0]["time"])
+    # caplog still sees the records
+    assert any("retrying" in rec.getMessage() for rec in caplog.records)
+
+
+def test_json_formatter_outside_a_request_and_with_exceptions():
+    fmt = logs.JsonFormatter()
+    rec = logging.makeLogRecord({"name": "x", "levelname": "ERROR", "msg": "boom %s",
+                                 "args": (1,)})
+    out = json.loads(fmt.format(rec))
+    assert out["message"] == "boom 1" and "call_sid" not in out
+    try:
+        raise ValueError("bad")
+    except ValueError:
+        import sys
+
+        rec.exc_info = sys.exc_info()
+    with logs.bind_call_sid("CA" + "0" * 32):
+        out = json.loads(fmt.format(rec))
+    assert out["call_sid"] == "CA" + "0" * 32
+    assert out["exc_type"] == "ValueError" and "bad" in out["exc"]
+
+
+def test_configure_is_idempotent_and_only_lowers_the_root_level():
+    root = logging.getLogger()
+    before_level, before = root.level, list(root.handlers)
+    try:
+        h1 = logs.configure("WARNING")
+        h2 = logs.configure("INFO")
+        assert h1 is h2
+        assert sum(1 for h in root.handlers if h is h1) == 1
+        assert root.level <= logging.INFO
+    finally:
+        root.handlers[:] = before
+        root.setLevel(before_level)
