@@ -133,6 +133,7 @@ class CliniceaServices:
         self.backoff = backoff
         self.worker_id = worker_id or f"web-{uuid.uuid4().hex[:8]}"
         self._cache = _DayCache(cache_ttl, monotonic)
+        self._monotonic = monotonic
 
     # --- ClinicServices ----------------------------------------------------------------------
 
@@ -235,8 +236,9 @@ class CliniceaServices:
             return _outcome_of(record)
         claimed = self.store.claim_booking(key, worker=self.worker_id, lease=self.lease)
         if claimed is None:
-            # Another webhook or process is sending it, or finished it.
-            row = self.store.get_booking(key)
+            # Another webhook or process is sending it, or finished it: wait (within the
+            # budget) for its result, so a duplicate webhook tells the caller the same truth.
+            row = self._await_other(key)
             log.info("booking %s: not claimed here (%s)", key, row.status if row else "gone")
             return _outcome_of(row)
         result = self._attempt_within_budget(claimed)
@@ -283,6 +285,17 @@ class CliniceaServices:
         return doctor_intervals(
             self.appointments_on(day), doctor.id, doctor.name, self.config.slot_minutes
         )
+
+    def _await_other(self, key: str) -> BookingRecord | None:
+        """The booking row once another sender has finished with it, or when the budget ends."""
+        deadline = self._monotonic() + (self.budget_seconds or 0.0)
+        row = self.store.get_booking(key)
+        while row is not None and row.status in ("pending", "booking"):
+            if self._monotonic() >= deadline:
+                break
+            _time.sleep(0.05)
+            row = self.store.get_booking(key)
+        return row
 
     def _payload(self, request: BookingRequest) -> BookingPayload:
         doctor = self.profile.doctor(request.doctor_id)

@@ -52,7 +52,8 @@ def text(catalogue: Catalogue, key: str, facts: Mapping[str, object]) -> str:
         from flows.lang import en
 
         template = en.PROMPTS.get(key, "")
-    rendered = template.format_map(_Facts(facts)).strip()
+    # "at 9 a.m." ending a sentence must not become "a.m.."
+    rendered = template.format_map(_Facts(facts)).strip().replace("..", ".")
     # Sentences start with a capital even when they start with a fact ("today at 10 a.m. ...").
     return rendered[:1].upper() + rendered[1:]
 
