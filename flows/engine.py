@@ -25,6 +25,7 @@ from flows.understanding import Answer, Context, parse_yes_no, wants_person
 log = logging.getLogger(__name__)
 
 MAX_ROWS_PER_TURN = 30  # a loop in the table must not hang a webhook
+ALWAYS_HINTS = ("yes", "no", "agent", "reception")
 
 
 @dataclass
@@ -328,6 +329,8 @@ class Engine:
         else:
             turn.say(prompt or row.prompt, **extra)
         hints = row.hints(turn) if callable(row.hints) else row.hints
+        # Every speech gather can hear "agent", and yes/no where the prompt asks for it.
+        hints = (*hints, *ALWAYS_HINTS)
         return Reply(
             tuple(turn.lines),
             gather=GatherSpec(
