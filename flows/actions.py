@@ -360,6 +360,10 @@ def book(turn: Turn) -> str:
         )
     )
     data["booking"] = {"status": outcome.status, "appointment_id": outcome.appointment_id}
+    phone = data.get("keyed_number") or turn.call.caller
+    if outcome.status == "booked" and phone and turn.profile.sms_confirmation:
+        data["texted"] = turn.services.send_text(
+            phone, data.get("clinic_number"), turn.render("sms_booked"))
     if outcome.status == "slot_taken":
         data["booking_seq"] = seq + 1
         data.pop("start", None)
@@ -367,8 +371,8 @@ def book(turn: Turn) -> str:
 
 
 def wants_sms_note(turn: Turn) -> bool:
-    """Mention the text message only when the clinic sends one."""
-    return turn.profile.sms_confirmation
+    """Mention the text message only when one was sent."""
+    return bool(turn.data.get("texted"))
 
 
 # --- new callers -----------------------------------------------------------------------

@@ -113,3 +113,7 @@ class ClinicServices(Protocol):
     def request_callback(self, call_sid: str, phone_e164: str | None, reason: str) -> None:
         """Record that the caller wants the clinic to call back."""
         ...
+
+    def send_text(self, to_e164: str, from_e164: str | None, body: str) -> bool:
+        """Send a confirmation text if the clinic has texting set up; False when it has not."""
+        ...

@@ -25,6 +25,7 @@ from ivr.clock import Clock, SystemClock
 from ivr.config import Settings
 from ivr.sandbox import EmbeddedSandbox, SandboxState
 from ivr.services import CliniceaServices
+from ivr.sms import TwilioSms
 from ivr.store import Store
 from ivr.voice import Inbound, VoiceTurns
 
@@ -157,6 +158,8 @@ def create_app(
     store.migrate()
     services = CliniceaServices(client, store, clock, settings.clinic,
                                 lead_minutes=BOOKING_LEAD_MINUTES)
+    if settings.twilio_account_sid:
+        services.sms = TwilioSms(settings.twilio_account_sid, settings.twilio_auth_token)
     engine = Engine(FLOW, services, transfer_number=settings.clinic.transfer_number)
     runtime = Runtime(settings, clock, client, store, services, engine, voices_for(settings),
                       sandbox)

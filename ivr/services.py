@@ -37,6 +37,7 @@ from ivr.outbox import (
     name_key,
 )
 from ivr.phone import digits_to_phone, mask, parse_phone
+from ivr.sms import TwilioSms
 
 if TYPE_CHECKING:
     from ivr.clinicea import CliniceaClient
@@ -75,6 +76,7 @@ class _DayCache:
     def __init__(self, ttl: float, monotonic: Callable[[], float]) -> None:
         self._ttl = ttl
         self._monotonic = monotonic
+        self.sms: TwilioSms | None = None  # set by the app when TWILIO_ACCOUNT_SID is configured
         self._rows: dict[date, tuple[float, list[Appointment]]] = {}
         self._lock = threading.Lock()
 
@@ -134,6 +136,7 @@ class CliniceaServices:
         self.worker_id = worker_id or f"web-{uuid.uuid4().hex[:8]}"
         self._cache = _DayCache(cache_ttl, monotonic)
         self._monotonic = monotonic
+        self.sms: TwilioSms | None = None  # set by the app when TWILIO_ACCOUNT_SID is configured
 
     # --- ClinicServices ----------------------------------------------------------------------
 
@@ -254,6 +257,13 @@ class CliniceaServices:
         if result.status == "slot_taken":
             return BookingOutcome("slot_taken")
         return BookingOutcome("recorded")
+
+    def send_text(self, to_e164: str, from_e164: str | None, body: str) -> bool:
+        """Send a confirmation text (background, best effort); False when texting is off."""
+        if self.sms is None or not from_e164 or not self.config.sms_confirmation:
+            return False
+        self.sms.send(to=to_e164, from_=from_e164, body=body)
+        return True
 
     def request_callback(self, call_sid: str, phone_e164: str | None, reason: str) -> None:
         """Record that the caller wants the clinic to call back (phone masked in logs)."""

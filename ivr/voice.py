@@ -42,6 +42,7 @@ class Inbound:
 
     call_sid: str
     caller: str
+    called: str  # the clinic's Twilio number: confirmation texts come from it
     answer: Answer
     dial_status: str | None
     call_status: str
@@ -62,6 +63,7 @@ class Inbound:
         return cls(
             call_sid=(get("CallSid") or "").strip(),
             caller=_clean(get("From"), 64) or "",
+            called=_clean(get("To"), 64) or "",
             answer=Answer(digits=digits or None, speech=speech or None, confidence=confidence),
             dial_status=dial if dial in DIAL_STATUSES else ("failed" if dial else None),
             call_status=(get("CallStatus") or "").strip().lower(),
@@ -162,6 +164,9 @@ class VoiceTurns:
             caller = parse_phone(inbound.caller, rt.settings.clinic.default_region)
             state = CallState(call_sid=inbound.call_sid, caller=caller.e164 if caller else None,
                               language=rt.settings.clinic.language)
+            clinic_number = parse_phone(inbound.called, rt.settings.clinic.default_region)
+            if clinic_number is not None:
+                state.data["clinic_number"] = clinic_number.e164
             record = store.create_call(
                 inbound.call_sid,
                 caller_masked=caller.masked if caller else mask(inbound.caller),

@@ -62,6 +62,8 @@ PROMPTS: dict[str, str] = {
     "hold_booking": "One moment.",
     "booked": "You're booked for {when}, at {address}.",
     "sms_note": "We'll text you the details.",
+    "sms_booked": "{clinic}: you're booked for {when} with {doctor}, at {address}. Reply or "
+    "call us to change it.",
     "recorded": "I've taken your request for {when}. Our system is slow right now, so the clinic "
     "will confirm it {confirm_by} shortly.",
     "confirm_by_sms": "by text",

@@ -60,6 +60,7 @@ PROMPTS: dict[str, str] = {
     "hold_booking": "ایک لمحہ۔",
     "booked": "آپ کی اپوائنٹمنٹ {when} کے لیے بک ہو گئی ہے، {address} پر۔",
     "sms_note": "ہم آپ کو تفصیلات کا پیغام بھیج دیں گے۔",
+    "sms_booked": "{clinic}: آپ کی اپوائنٹمنٹ {when}، {doctor} کے ساتھ، {address} پر بک ہے۔",
     "recorded": "میں نے {when} کے لیے آپ کی درخواست لے لی ہے۔ ہمارا نظام اس وقت سست ہے، "
     "کلینک جلد {confirm_by} تصدیق کر دے گا۔",
     "confirm_by_sms": "پیغام کے ذریعے",
