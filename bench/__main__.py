@@ -1,0 +1,40 @@
+"""`python -m bench [--calls 10,50,200] [--quick] [--workers N] [--threads N]`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from bench import report, run
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark, print the table, write bench/results/latest.{md,png,json}."""
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--calls", default=None,
+                        help="concurrent calls per round, comma-separated (default 10,50,200;"
+                             " --quick: 2)")
+    parser.add_argument("--quick", action="store_true", help="a seconds-long smoke run")
+    parser.add_argument("--workers", type=int, default=None, help="gunicorn workers (nproc)")
+    parser.add_argument("--threads", type=int, default=16, help="threads per worker (16)")
+    parser.add_argument("--latency", type=int, default=150, help="Clinicea latency, ms (150)")
+    parser.add_argument("--jitter", type=int, default=50, help="latency jitter, ms (50)")
+    parser.add_argument("--out", default=None, help="output directory (bench/results)")
+    parser.add_argument("--no-write", action="store_true", help="print only")
+    args = parser.parse_args(argv)
+    default = "2" if args.quick else "10,50,200"
+    try:
+        calls = [int(x) for x in (args.calls or default).split(",") if x.strip()]
+    except ValueError:
+        parser.error("--calls: comma-separated whole numbers, e.g. 10,50")
+    if not calls or min(calls) < 1:
+        parser.error("--calls: at least one round of at least 1 call")
+    result = run(calls, quick=args.quick, workers=args.workers, threads=args.threads,
+                 latency_ms=args.latency, jitter_ms=args.jitter, out_dir=args.out,
+                 write=not args.no_write)
+    print(report.markdown(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,44 @@
+"""Gunicorn settings for the web process (`Procfile`: `web: gunicorn --config gunicorn.conf.py
+"ivr.app:create_app()"`). Figures behind the choices: docs/benchmark.md (`./dev bench`).
+
+Worker class: **gthread**. A webhook spends most of its time waiting on Clinicea (one to three
+HTTPS requests of ~150 ms each); the app's own work is a few milliseconds of CPU. Threads wait
+on that I/O cheaply and share one process's Clinicea token, calendar cache and connection pool;
+sync workers would need one process per in-flight webhook. Async workers (gevent) would need
+monkey-patching under SQLAlchemy and httpx for no gain at these rates.
+
+Workers: one per core (at least 2, so a crash or a slow garbage collection never leaves the
+number without a process). Threads: 16 per worker, so 2 cores serve 32 webhooks at once; at
+~0.3 s each that is ~100 webhooks/s, far beyond what 200 concurrent callers (one webhook every
+few seconds each) produce. Override with WEB_CONCURRENCY and IVR_WEB_THREADS.
+
+No `preload_app`: `create_app()` runs in each worker after the fork, so every worker opens its
+own database pool (the SQLAlchemy engine must never cross a fork), its own httpx client and
+its own Clinicea token (see docs/benchmark.md for what that costs in logins). That is also
+why there is no `post_fork` hook: nothing is created before the fork that would need resetting.
+
+Timeout 30 s: a webhook's Clinicea work is bounded far below that (5 s budget per request,
+10 s booking budget, Twilio gives up after 15 s); 30 s only catches a wedged worker.
+"""
+
+import multiprocessing
+import os
+
+bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
+worker_class = "gthread"
+workers = int(os.environ.get("WEB_CONCURRENCY", max(2, multiprocessing.cpu_count())))
+threads = int(os.environ.get("IVR_WEB_THREADS", "16"))
+timeout = 30
+graceful_timeout = 20
+keepalive = 5  # Twilio reuses connections between a call's webhooks
+max_requests = 0  # no recycling: workers hold a warm token and calendar cache
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+# One JSON object per request on stdout (the app's own JSON logs go to stderr). The request
+# line holds the path and turn number only: no caller data is in Twilio's URLs.
+accesslog = "-" if os.environ.get("IVR_ACCESS_LOG", "1") != "0" else None
+access_log_format = (
+    '{"time": "%(t)s", "logger": "gunicorn.access", "method": "%(m)s", "path": "%(U)s", '
+    '"status": %(s)s, "ms": %(M)s, "bytes": "%(B)s"}'
+)
+errorlog = "-"
+loglevel = os.environ.get("IVR_LOG_LEVEL", "info").lower()
