@@ -182,6 +182,11 @@ def create_app(
     from ivr.voice import bp as voice_bp
 
     app.register_blueprint(voice_bp)
+    from ivr.api import bp as api_bp
+    from ivr.console import bp as console_bp
+
+    app.register_blueprint(console_bp)  # /console: agents' screen-pop, live calls, outbox
+    app.register_blueprint(api_bp)  # /api: the same lookups and booking as JSON
     ops.install(app, metrics)  # /healthz, /metrics, webhook timers
     if sandbox is not None:
         atexit.register(sandbox.stop)

@@ -1,0 +1,238 @@
+"""The JSON API (`/api`) for call-centre software that integrates by HTTP instead of by page.
+
+Same lookups and booking as the console's screen-pop (`ivr.console.desk`), behind API keys
+(`ivr add-api-key`), sent as `Authorization: Bearer <key>` or `X-API-Key: <key>`. Every answer
+is JSON; errors are `{"error": "<message>"}` with 400, 401, 404, 409 or 503. The OpenAPI 3.0
+description of exactly these routes is served at `/api/openapi.json` (no key needed).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from flask import Blueprint, current_app, g, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from flows.domain import LastVisit, PatientRef, Slot
+from flows.services import ServiceUnavailable
+from ivr.accounts import verify_api_key
+from ivr.console import desk
+from ivr.console.headers import add_security_headers
+from ivr.store import BookingRecord
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("api", __name__, url_prefix="/api")
+
+PUBLIC_ENDPOINTS = {"api.openapi"}
+
+
+class ApiError(Exception):
+    """An error answer: status and message."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def _runtime() -> Any:
+    return current_app.extensions["ivr"]
+
+
+def _presented_key() -> str | None:
+    auth = request.headers.get("Authorization", "")
+    if auth[:7].lower() == "bearer ":
+        return auth[7:].strip() or None
+    return request.headers.get("X-API-Key") or None
+
+
+@bp.before_request
+def _authenticate() -> Any:
+    if request.endpoint in PUBLIC_ENDPOINTS:
+        return None
+    record = verify_api_key(_runtime().store, _presented_key())
+    if record is None:
+        response = jsonify(error="a valid API key is required (Authorization: Bearer <key>)")
+        response.status_code = 401
+        response.headers["WWW-Authenticate"] = 'Bearer realm="clinic-ivr"'
+        return response
+    g.api_key_name = record.name
+    return None
+
+
+@bp.after_request
+def _headers(response: Any) -> Any:
+    return add_security_headers(response)
+
+
+@bp.errorhandler(ApiError)
+def _api_error(exc: ApiError) -> Any:
+    return jsonify(error=exc.message), exc.status
+
+
+@bp.errorhandler(desk.DeskError)
+def _desk_error(exc: desk.DeskError) -> Any:
+    return jsonify(error=exc.message), exc.status
+
+
+@bp.errorhandler(ServiceUnavailable)
+def _unavailable(exc: ServiceUnavailable) -> Any:
+    return jsonify(error=desk.UNAVAILABLE_LOOKUP), 503
+
+
+@bp.errorhandler(HTTPException)
+def _http_error(exc: HTTPException) -> Any:
+    return jsonify(error=exc.description or exc.name), exc.code or 500
+
+
+# --------------------------------------------------------------------------- JSON shapes
+
+
+def _patient(p: PatientRef) -> dict[str, Any]:
+    return {
+        "id": p.id,
+        "first_name": p.first_name,
+        "last_name": p.last_name,
+        "date_of_birth": p.date_of_birth.isoformat() if p.date_of_birth else None,
+    }
+
+
+def _visit(v: LastVisit | None) -> dict[str, Any] | None:
+    if v is None:
+        return None
+    return {
+        "start": v.start.isoformat(timespec="minutes"),
+        "doctor_id": v.doctor_id,
+        "doctor_name": v.doctor_name,
+        "service_name": v.service_name,
+        "clinic": None if v.clinic is None else {
+            "id": v.clinic.id, "name": v.clinic.name, "address": v.clinic.address,
+            "phone": v.clinic.phone,
+        },
+    }
+
+
+def _slot(s: Slot) -> dict[str, Any]:
+    return {"doctor_id": s.doctor_id, "start": s.start.strftime(desk.START_FORMAT),
+            "minutes": s.minutes}
+
+
+def _booking(record: BookingRecord) -> dict[str, Any]:
+    payload = record.payload
+    return {
+        "id": record.id,
+        "idempotency_key": record.idempotency_key,
+        "status": record.status,
+        "appointment_id": record.appointment_id,
+        "patient_id": record.patient_id or payload.get("patient_id"),
+        "doctor_id": payload.get("doctor_id"),
+        "start": str(payload.get("start") or "")[:16],
+        "failure_reason": record.failure_reason,
+    }
+
+
+# --------------------------------------------------------------------------- routes
+
+
+@bp.get("/caller")
+def caller() -> Any:
+    """Patients on a mobile number, the first one's (or `patient_id`'s) last completed visit."""
+    services = _runtime().services
+    lookup = desk.lookup_caller(services, request.args.get("mobile"),
+                                request.args.get("patient_id") or None)
+    chosen = lookup.selected or (lookup.patients[0] if lookup.patients else None)
+    visit = lookup.last_visit
+    if chosen is not None and lookup.selected is None:
+        visit = services.last_visit(chosen.id)
+    return jsonify(
+        mobile=lookup.phone.e164,
+        patients=[_patient(p) for p in lookup.patients],
+        patient_id=chosen.id if chosen else None,
+        last_visit=_visit(visit),
+        clinic={"name": services.profile.name,
+                "sites": [{"id": s.id, "name": s.name, "address": s.address, "phone": s.phone}
+                          for s in services.profile.sites]},
+        doctors=[{"id": d.id, "name": d.name, "clinic_id": d.clinic_id}
+                 for d in services.profile.doctors],
+    )
+
+
+@bp.get("/slots")
+def slots() -> Any:
+    """Free times of one doctor on one day (the phone's slot rules)."""
+    services = _runtime().services
+    doctor_id = request.args.get("doctor_id")
+    day = desk.parse_day(request.args.get("day"))
+    free = desk.free_slots(services, doctor_id, day)
+    return jsonify(doctor_id=doctor_id, day=day.isoformat(), slots=[_slot(s) for s in free])
+
+
+@bp.post("/bookings")
+def create_booking() -> Any:
+    """Book for a patient id, or register a new patient (with consent) and book."""
+    services = _runtime().services
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise ApiError(400, "the body must be a JSON object")
+    doctor_id = body.get("doctor_id")
+    if not isinstance(doctor_id, str) or not doctor_id:
+        raise ApiError(400, "doctor_id is required")
+    start_text = body.get("start")
+    if not isinstance(start_text, str):
+        raise ApiError(400, "start is required (YYYY-MM-DDTHH:MM)")
+    start = desk.parse_start(start_text)
+    notes = body.get("notes") or ""
+    if not isinstance(notes, str):
+        raise ApiError(400, "notes must be a string")
+    patient_id = body.get("patient_id")
+    new = body.get("new_patient")
+    if patient_id is not None and new is not None:
+        raise ApiError(400, "give patient_id or new_patient, not both")
+    patient = None
+    if patient_id is not None:
+        if not isinstance(patient_id, str) or not patient_id:
+            raise ApiError(400, "patient_id must be a non-empty string")
+    elif isinstance(new, dict):
+        fields = ("first_name", "last_name", "mobile")
+        if any(new.get(f) is not None and not isinstance(new.get(f), str) for f in fields):
+            raise ApiError(400, "new_patient fields must be strings")
+        patient = desk.new_patient(services, new.get("first_name"), new.get("last_name"),
+                                   new.get("mobile"), new.get("consent") is True)
+    else:
+        raise ApiError(400, "patient_id or new_patient is required")
+    client_key = request.headers.get("Idempotency-Key")
+    if client_key is not None and not desk.valid_key(client_key):
+        raise ApiError(400, "Idempotency-Key may hold letters, digits and :._- (up to 200)")
+    key = f"api:{g.api_key_name}:{client_key}" if client_key else f"api:{uuid.uuid4()}"
+    if not desk.valid_key(key):
+        key = f"api:{uuid.uuid4()}"
+    outcome = desk.book(services, key=key, doctor_id=doctor_id, start=start,
+                        patient_id=patient_id, patient=patient, notes=notes)
+    record = _runtime().store.get_booking(key)
+    log.info("API booking %s by key %s: %s", key, g.api_key_name, outcome.status)
+    body_out = _booking(record) if record is not None else {"idempotency_key": key}
+    body_out["status"] = record.status if record is not None else outcome.status
+    if outcome.status == "recorded":
+        body_out["message"] = desk.RECORDED
+    return jsonify(body_out), 201
+
+
+@bp.get("/bookings/<path:booking_id>")
+def get_booking(booking_id: str) -> Any:
+    """A booking by outbox id or idempotency key."""
+    store = _runtime().store
+    record = store.get_booking(int(booking_id) if booking_id.isdigit() else booking_id)
+    if record is None:
+        raise ApiError(404, "no such booking")
+    return jsonify(_booking(record))
+
+
+@bp.get("/openapi.json")
+def openapi() -> Any:
+    """The OpenAPI 3.0 description of this API."""
+    from ivr.openapi import document
+
+    return jsonify(document())

@@ -1,0 +1,544 @@
+"""The agents' console: sign-in, the Convox screen-pop, live calls, the outbox, history.
+
+Server-rendered Jinja (autoescaped), one static CSS file and one static JS file (the live
+view's poller); no inline script, so the Content-Security-Policy forbids it.
+
+Sessions are Flask's signed cookies (`settings.secret_key`), HttpOnly, SameSite=Lax, and
+Secure unless the app runs in demo mode over plain http (see `_cookie_config`). Every POST
+carries the session's CSRF token in a hidden `csrf_token` field; without it the answer is 400.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import secrets
+import uuid
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+from functools import wraps
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from flask import (
+    Blueprint,
+    Flask,
+    abort,
+    current_app,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask.blueprints import BlueprintSetupState
+
+from flows.services import ServiceUnavailable
+from ivr.accounts import AddressLimiter, check_login
+from ivr.console import desk
+from ivr.console.headers import add_security_headers
+from ivr.outbox import attempt_booking
+from ivr.store import BookingRecord, CallRecord
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint(
+    "console",
+    __name__,
+    url_prefix="/console",
+    template_folder="templates",
+    static_folder="static",
+    static_url_path="/static",
+)
+
+SESSION_HOURS = 12
+LIVE_TRANSFER_WINDOW = timedelta(hours=2)
+HISTORY_DAYS = 14
+OPEN_STATUSES = ("pending", "booking", "retrying", "failed")
+LOGIN_MESSAGES = {
+    "bad_credentials": "Wrong username or password.",
+    "locked": "Too many wrong passwords: this account is locked for 5 minutes.",
+    "too_many_attempts": "Too many sign-in attempts from this address; wait a few minutes.",
+}
+HISTORY_OUTCOMES = (
+    ("booked", "Booked by phone"),
+    ("transferred", "Transferred"),
+    ("callback", "Callback"),
+    ("abandoned", "Abandoned"),
+    ("failed", "Failed"),
+    (None, "In progress"),
+)
+
+
+def _runtime() -> Any:
+    return current_app.extensions["ivr"]
+
+
+def _cookie_config(state: BlueprintSetupState) -> None:
+    """Session cookie flags, decided once when the blueprint is registered.
+
+    Secure whenever the public URL is https or the app is not in demo mode; a demo reached
+    over plain http (`ivr demo`, tests) keeps a non-Secure cookie, or the browser would
+    drop it and nobody could sign in."""
+    app: Flask = state.app
+    settings = app.extensions["ivr"].settings
+    public = (settings.public_url or "").lower()
+    secure = public.startswith("https://") or not settings.demo
+    app.config.update(
+        SESSION_COOKIE_SECURE=secure,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=SESSION_HOURS),
+    )
+    app.extensions.setdefault("ivr_login_limiter", AddressLimiter())
+
+
+bp.record_once(_cookie_config)
+
+
+# --------------------------------------------------------------------------- session plumbing
+
+
+def csrf_token() -> str:
+    """The session's CSRF token (created on first use)."""
+    token = session.get("csrf")
+    if not token:
+        token = session["csrf"] = secrets.token_urlsafe(32)
+    return token
+
+
+@bp.context_processor
+def _inject() -> dict[str, Any]:
+    return {"csrf_token": csrf_token, "agent_name": session.get("agent")}
+
+
+@bp.before_request
+def _check_csrf() -> None:
+    if request.method == "POST":
+        sent = request.form.get("csrf_token", "")
+        expected = session.get("csrf", "")
+        if not sent or not expected or not hmac.compare_digest(sent, expected):
+            abort(400, "The form is missing its security token; reload the page and try again.")
+
+
+@bp.after_request
+def _headers(response: Any) -> Any:
+    return add_security_headers(response)
+
+
+def _current_agent() -> str | None:
+    name = session.get("agent")
+    if not name:
+        return None
+    if _runtime().store.get_agent(name) is None:  # deleted since: sign out
+        session.clear()
+        return None
+    return name
+
+
+def login_required(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Redirect to the login page (and back afterwards) when nobody is signed in."""
+
+    @wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        if _current_agent() is None:
+            if request.path.endswith(".json"):
+                return jsonify(error="sign in first"), 401
+            return redirect(url_for("console.login", next=request.full_path.rstrip("?")))
+        return view(*args, **kwargs)
+
+    return wrapped
+
+
+def _safe_next(target: str | None) -> str:
+    """Only paths of this console (no other host, no scheme-relative URL)."""
+    if target and target.startswith("/console") and "//" not in target and "\\" not in target:
+        return target
+    return url_for("console.caller_search")
+
+
+# --------------------------------------------------------------------------- time helpers
+
+
+def _zone() -> ZoneInfo:
+    return ZoneInfo(_runtime().settings.clinic.timezone)
+
+
+def _local(instant: datetime | None) -> datetime | None:
+    """A store instant (naive UTC) as clinic-local wall time."""
+    if instant is None:
+        return None
+    return instant.replace(tzinfo=UTC).astimezone(_zone()).replace(tzinfo=None)
+
+
+def _hhmm(instant: datetime | None) -> str:
+    local = _local(instant)
+    return f"{local:%H:%M:%S}" if local else ""
+
+
+@bp.app_template_filter("when")
+def _when_filter(moment: datetime | None) -> str:
+    return desk.when(moment) if moment else ""
+
+
+# --------------------------------------------------------------------------- sign-in
+
+
+@bp.get("/")
+def index() -> Any:
+    """The console's front door."""
+    return redirect(url_for("console.caller_search"))
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> Any:
+    """Sign in (rate limited per account and per address)."""
+    next_url = request.values.get("next")
+    error = None
+    status = 200
+    if request.method == "POST":
+        rt = _runtime()
+        username = request.form.get("username", "")
+        result = check_login(
+            rt.store, username, request.form.get("password", ""), rt.store.now(),
+            address=request.remote_addr or "?",
+            limiter=current_app.extensions["ivr_login_limiter"],
+        )
+        if result.ok:
+            session.clear()  # no session fixation: a fresh session and CSRF token
+            session.permanent = True
+            session["agent"] = username.strip()
+            session["csrf"] = secrets.token_urlsafe(32)
+            log.info("console sign-in by agent %s", username.strip())
+            return redirect(_safe_next(next_url))
+        error = LOGIN_MESSAGES[result.reason]
+        status = 429 if result.reason == "too_many_attempts" else 401
+    return render_template("console/login.html", error=error, next_url=next_url or ""), status
+
+
+@bp.post("/logout")
+def logout() -> Any:
+    """Sign out."""
+    session.clear()
+    return redirect(url_for("console.login"))
+
+
+# --------------------------------------------------------------------------- screen-pop
+
+
+@bp.get("/caller")
+@login_required
+def caller_search() -> Any:
+    """The screen-pop: `?mobile=<number>` (any format), optional `patient`, `doctor`, `day`."""
+    return _render_caller(request.args)
+
+
+def _render_caller(values: Any, *, error: str | None = None, status: int = 200) -> Any:
+    rt = _runtime()
+    services = rt.services
+    mobile = (values.get("mobile") or "").strip()
+    ctx: dict[str, Any] = {
+        "mobile": mobile,
+        "error": error,
+        "lookup": None,
+        "doctors": services.profile.doctors,
+        "values": values,
+        "booking_key": values.get("booking_key") if desk.valid_key(values.get("booking_key"))
+        else f"console:{uuid.uuid4()}",
+    }
+    if not mobile:
+        return render_template("console/caller.html", **ctx), status
+    try:
+        lookup = desk.lookup_caller(services, mobile, values.get("patient") or None)
+    except desk.DeskError as exc:
+        ctx["error"] = exc.message
+        return render_template("console/caller.html", **ctx), exc.status
+    except ServiceUnavailable:
+        ctx["error"] = error or desk.UNAVAILABLE_LOOKUP
+        return render_template("console/caller.html", **ctx), 503
+    ctx["lookup"] = lookup
+    if lookup.patients and lookup.selected is None and values.get("patient") != "new":
+        return render_template("console/caller.html", **ctx), status  # choose one first
+    doctor_id = values.get("doctor") or values.get("doctor_id")
+    if services.profile.doctor(doctor_id) is None:
+        visit = lookup.last_visit
+        doctor_id = visit.doctor_id if visit and services.profile.doctor(visit.doctor_id) else (
+            services.profile.doctors[0].id)
+    try:
+        day = desk.parse_day(values.get("day")) if values.get("day") else None
+    except desk.DeskError as exc:
+        ctx["error"] = error or exc.message
+        day = None
+    if day is None:
+        day = desk.first_free_day(services, doctor_id)
+    slots: list[Any] = []
+    try:
+        slots = desk.free_slots(services, doctor_id, day)
+    except ServiceUnavailable:
+        ctx["slots_error"] = desk.UNAVAILABLE_LOOKUP
+    site = desk.site_of(services, desk.doctor_of(services, doctor_id))
+    ctx.update(doctor_id=doctor_id, day=day, slots=slots, site=site,
+               chosen_start=values.get("start") or "", today=services.now().date())
+    return render_template("console/caller.html", **ctx), status
+
+
+@bp.post("/caller/book")
+@login_required
+def caller_book() -> Any:
+    """Book for a found patient, or register (with consent) and book; then the confirmation."""
+    rt = _runtime()
+    services = rt.services
+    form = request.form
+    key = form.get("booking_key", "")
+    if not desk.valid_key(key) or not key.startswith("console:"):
+        key = f"console:{uuid.uuid4()}"
+    try:
+        start = desk.parse_start(form.get("start"))
+        patient = None
+        patient_id = form.get("patient_id") or None
+        if patient_id is None:
+            patient = desk.new_patient(
+                services, form.get("first_name"), form.get("last_name"),
+                form.get("new_mobile") or form.get("mobile"), form.get("consent") == "yes",
+            )
+        outcome = desk.book(services, key=key, doctor_id=form.get("doctor_id"), start=start,
+                            patient_id=patient_id, patient=patient, notes=form.get("notes", ""))
+    except desk.DeskError as exc:
+        message = exc.message
+        if message == desk.CONSENT_REQUIRED:
+            message = ("Tick the consent box: without the caller's consent nothing is "
+                       "registered or booked.")
+        return _render_caller(_form_values(form), error=message, status=exc.status)
+    except ServiceUnavailable:
+        return _render_caller(_form_values(form), error=desk.UNAVAILABLE_BOOKING, status=503)
+    log.info("console booking %s by agent %s: %s", key, session.get("agent"), outcome.status)
+    return redirect(url_for("console.booking", key=key))
+
+
+def _form_values(form: Any) -> dict[str, str]:
+    """The booking form as screen-pop query values, so a refused form keeps what was typed."""
+    values = {k: form.get(k, "") for k in
+              ("mobile", "first_name", "last_name", "new_mobile", "notes", "start",
+               "booking_key", "consent")}
+    values["patient"] = form.get("patient_id", "")
+    values["doctor"] = form.get("doctor_id", "")
+    start = form.get("start", "")
+    values["day"] = start[:10] if len(start) >= 10 else form.get("day", "")
+    return values
+
+
+@bp.get("/bookings/<path:key>")
+@login_required
+def booking(key: str) -> Any:
+    """A booking's confirmation (or where it stands in the outbox)."""
+    rt = _runtime()
+    record = rt.store.get_booking(int(key) if key.isdigit() else key)
+    if record is None:
+        abort(404)
+    return render_template("console/booking.html", b=_booking_view(record))
+
+
+def _booking_view(record: BookingRecord) -> dict[str, Any]:
+    services = _runtime().services
+    payload = record.payload
+    doctor = services.profile.doctor(str(payload.get("doctor_id")))
+    site = services.profile.site(doctor.clinic_id) if doctor else None
+    try:
+        start: datetime | None = datetime.fromisoformat(str(payload.get("start")))
+    except ValueError:
+        start = None
+    name = f"{payload.get('first_name') or ''} {payload.get('last_name') or ''}".strip()
+    return {
+        "record": record,
+        "start": start,
+        "doctor": doctor.name if doctor else str(payload.get("doctor_id")),
+        "site": site,
+        "patient_name": name,
+        "patient_id": record.patient_id or payload.get("patient_id"),
+        "notes": payload.get("notes") or "",
+        "created": _local(record.created_at),
+        "next_attempt": _local(record.next_attempt_at),
+    }
+
+
+# --------------------------------------------------------------------------- live view
+
+
+@bp.get("/live")
+@login_required
+def live() -> Any:
+    """Calls in the IVR now and recently transferred ones (the JS keeps it fresh)."""
+    return render_template("console/live.html", data=_live_data())
+
+
+@bp.get("/live.json")
+@login_required
+def live_json() -> Any:
+    """The live view's data, polled every few seconds by `live.js`."""
+    return jsonify(_live_data())
+
+
+def _call_view(record: CallRecord) -> dict[str, Any]:
+    store = _runtime().store
+    answers = [
+        {"step": e.step or "", "kind": e.kind, "text": e.text or ""}
+        for e in store.events(record.call_sid)
+        if e.kind in ("pressed", "said")
+    ]
+    return {
+        "caller": record.caller_masked or "withheld",
+        "patient": record.patient_first_name or "",
+        "step": record.step or "",
+        "started": _hhmm(record.created_at),
+        "transferred": _hhmm(record.transferred_at),
+        "outcome": record.outcome or "",
+        "answers": answers,
+    }
+
+
+def _live_data() -> dict[str, Any]:
+    store = _runtime().store
+    now = store.now()
+    in_progress = [_call_view(c) for c in store.calls_in_progress(limit=50)]
+    transferred = [
+        _call_view(c) for c in store.recent_calls(now - LIVE_TRANSFER_WINDOW, limit=200)
+        if c.transferred_at is not None
+    ][:20]
+    return {"as_of": _hhmm(now), "in_progress": in_progress, "transferred": transferred}
+
+
+# --------------------------------------------------------------------------- outbox
+
+
+@bp.get("/outbox")
+@login_required
+def outbox() -> Any:
+    """Bookings Clinicea has not confirmed, and open callback requests."""
+    rt = _runtime()
+    rows = [_booking_view(b) for b in rt.store.bookings(statuses=OPEN_STATUSES, limit=200)]
+    callbacks = [
+        {"record": c, "created": _local(c.created_at)} for c in rt.store.callbacks("open")
+    ]
+    return render_template("console/outbox.html", rows=rows, callbacks=callbacks)
+
+
+@bp.post("/outbox/<path:key>/retry")
+@login_required
+def outbox_retry(key: str) -> Any:
+    """Send a pending or retrying booking to Clinicea now."""
+    rt = _runtime()
+    agent = session.get("agent", "?")
+    record = rt.store.get_booking(key)
+    if record is None:
+        abort(404)
+    if record.status == "failed":
+        flash("A failed booking is not retried: book it again from the screen-pop, then mark "
+              "this one handled.", "error")
+        return redirect(url_for("console.outbox"))
+    rt.store.mark_retry(key, f"retry requested by {agent}", rt.store.now())
+    claimed = rt.store.claim_booking(key, worker=f"console-{agent}", lease=rt.services.lease)
+    if claimed is None:
+        flash("Someone else is sending this booking right now.", "info")
+        return redirect(url_for("console.outbox"))
+    try:
+        result = attempt_booking(
+            claimed, client=rt.client, store=rt.store, config=rt.settings.clinic,
+            now=rt.clock.now(), backoff=rt.services.backoff,
+            max_attempts=rt.settings.clinic.booking_max_attempts,
+        )
+    finally:
+        day = _payload_day(claimed)
+        if day is not None:
+            rt.services.forget_day(day)
+    messages = {
+        "booked": "Booked in Clinicea.",
+        "retrying": "Clinicea did not take it yet; it will be tried again.",
+        "slot_taken": "That time has been taken: the booking failed; call the patient.",
+        "failed": f"Clinicea refused it: {result.reason or 'no reason given'}.",
+    }
+    flash(messages.get(result.status, result.status), "info")
+    return redirect(url_for("console.outbox"))
+
+
+def _payload_day(record: BookingRecord) -> date | None:
+    try:
+        return datetime.fromisoformat(str(record.payload["start"])).date()
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+@bp.post("/outbox/<path:key>/handled")
+@login_required
+def outbox_handled(key: str) -> Any:
+    """An agent dealt with this booking by hand."""
+    rt = _runtime()
+    if rt.store.mark_handled(key, session.get("agent", "?")):
+        flash("Marked handled.", "info")
+    else:
+        flash("That booking is not open any more.", "error")
+    return redirect(url_for("console.outbox"))
+
+
+@bp.post("/callbacks/<int:callback_id>/handled")
+@login_required
+def callback_handled(callback_id: int) -> Any:
+    """The clinic called this caller back."""
+    rt = _runtime()
+    if rt.store.mark_callback_handled(callback_id, session.get("agent", "?")):
+        flash("Callback marked handled.", "info")
+    else:
+        flash("That callback is not open any more.", "error")
+    return redirect(url_for("console.outbox"))
+
+
+# --------------------------------------------------------------------------- history
+
+
+@bp.get("/history")
+@login_required
+def history() -> Any:
+    """Calls per day by outcome over 14 days, as a table and an SVG chart; containment rate."""
+    rt = _runtime()
+    counts = rt.store.outcome_counts_by_day(HISTORY_DAYS)
+    today = rt.store.now().date()
+    days = [today - timedelta(days=HISTORY_DAYS - 1 - i) for i in range(HISTORY_DAYS)]
+    table = {d: {key: 0 for key, _ in HISTORY_OUTCOMES} for d in days}
+    for c in counts:
+        if c.day in table:
+            key = c.outcome if c.outcome in table[c.day] else None
+            table[c.day][key] += c.count
+    totals = {key: sum(table[d][key] for d in days) for key, _ in HISTORY_OUTCOMES}
+    all_calls = sum(totals.values())
+    containment = (totals["booked"] / all_calls) if all_calls else None
+    return render_template(
+        "console/history.html", days=days, table=table, outcomes=HISTORY_OUTCOMES,
+        totals=totals, all_calls=all_calls, containment=containment,
+        chart=_chart(days, table),
+    )
+
+
+def _chart(days: list[date], table: dict[date, dict[Any, int]]) -> dict[str, Any]:
+    """Stacked bars (one per day) as plain numbers for the template's inline SVG."""
+    width, height, pad = 700, 200, 20
+    bar_w = (width - 2 * pad) / len(days)
+    peak = max([sum(table[d].values()) for d in days] + [1])
+    bars = []
+    for i, d in enumerate(days):
+        y = height - pad
+        for key, label in HISTORY_OUTCOMES:
+            n = table[d][key]
+            if not n:
+                continue
+            h = (height - 2 * pad) * n / peak
+            y -= h
+            bars.append({
+                "x": round(pad + i * bar_w + 2, 1), "y": round(y, 1),
+                "w": round(bar_w - 4, 1), "h": round(h, 1),
+                "cls": f"bar-{key or 'open'}", "title": f"{d:%d %b}: {n} {label.lower()}",
+            })
+    labels = [{"x": round(pad + i * bar_w + bar_w / 2, 1), "text": f"{d:%d}"}
+              for i, d in enumerate(days)]
+    return {"width": width, "height": height, "bars": bars, "labels": labels, "peak": peak,
+            "base": height - pad}
