@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from flask import Blueprint, Response, current_app, request
 
@@ -22,6 +24,9 @@ from flows.engine import CallState, Event, Line, Reply
 from flows.understanding import Answer
 from ivr import security, twiml
 from ivr.phone import mask, parse_phone
+
+if TYPE_CHECKING:
+    from ivr.app import Runtime
 
 log = logging.getLogger(__name__)
 bp = Blueprint("voice", __name__, url_prefix="/voice")
@@ -48,9 +53,9 @@ class Inbound:
     call_status: str
 
     @classmethod
-    def from_form(cls, form: dict[str, str] | object) -> Inbound:
+    def from_form(cls, form: Mapping[str, str]) -> Inbound:
         """Parse Twilio's form parameters; never raises on odd input."""
-        get = form.get  # type: ignore[attr-defined]
+        get = form.get
         digits = _clean(get("Digits"), MAX_DIGITS)
         speech = _clean(get("SpeechResult"), MAX_SPEECH)
         try:
@@ -77,7 +82,7 @@ def _clean(value: object, limit: int) -> str:
     return "".join(ch for ch in value[: limit * 2] if ch.isprintable()).strip()[:limit]
 
 
-def _runtime():  # noqa: ANN202 - typed in ivr.app; imported lazily to avoid a cycle
+def _runtime() -> Runtime:
     return current_app.extensions["ivr"]
 
 
@@ -151,13 +156,13 @@ def _handle(kind: str, step: str | None) -> Response:
 class VoiceTurns:
     """Runs one webhook turn against the store and the engine (used by `Runtime`)."""
 
-    def __init__(self, runtime: object) -> None:
+    def __init__(self, runtime: Runtime) -> None:
         self.rt = runtime
 
     def run(self, inbound: Inbound, kind: str, step: str | None, turn: int) -> str:
         """The TwiML for this webhook."""
         rt = self.rt
-        store = rt.store  # type: ignore[attr-defined]
+        store = rt.store
         record = store.load_call(inbound.call_sid)
         restarted = False
         if record is None:
@@ -177,7 +182,7 @@ class VoiceTurns:
         if record.last_reply is not None and turn != record.turn:
             return record.last_reply
         call = CallState.from_dict(record.state)
-        engine = rt.engine  # type: ignore[attr-defined]
+        engine = rt.engine
         if record.last_reply is None:
             reply, events = engine.start(call)
             if restarted:
@@ -208,7 +213,7 @@ class VoiceTurns:
         return xml
 
     def _record(self, call_sid: str, events: list[Event], reply: Reply) -> None:
-        store = self.rt.store  # type: ignore[attr-defined]
+        store = self.rt.store
         for event in events:
             store.add_event(call_sid, event.kind, event.step, event.text)
         if reply.dial is not None:
