@@ -19,6 +19,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=16, help="threads per worker (16)")
     parser.add_argument("--latency", type=int, default=150, help="Clinicea latency, ms (150)")
     parser.add_argument("--jitter", type=int, default=50, help="latency jitter, ms (50)")
+    parser.add_argument("--pace", type=float, default=None,
+                        help="callers' listening time x this in the paced rounds (1.0; quick"
+                             " 0.05)")
+    parser.add_argument("--no-stress", action="store_true",
+                        help="skip the rounds with no pause between turns")
     parser.add_argument("--out", default=None, help="output directory (bench/results)")
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args(argv)
@@ -31,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--calls: at least one round of at least 1 call")
     result = run(calls, quick=args.quick, workers=args.workers, threads=args.threads,
                  latency_ms=args.latency, jitter_ms=args.jitter, out_dir=args.out,
-                 write=not args.no_write)
+                 write=not args.no_write, pace=args.pace, stress=not args.no_stress)
     print(report.markdown(result))
     return 0
 

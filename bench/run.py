@@ -125,6 +125,7 @@ class Percentiles:
 class Round:
     """One load round: N concurrent calls on the app, then N on the baseline."""
 
+    mode: str  # "paced" (callers listen before answering) or "stress" (no pause)
     calls: int
     wall_s: float
     webhooks: int
@@ -244,9 +245,20 @@ def _answer(call: Any, step: str, kind: str, rng: random.Random | None) -> bool:
     return True
 
 
+def listen(call: Any, pace: float) -> None:
+    """Wait as long as the caller needs to hear the last prompt and press a key, x `pace`."""
+    if pace > 0:
+        words = _words(call.last_heard)
+        time.sleep(pace * (words * 60 / WORDS_PER_MINUTE + SECONDS_PER_KEY))
+
+
 def drive_call(sim: TwilioSimulator, number: str, kind: str,
-               rng: random.Random | None = None) -> CallResult:
-    """Place one call and answer every question until it ends (or MAX_TURNS)."""
+               rng: random.Random | None = None, pace: float = 0.0) -> CallResult:
+    """Place one call and answer every question until it ends (or MAX_TURNS).
+
+    `pace` 1.0: the caller listens to each prompt at 150 words a minute and takes a second to
+    press a key before answering (a real caller); 0: answers at once (a stress test).
+    """
     samples: list[Sample] = []
     _local.sink = samples
     result = CallResult(number, kind, samples)
@@ -256,6 +268,7 @@ def drive_call(sim: TwilioSimulator, number: str, kind: str,
         turns = 0
         while call.waiting and turns < MAX_TURNS:
             step = step_of(urlsplit(call.gather_url or "").path)
+            listen(call, pace)
             if not _answer(call, step, kind, rng):
                 break
             turns += 1
@@ -308,7 +321,7 @@ def caller_seconds(transcript: Iterable[object], samples: Sequence[Sample],
     return round(seconds + waits, 1)
 
 
-def drive_baseline_call(sim: TwilioSimulator, turns: int) -> CallResult:
+def drive_baseline_call(sim: TwilioSimulator, turns: int, pace: float = 0.0) -> CallResult:
     """A call to the bare app: the same number of key presses, then hang up."""
     samples: list[Sample] = []
     _local.sink = samples
@@ -318,6 +331,7 @@ def drive_baseline_call(sim: TwilioSimulator, turns: int) -> CallResult:
         for _ in range(turns):
             if not call.waiting:
                 break
+            listen(call, pace)
             call.press("1")
         if not call.ended:
             call.hang_up()
@@ -420,7 +434,8 @@ class _Bench:
                     self.reset_sandbox()
                     app = self.start_app()
                 assert app is not None
-                before = len(self.sandbox_requests())
+                # Full mode counts from the reset: the start-up health check's login included.
+                before = len(self.sandbox_requests()) if quick else 0
                 with http_client(4) as http:
                     sim = TwilioSimulator(app.url, AUTH_TOKEN, http=http, to=CLINIC_NUMBER)
                     result = drive_call(sim, number, kind)
@@ -443,12 +458,12 @@ class _Bench:
 
     # -- load
 
-    def load_round(self, n: int) -> Round:
+    def load_round(self, n: int, pace: float) -> Round:
         assert self.baseline is not None
         self.reset_sandbox()
         app = self.start_app()
         log_start = app.log.stat().st_size
-        deadline = 60.0 + n * 1.5
+        deadline = 60.0 + n * 1.5 + pace * 120
         try:
             with http_client(n + 8) as http:
                 sim = TwilioSimulator(app.url, AUTH_TOKEN, http=http, to=CLINIC_NUMBER,
@@ -457,8 +472,8 @@ class _Bench:
                 def one(i: int) -> CallResult:
                     rng = random.Random(i * 7919 + n)
                     if i % 5 == 4:
-                        return drive_call(sim, f"+92300{9000000 + i}", "book", rng)
-                    return drive_call(sim, RETURNING[i % len(RETURNING)], "book", rng)
+                        return drive_call(sim, f"+92300{9000000 + i}", "book", rng, pace)
+                    return drive_call(sim, RETURNING[i % len(RETURNING)], "book", rng, pace)
 
                 results, wall = run_concurrently(n, one, deadline_s=deadline)
             peak = [round(m, 1) for m in app.peak_rss_mb()]
@@ -474,7 +489,8 @@ class _Bench:
             bsim = TwilioSimulator(self.baseline.url, AUTH_TOKEN, http=http, to=CLINIC_NUMBER,
                                    seed=n)
             bresults, bwall = run_concurrently(
-                n, lambda i: drive_baseline_call(bsim, BASELINE_TURNS), deadline_s=deadline)
+                n, lambda i: drive_baseline_call(bsim, BASELINE_TURNS, pace),
+                deadline_s=deadline)
 
         samples = [s for r in results for s in r.samples]
         bsamples = [s for r in bresults for s in r.samples]
@@ -493,7 +509,8 @@ class _Bench:
         examples += [line.get("message", "")[:160] for line in error_lines[:3]]
         total_requests = sum(requests.values())
         return Round(
-            calls=n, wall_s=round(wall, 2), webhooks=len(samples),
+            mode="paced" if pace else "stress", calls=n, wall_s=round(wall, 2),
+            webhooks=len(samples),
             throughput=round(len(ok) / wall, 1) if wall else 0.0, booked=booked,
             transferred=sum(1 for r in results if r.transferred), errors=errors,
             timeouts=timeouts, apologies=apologies,
@@ -560,9 +577,12 @@ def machine_info() -> dict[str, str]:
 
 def run(calls: Sequence[int] = (10, 50, 200), *, quick: bool = False, workers: int | None = None,
         threads: int = 16, latency_ms: int = 150, jitter_ms: int = 50,
-        out_dir: Path | str | None = None, write: bool = True) -> Report:
+        out_dir: Path | str | None = None, write: bool = True, pace: float | None = None,
+        stress: bool = True) -> Report:
     """Run the benchmark and return its figures; with `write`, also the markdown and the PNG.
 
+    For each N in `calls`: a paced round (callers listen to every prompt, `pace` x real time,
+    default 1.0; 0.05 in `quick` mode) and, with `stress`, a round with no pause between turns.
     `out_dir` defaults to bench/results/. `quick` runs the three scenarios on one app start.
     """
     import os
@@ -577,16 +597,21 @@ def run(calls: Sequence[int] = (10, 50, 200), *, quick: bool = False, workers: i
         bench.start()
         scenarios = bench.scenarios(quick)
         rounds = []
+        pace = (0.05 if quick else 1.0) if pace is None else pace
         for n in calls:
-            print(f"bench: {n} concurrent calls...", flush=True)
-            rounds.append(bench.load_round(n))
+            print(f"bench: {n} concurrent calls, paced x{pace:g}...", flush=True)
+            rounds.append(bench.load_round(n, pace))
+        if stress:
+            for n in calls:
+                print(f"bench: {n} concurrent calls, no pause...", flush=True)
+                rounds.append(bench.load_round(n, 0.0))
     finally:
         bench.stop()
     result = Report(
         machine=machine_info(),
         config={"workers": workers, "threads": threads, "worker_class": "gthread",
                 "clinicea_latency": f"{latency_ms} ms +- {jitter_ms} ms", "quick": quick,
-                "calls": list(calls), "clinic_clock": BENCH_NOW},
+                "calls": list(calls), "clinic_clock": BENCH_NOW, "pace": pace},
         scenarios=scenarios, rounds=rounds,
     )
     if write:

@@ -11,7 +11,7 @@ from ivr.simulator import Dialed, Heard, Pressed, Silence
 
 @pytest.mark.slow
 def test_quick_run_measures_scenarios_and_a_round(tmp_path):
-    result = run(calls=[2], quick=True, workers=2, threads=4, latency_ms=20, jitter_ms=5,
+    result = run(calls=[2], quick=True, workers=2, threads=4, latency_ms=20, jitter_ms=5, pace=0.01,
                  out_dir=tmp_path)
     names = [s.name for s in result.scenarios]
     assert len(names) == 3
@@ -20,9 +20,11 @@ def test_quick_run_measures_scenarios_and_a_round(tmp_path):
     assert returning.requests["search"] == 1
     assert returning.requests["book"] == 1
     assert result.scenarios[2].requests.get("book", 0) == 0  # a transfer books nothing
-    (r,) = result.rounds
-    assert r.calls == 2 and r.booked == 2
-    assert r.errors == 0, r.error_examples
+    assert [r.mode for r in result.rounds] == ["paced", "stress"]
+    for r in result.rounds:
+        assert r.calls == 2 and r.booked == 2
+        assert r.errors == 0, r.error_examples
+    r = result.rounds[1]
     assert r.webhooks >= 12 and r.baseline_webhooks >= 12
     assert r.app_latency.p50 > 0 and r.baseline_latency.p50 > 0
     assert r.server_own.p99 > 0
@@ -55,7 +57,7 @@ def test_targets_table_without_rounds():
     result = report.markdown(run.__globals__["Report"](
         machine={"date": "d", "nproc": "2", "cpu": "c", "memory": "m", "python": "3",
                  "gunicorn": "g", "os": "o"},
-        config={"workers": 2, "threads": 4, "worker_class": "gthread", "quick": True,
+        config={"workers": 2, "threads": 4, "worker_class": "gthread", "quick": True, "pace": 0,
                 "clinicea_latency": "0", "clinic_clock": "x", "calls": []},
         scenarios=[], rounds=[]))
     assert "not measured" in result
