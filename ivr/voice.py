@@ -23,6 +23,7 @@ from flask import Blueprint, Response, current_app, request
 from flows.engine import CallState, Event, Line, Reply
 from flows.understanding import Answer
 from ivr import security, twiml
+from ivr.config import DEMO_TWILIO_AUTH_TOKEN
 from ivr.phone import mask, parse_phone
 
 if TYPE_CHECKING:
@@ -94,7 +95,10 @@ def _xml(body: str) -> Response:
 def check_signature() -> Response | None:
     """403 for anything Twilio did not sign (before any other work)."""
     rt = _runtime()
-    if not security.is_valid(request, rt.settings.twilio_auth_token, rt.settings.public_url):
+    token = rt.settings.twilio_auth_token
+    if not rt.settings.demo and token == DEMO_TWILIO_AUTH_TOKEN:
+        token = ""  # the published demo token signs nothing outside demo mode
+    if not security.is_valid(request, token, rt.settings.public_url):
         log.warning("refused a /voice request with a missing or wrong signature")
         return Response("Forbidden", status=403, mimetype="text/plain")
     return None

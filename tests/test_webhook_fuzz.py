@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 
 from flows.booking import FLOW
 from ivr.app import MAX_REQUEST_BYTES
+from ivr.config import DEMO_CLINIC
 from ivr.sandbox.seed import DEMO_PATIENTS
 from tests.calls import rig
 
@@ -31,6 +32,7 @@ FUZZ = settings(max_examples=60, deadline=None,
                                        HealthCheck.too_slow, HealthCheck.data_too_large])
 STEPS = [row.key for row in FLOW.rows]
 KNOWN_NUMBERS = [p.e164 for p in DEMO_PATIENTS.values()]
+TRANSFER = DEMO_CLINIC.transfer_number
 
 
 @pytest.fixture(scope="module")
@@ -217,7 +219,12 @@ def test_spoken_text_that_is_read_back_cannot_inject_twiml(r, speech):
     reply = _post(r, path, form)
     if reply.status_code == 200:
         root = ET.fromstring(reply.content)
-        assert root.findall(".//Dial") == [] and root.findall(".//Hangup") == []
+        # Only the clinic's own number is ever dialled (asking for "agent" is a real request).
+        for dial in root.iter("Dial"):
+            numbers = [dial.text or "", *(n.text or "" for n in dial)]
+            assert {n.strip() for n in numbers if n.strip()} == {TRANSFER}
+        assert [el.tag for el in root] and all(el.tag in ("Say", "Gather", "Dial", "Pause",
+                                                         "Redirect", "Hangup") for el in root)
         said = " ".join(el.text or "" for el in root.iter("Say"))
         assert all(ch.isprintable() for ch in said)
         assert len(said) < 2000
