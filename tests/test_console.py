@@ -430,3 +430,19 @@ def test_history_without_calls():
     with rig() as r:
         page = signed_in(r.app).get("/console/history").text
         assert "no calls yet" in page and "<rect " not in page
+
+
+def test_retry_now_leaves_a_booking_that_is_being_sent_alone():
+    with rig() as r:
+        store = r.runtime.store
+        store.enqueue_booking("phone:CA9", call_sid="CA9", payload={
+            "doctor_id": DEMO_DOCTOR_FAROOQ_ID, "start": "2026-11-24T13:00:00",
+            "patient_id": BILAL.id, "clinic_id": "", "service_id": ""})
+        assert store.claim_booking("phone:CA9", worker="w1", lease=timedelta(minutes=1))
+        client = signed_in(r.app)
+        page = client.get("/console/outbox").text
+        assert "Retry now" not in page and "Mark handled" not in page
+        client.post("/console/outbox/phone:CA9/retry", data={"csrf_token": csrf_of(page)})
+        row = store.get_booking("phone:CA9")
+        assert row.status == "booking" and row.claimed_by == "w1" and created(r) == []
+        assert "nothing to retry" in client.get("/console/outbox").text

@@ -57,6 +57,7 @@ SESSION_HOURS = 12
 LIVE_TRANSFER_WINDOW = timedelta(hours=2)
 HISTORY_DAYS = 14
 OPEN_STATUSES = ("pending", "booking", "retrying", "failed")
+RETRYABLE = ("pending", "retrying")  # never "booking": a worker may be sending it now
 LOGIN_MESSAGES = {
     "bad_credentials": "Wrong username or password.",
     "locked": "Too many wrong passwords: this account is locked for 5 minutes.",
@@ -436,6 +437,9 @@ def outbox_retry(key: str) -> Any:
     if record.status == "failed":
         flash("A failed booking is not retried: book it again from the screen-pop, then mark "
               "this one handled.", "error")
+        return redirect(url_for("console.outbox"))
+    if record.status not in RETRYABLE:  # being sent right now, or already done
+        flash(f"This booking is {record.status}; nothing to retry.", "info")
         return redirect(url_for("console.outbox"))
     rt.store.mark_retry(key, f"retry requested by {agent}", rt.store.now())
     claimed = rt.store.claim_booking(key, worker=f"console-{agent}", lease=rt.services.lease)
