@@ -446,3 +446,28 @@ def test_retry_now_leaves_a_booking_that_is_being_sent_alone():
         row = store.get_booking("phone:CA9")
         assert row.status == "booking" and row.claimed_by == "w1" and created(r) == []
         assert "nothing to retry" in client.get("/console/outbox").text
+
+
+def test_every_post_form_on_every_page_carries_the_csrf_token():
+    with rig() as r:
+        store = r.runtime.store
+        store.enqueue_booking("phone:CA1", call_sid="CA1", payload={
+            "doctor_id": DEMO_DOCTOR_FAROOQ_ID, "start": "2026-11-24T13:00:00",
+            "patient_id": BILAL.id, "clinic_id": "", "service_id": ""})
+        store.add_callback("CA2", "+923001112223", "+92*******223", "asked for a person")
+        client = signed_in(r.app)
+        pages = ["/console/caller?mobile=03216315551", f"/console/caller?mobile={NEW_MOBILE}",
+                 "/console/caller?mobile=03001234567", "/console/outbox", "/console/live",
+                 "/console/history", "/console/bookings/phone:CA1"]
+        posts = 0
+        for path in pages:
+            page = client.get(path).text
+            forms = re.findall(r"<form\b[^>]*>.*?</form>", page, flags=re.S)
+            for form in forms:
+                if 'method="post"' in form:
+                    posts += 1
+                    assert f'name="csrf_token" value="{csrf_of(page)}"' in form, (path, form)
+            assert "<script>" not in page and " on" + "click=" not in page
+        assert posts >= 7 + 4  # sign-out on each page, booking, retry, handled x2
+        login = r.app.test_client().get("/console/login").text
+        assert 'name="csrf_token"' in login
