@@ -352,3 +352,16 @@ def test_after_the_retention_purge_no_call_record_identifies_anyone():
         record = r.runtime.store.load_call(call.sid)
         kept = json.dumps(record.state, ensure_ascii=False)
         assert _leaks([kept]) == []
+
+
+def test_unauthenticated_ops_endpoints_show_no_patient_data():
+    """/healthz and /metrics are open to load balancers and scrapers: counts and steps only."""
+    with rig() as r:
+        calls = _run_calls(r)
+        client = r.app.test_client()
+        for path in ("/healthz", "/metrics"):
+            reply = client.get(path)
+            assert reply.status_code == 200, path
+            body = reply.get_data(as_text=True)
+            assert _leaks([body]) == [], path
+            assert not any(call.sid in body for call in calls), path

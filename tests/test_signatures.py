@@ -11,6 +11,8 @@ import hashlib
 
 import pytest
 from flask import Request
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from twilio.request_validator import RequestValidator
 from werkzeug.datastructures import MultiDict
 from werkzeug.test import EnvironBuilder
@@ -193,6 +195,15 @@ def test_one_trusted_proxy_hop_validates_against_the_forwarded_url():
         # A bad signature is still refused behind the proxy.
         assert _refused(r.phone.post_raw("/voice/incoming", _incoming(r), signature="bm90IGl0",
                                          headers=FORWARDED))
+        # The proxy adds the default port: Twilio signed without it, still accepted.
+        port = {**FORWARDED, "X-Forwarded-Port": "443"}
+        assert r.phone.post_raw("/voice/incoming", _incoming(r), headers=port).status_code == 200
+        # A client's own X-Forwarded-Host comes first; only the last (the proxy's) is trusted.
+        chained = {**FORWARDED, "X-Forwarded-Host": "evil.example, public.example"}
+        assert r.phone.post_raw("/voice/incoming", _incoming(r),
+                                headers=chained).status_code == 200
+        r.phone.signing_base_url = "https://evil.example/"
+        assert _refused(r.phone.post_raw("/voice/incoming", _incoming(r), headers=chained))
 
 
 def test_a_wrong_token_or_a_missing_header_is_refused():
@@ -269,3 +280,46 @@ def test_every_voice_route_refuses_unsigned_and_forged_requests(path):
         assert r.sandbox.requests() == []  # not even a patient search
         signed = r.phone.post_raw(path, params)
         assert signed.status_code == 200 and signed.text.lstrip().startswith("<?xml")
+
+
+# --------------------------------------------------------------------------- properties
+
+_text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=30)
+_forms = st.dictionaries(st.text(st.characters(blacklist_categories=("Cs",)), min_size=1,
+                                 max_size=12), _text, max_size=8)
+
+
+@pytest.fixture(scope="module")
+def app_rig():
+    with rig() as r:
+        yield r
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(form=_forms, key=st.text(st.characters(blacklist_categories=("Cs",)), min_size=1,
+                                max_size=12), value=_text, how=st.sampled_from(
+                                    ["change", "add", "drop", "token", "url"]))
+def test_any_form_is_accepted_exactly_when_signed_as_sent(app_rig, form, key, value, how):
+    """Whatever the parameters (unicode, control characters, odd keys), the app accepts the
+    request signed for exactly what was sent, and refuses any change to it."""
+    r = app_rig
+    path = "/voice/fallback"
+    signed = r.phone.post_raw(path, form)
+    assert signed.status_code == 200, form
+    sent = dict(form)
+    if how == "change" and form:
+        k = sorted(form)[0]
+        sent[k] = form[k] + (value or "x")
+    elif how == "add" or not form:
+        sent[key if key not in form else key + "_"] = value
+    elif how == "drop":
+        sent.pop(sorted(form)[0])
+    signature = r.phone.sign(r.phone.absolute(path), form)
+    if how == "token":
+        signature = sign(r.phone.absolute(path), form, "another-token")
+        sent = form
+    if how == "url":
+        signature = r.phone.sign(r.phone.absolute(path + "?after=dial"), form)
+        sent = form
+    assert _refused(r.phone.post_raw(path, sent, signature=signature)), (how, form, sent)
