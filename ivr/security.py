@@ -16,10 +16,14 @@ from twilio.request_validator import RequestValidator
 
 
 def signed_url(request: Request, public_url: str | None) -> str:
-    """The URL Twilio signed for this request."""
+    """The URL Twilio signed for this request.
+
+    `public_url` is the app's public base URL, mount prefix included (the same base the action
+    URLs are built on), so the prefix the server passes as SCRIPT_NAME is not added again.
+    """
     if not public_url:
         return request.url
-    path = quote(request.script_root + request.path, safe="/:@!$&'()*+,;=-._~")
+    path = quote(request.path, safe="/:@!$&'()*+,;=-._~")
     query = request.query_string.decode("latin-1")
     return public_url.rstrip("/") + path + (f"?{query}" if query else "")
 

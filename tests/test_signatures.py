@@ -9,18 +9,21 @@ from __future__ import annotations
 
 import hashlib
 
+import httpx
 import pytest
 from flask import Request
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from twilio.request_validator import RequestValidator
 from werkzeug.datastructures import MultiDict
+from werkzeug.exceptions import NotFound
+from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from werkzeug.test import EnvironBuilder
 
 from ivr import security
 from ivr.config import Settings
 from ivr.sandbox.seed import DEMO_PATIENTS
-from ivr.simulator import raw_signature, sign
+from ivr.simulator import TwilioSimulator, raw_signature, sign
 from tests.calls import rig
 
 TOKEN = "12345"
@@ -160,6 +163,27 @@ def test_public_url_accepts_https_while_the_app_sees_http_for_a_whole_call():
         # The URL the app actually received is not what it was told it is published as.
         r.phone.signing_base_url = None
         assert _refused(r.phone.post_raw("/voice/incoming", _incoming(r)))
+
+
+def test_an_app_mounted_under_a_prefix_validates_against_its_public_url():
+    """gunicorn with SCRIPT_NAME=/ivr behind https://clinic.example/ivr: the public URL names
+    the prefix once (action URLs are built on it too), and the whole call works."""
+    with rig(public_url="https://clinic.example/ivr") as r:
+        mounted = DispatcherMiddleware(NotFound(), {"/ivr": r.app})
+        http = httpx.Client(transport=httpx.WSGITransport(app=mounted),
+                            base_url="http://testserver")
+        phone = TwilioSimulator("http://testserver/ivr", r.runtime.settings.twilio_auth_token,
+                                http=http, signing_base_url="https://clinic.example/ivr/", seed=3)
+        with http:
+            call = phone.call(BILAL.e164)
+            assert "Hello Bilal" in call.heard and not call.errors
+            call.press("1")
+            assert "Dr. Farooq again" in call.last_heard
+            phone.signing_base_url = "https://clinic.example/ivr/ivr/"
+            params = phone.webhook_params(from_=BILAL.e164)
+            assert _refused(phone.post_raw("/voice/incoming", params))
+            phone.signing_base_url = "https://clinic.example/"
+            assert _refused(phone.post_raw("/voice/incoming", params))
 
 
 FORWARDED = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "public.example"}
