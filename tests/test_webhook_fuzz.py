@@ -229,3 +229,26 @@ def test_spoken_text_that_is_read_back_cannot_inject_twiml(r, speech):
         assert all(ch.isprintable() for ch in said)
         assert len(said) < 2000
     _no_writes(r)
+
+
+@pytest.mark.parametrize("fields", [1_000, 5_000])
+def test_thousands_of_small_fields_are_answered_or_bounded(r, fields):
+    params = r.phone.webhook_params(from_=KNOWN_NUMBERS[0])
+    params |= {f"x{i}": "" for i in range(fields)}
+    reply = r.phone.post_raw("/voice/incoming", params)
+    _check_answer(reply)
+
+
+def test_a_multipart_body_is_handled_like_a_form(r):
+    params = r.phone.webhook_params(from_=KNOWN_NUMBERS[0])
+    url = r.phone.absolute("/voice/incoming")
+    request = r.phone.http.build_request("POST", url, data=params,
+                                         files={"upload": ("x.bin", b"\0" * 1024)})
+    request.headers["X-Twilio-Signature"] = r.phone.sign(url, params)
+    reply = r.phone.http.send(request)
+    _check_answer(reply)
+    assert reply.status_code in (200, 403)
+    big = r.phone.http.build_request("POST", url, data=params,
+                                     files={"upload": ("x.bin", b"\0" * (80 * 1024))})
+    big.headers["X-Twilio-Signature"] = r.phone.sign(url, params)
+    assert r.phone.http.send(big).status_code == 413
