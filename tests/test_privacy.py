@@ -365,3 +365,33 @@ def test_unauthenticated_ops_endpoints_show_no_patient_data():
             body = reply.get_data(as_text=True)
             assert _leaks([body]) == [], path
             assert not any(call.sid in body for call in calls), path
+
+
+@pytest.mark.xfail(strict=True, reason="flows/actions.py route_booking: when nobody answers the "
+                   "transfer, 'press 1 to book' goes to the booking path of the identified "
+                   "patient even though the birth-date check was never passed, so an "
+                   "unverified caller books in the patient's name")
+@pytest.mark.parametrize("skip_check", ["press 0", "three wrong dates"])
+def test_an_unverified_caller_cannot_book_as_the_patient(dob_clinic, skip_check):
+    with rig(clinic=dob_clinic) as r:
+        call = r.call(BILAL.e164, dial_outcome="no-answer")
+        if skip_check == "press 0":
+            call.press("0")
+        else:
+            for _ in range(3):
+                call.press(WRONG_DOB)
+        assert "everyone is busy" in call.last_heard
+        call.press("1")  # book now
+        for keys in ("1", "1"):
+            if call.ended:
+                break
+            call.press(keys)
+        if not call.ended:
+            call.silence()
+        if not call.ended:
+            call.press("1")
+        # The doctor menu and the clinic's address are not the patient's details.
+        assert "Hello Bilal" not in call.heard and "last visit" not in call.heard
+        booked = [a for a in r.appointments() if a["PatientID"] == BILAL.id
+                  and a["ID"] not in r.seeded]
+        assert booked == []
