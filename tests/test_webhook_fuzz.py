@@ -12,6 +12,7 @@ fuzzing makes and later examples meet them (reused CallSids).
 
 from __future__ import annotations
 
+import dataclasses
 import string
 import xml.etree.ElementTree as ET
 from urllib.parse import quote, urlencode
@@ -24,7 +25,7 @@ from flows.booking import FLOW
 from ivr.app import MAX_REQUEST_BYTES
 from ivr.config import DEMO_CLINIC
 from ivr.sandbox.seed import DEMO_PATIENTS
-from tests.calls import rig
+from tests.calls import Rig, rig
 
 WRITES = ("book", "register_and_book")
 FUZZ = settings(max_examples=60, deadline=None,
@@ -35,10 +36,17 @@ KNOWN_NUMBERS = [p.e164 for p in DEMO_PATIENTS.values()]
 TRANSFER = DEMO_CLINIC.transfer_number
 
 
+class _QuietRig(Rig):
+    """The module's rig, with a short repr for hypothesis's failure reports."""
+
+    def __repr__(self) -> str:
+        return "<rig>"
+
+
 @pytest.fixture(scope="module")
 def r():
     with rig() as rig_:
-        yield rig_
+        yield _QuietRig(**{f.name: getattr(rig_, f.name) for f in dataclasses.fields(rig_)})
 
 
 def _no_writes(r) -> None:
@@ -82,7 +90,8 @@ caller = st.one_of(st.sampled_from(KNOWN_NUMBERS + ["anonymous", "+266696687", "
                                                     "client:alice", "sip:x@y", "+92", ""]),
                    any_text, huge)
 step = st.one_of(st.sampled_from(STEPS),
-                 st.text(string.ascii_letters + string.digits + "_-.~", min_size=1, max_size=80))
+                 st.text(string.ascii_letters + string.digits + "_-.~", min_size=1, max_size=80)
+                 .filter(lambda s: s not in (".", "..")))  # dot segments: the client drops them
 query_value = st.one_of(st.integers(-5, 10).map(str),
                         st.text(string.ascii_letters + string.digits + "-_.~", max_size=30),
                         st.sampled_from(["99999999999999999999999", "-0", "1e3", " 1", ""]))
