@@ -16,6 +16,8 @@ No `preload_app`: `create_app()` runs in each worker after the fork, so every wo
 own database pool (the SQLAlchemy engine must never cross a fork), its own httpx client and
 its own Clinicea token (see docs/benchmark.md for what that costs in logins). That is also
 why there is no `post_fork` hook: nothing is created before the fork that would need resetting.
+`post_worker_init` (after the app is loaded in the worker) only warms the worker's Clinicea
+token in the background, so the first caller after a deploy does not wait for a login.
 
 Timeout 30 s: a webhook's Clinicea work is bounded far below that (5 s budget per request,
 10 s booking budget, Twilio gives up after 15 s); 30 s only catches a wedged worker.
@@ -42,3 +44,12 @@ access_log_format = (
 )
 errorlog = "-"
 loglevel = os.environ.get("IVR_LOG_LEVEL", "info").lower()
+
+
+def post_worker_init(worker):  # noqa: ANN001, ANN201 - gunicorn's hook signature
+    """Log in to Clinicea in the background as soon as the worker's app exists."""
+    app = getattr(worker, "wsgi", None)
+    if app is not None and "ivr.ops" in getattr(app, "extensions", {}):
+        from ivr.ops import warm_up
+
+        warm_up(app)

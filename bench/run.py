@@ -245,11 +245,16 @@ def _answer(call: Any, step: str, kind: str, rng: random.Random | None) -> bool:
     return True
 
 
-def listen(call: Any, pace: float) -> None:
-    """Wait as long as the caller needs to hear the last prompt and press a key, x `pace`."""
+def listen(call: Any, pace: float, rng: random.Random | None = None) -> None:
+    """Wait as long as the caller needs to hear the last prompt and press a key, x `pace`.
+
+    With `rng` the wait varies by +-40% (callers differ; it also keeps N callers who started
+    together from answering in lockstep).
+    """
     if pace > 0:
         words = _words(call.last_heard)
-        time.sleep(pace * (words * 60 / WORDS_PER_MINUTE + SECONDS_PER_KEY))
+        spread = rng.uniform(0.6, 1.4) if rng is not None else 1.0
+        time.sleep(pace * spread * (words * 60 / WORDS_PER_MINUTE + SECONDS_PER_KEY))
 
 
 def drive_call(sim: TwilioSimulator, number: str, kind: str,
@@ -268,7 +273,7 @@ def drive_call(sim: TwilioSimulator, number: str, kind: str,
         turns = 0
         while call.waiting and turns < MAX_TURNS:
             step = step_of(urlsplit(call.gather_url or "").path)
-            listen(call, pace)
+            listen(call, pace, rng)
             if not _answer(call, step, kind, rng):
                 break
             turns += 1
@@ -321,7 +326,8 @@ def caller_seconds(transcript: Iterable[object], samples: Sequence[Sample],
     return round(seconds + waits, 1)
 
 
-def drive_baseline_call(sim: TwilioSimulator, turns: int, pace: float = 0.0) -> CallResult:
+def drive_baseline_call(sim: TwilioSimulator, turns: int, pace: float = 0.0,
+                        rng: random.Random | None = None) -> CallResult:
     """A call to the bare app: the same number of key presses, then hang up."""
     samples: list[Sample] = []
     _local.sink = samples
@@ -331,7 +337,7 @@ def drive_baseline_call(sim: TwilioSimulator, turns: int, pace: float = 0.0) -> 
         for _ in range(turns):
             if not call.waiting:
                 break
-            listen(call, pace)
+            listen(call, pace, rng)
             call.press("1")
         if not call.ended:
             call.hang_up()
@@ -489,7 +495,8 @@ class _Bench:
             bsim = TwilioSimulator(self.baseline.url, AUTH_TOKEN, http=http, to=CLINIC_NUMBER,
                                    seed=n)
             bresults, bwall = run_concurrently(
-                n, lambda i: drive_baseline_call(bsim, BASELINE_TURNS, pace),
+                n, lambda i: drive_baseline_call(bsim, BASELINE_TURNS, pace,
+                                                 random.Random(i * 7919 + n)),
                 deadline_s=deadline)
 
         samples = [s for r in results for s in r.samples]

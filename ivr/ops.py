@@ -50,6 +50,7 @@ __all__ = [
     "bp",
     "install",
     "metrics_of",
+    "warm_up",
 ]
 
 WEBHOOK_BUCKETS: tuple[float, ...] = (
@@ -415,6 +416,21 @@ def _process_lines() -> list[str]:
 
 
 # --------------------------------------------------------------------------- wiring
+
+
+def warm_up(app: Flask, *, wait: bool = False) -> threading.Thread:
+    """Obtain a Clinicea token now (gunicorn's `post_worker_init`), not on the first call.
+
+    Runs the health check's probe in a daemon thread so a worker whose Clinicea is down still
+    boots and serves apologies; `wait` joins it (tests).
+    """
+    check = app.extensions[_EXTENSION].clinicea
+    thread = threading.Thread(target=check.status, name="clinicea-warm-up", daemon=True)
+    thread.start()
+    if wait:
+        thread.join()
+    return thread
+
 
 
 def install(app: Flask, metrics: Metrics, *, clinicea_probe: Callable[[], object] | None = None,

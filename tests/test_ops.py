@@ -189,3 +189,14 @@ def test_configure_is_idempotent_and_only_lowers_the_root_level():
     finally:
         root.handlers[:] = before
         root.setLevel(before_level)
+
+
+def test_warm_up_logs_in_before_the_first_call():
+    from ivr.ops import warm_up
+
+    with rig() as r:
+        assert r.runtime.client.counters["login"] == 0
+        warm_up(r.app, wait=True)
+        assert r.runtime.client.counters["login"] == 1
+        r.call(BILAL)
+        assert r.runtime.client.counters["login"] == 1
