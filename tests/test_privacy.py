@@ -395,3 +395,29 @@ def test_an_unverified_caller_cannot_book_as_the_patient(dob_clinic, skip_check)
         booked = [a for a in r.appointments() if a["PatientID"] == BILAL.id
                   and a["ID"] not in r.seeded]
         assert booked == []
+
+
+ECHO = f"Patient {NEW_NAME[0]} {NEW_NAME[1]} ({NEW_CALLER}) rejected"
+
+
+@pytest.mark.parametrize(("status", "times", "body"), [
+    (500, None, None), (503, None, None), (429, None, None), (400, 1, ECHO), (500, 1, ECHO),
+])
+def test_clinicea_failures_at_registration_log_no_patient_data(debug_logs, status, times, body):
+    """A failed registration-and-booking (the request carries the new caller's name and number)
+    and Clinicea error texts that echo them: neither reaches the logs or the call events."""
+    with rig(log_level="DEBUG") as r:
+        new = r.call(NEW_CALLER)
+        new.press("1")
+        new.say(f"my name is {NEW_NAME[0].lower()} {NEW_NAME[1].lower()}")
+        new.press("1")
+        new.press("3")
+        new.press("1")
+        new.silence()
+        r.sandbox.faults.fail_next(status, times=times, operation="register_and_book",
+                                   body=body)
+        new.press("1")
+        assert new.ended
+        failed = [q for q in r.sandbox.requests() if q.operation == "register_and_book"]
+        assert failed and failed[0].status == status
+        _scan(r, [new], debug_logs.records)
