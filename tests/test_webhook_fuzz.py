@@ -192,7 +192,7 @@ def test_a_body_over_64_kb_is_refused_with_413(r):
 
 def test_other_methods_are_not_served(r):
     params = r.phone.webhook_params(from_=KNOWN_NUMBERS[0])
-    for method in ("GET", "PUT", "DELETE"):
+    for method in ("GET", "PUT", "DELETE", "PATCH", "OPTIONS"):
         reply = r.phone.post_raw("/voice/incoming", params, method=method)
         assert reply.status_code in (403, 405)
         assert r.runtime.store.load_call(params["CallSid"]) is None
