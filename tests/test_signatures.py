@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import re
 
 import httpx
 import pytest
@@ -288,9 +289,10 @@ VOICE_ROUTES = [
 def test_every_voice_route_is_covered_here():
     with rig() as r:
         rules = {rule.rule for rule in r.app.url_map.iter_rules() if rule.rule.startswith("/voice")}
-    covered = {p.split("?")[0] for p in VOICE_ROUTES}
-    assert {rule.replace("<step>", "menu") for rule in rules} <= covered | {"/voice/step/menu"}
     assert rules == {"/voice/incoming", "/voice/step/<step>", "/voice/status", "/voice/fallback"}
+    # A new /voice route fails this test until it is added to VOICE_ROUTES below.
+    covered = {re.sub(r"/step/[^?]+", "/step/<step>", p.split("?")[0]) for p in VOICE_ROUTES}
+    assert covered == rules
 
 
 @pytest.mark.parametrize("path", VOICE_ROUTES)
