@@ -404,11 +404,16 @@ class _Bench:
         assert self.sandbox is not None
         self._apps += 1
         db = self.workdir / f"ivr-{self._apps}.db"
+        # Each app start gets its own temp dir: the workers share their Clinicea token through
+        # a file there (ivr.clinicea.auth.TokenFile), never with an earlier start's token.
+        tmp = self.workdir / f"tmp-{self._apps}"
+        tmp.mkdir()
         return start_gunicorn(
             f"app-{self._apps}", f"bench.apps:ivr_app({BENCH_NOW!r})", self.workdir,
             workers=self.workers, threads=self.threads,
             env={"CLINICEA_BASE_URL": self.sandbox.url, "IVR_DATABASE_URL": f"sqlite:///{db}",
-                 "TWILIO_AUTH_TOKEN": AUTH_TOKEN, "IVR_DEMO": "1", "IVR_LOG_LEVEL": "INFO"},
+                 "TWILIO_AUTH_TOKEN": AUTH_TOKEN, "IVR_DEMO": "1", "IVR_LOG_LEVEL": "INFO",
+                 "TMPDIR": str(tmp)},
         )
 
     def reset_sandbox(self) -> None:

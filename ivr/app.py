@@ -152,8 +152,10 @@ def create_app(
             state.faults.apply_spec(settings.sandbox_faults)
         sandbox = EmbeddedSandbox(state)
         base_url = sandbox.start()
-    client = client or CliniceaClient.from_settings(settings, base_url=base_url,
-                                                    on_request=metrics.on_clinicea_request)
+    # A configured (not embedded) Clinicea: the host's processes share one login token.
+    client = client or CliniceaClient.from_settings(
+        settings, base_url=base_url, on_request=metrics.on_clinicea_request,
+        share_token=settings.clinicea_base_url is not None)
     store = store or Store(settings.database_url)
     store.migrate()
     services = CliniceaServices(client, store, clock, settings.clinic,

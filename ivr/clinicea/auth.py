@@ -4,18 +4,31 @@ Clinicea's staff login (`getTokenByStaffUsernamePwd`) gives a token that lives a
 (`clinicea-api.md` §1); we renew it after `ttl` (55 minutes by default). Logins are serialised
 by a lock: when 20 threads need a token at once, one logs in and the other 19 wait for its
 token instead of stampeding the login endpoint (and possibly invalidating each other's tokens).
+
+Across processes (gunicorn workers, the booking worker) a `TokenFile` shares the token: a JSON
+file in the temp directory, named by a hash of base URL and username, mode 0600, guarded by an
+`flock` on a lock file. The first process to need a token logs in and writes it; the others
+read it, so a host makes one login per token lifetime instead of one per process. A token
+Clinicea refuses is removed from the file only if the file still holds that token.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import fcntl
+import hashlib
+import json
+import os
+import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from ivr.clinicea.errors import CliniceaUnavailable
 
-__all__ = ["DEFAULT_TOKEN_TTL", "Credentials", "TokenCache"]
+__all__ = ["DEFAULT_TOKEN_TTL", "Credentials", "TokenCache", "TokenFile"]
 
 DEFAULT_TOKEN_TTL = 55 * 60.0
 
@@ -33,11 +46,96 @@ class Credentials:
         return f"Credentials(api_key='***', username={self.username!r}, password='***')"
 
 
+class TokenFile:
+    """A token shared by every process of one user on one host (see the module docstring).
+
+    `key` identifies the Clinicea account (base URL and username; hashed into the file name).
+    Expiry is stored as wall-clock seconds since the epoch (`clock`), since processes do not
+    share a monotonic clock.
+    """
+
+    def __init__(self, key: str, directory: str | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        digest = hashlib.sha256(key.encode()).hexdigest()[:24]
+        folder = directory or tempfile.gettempdir()
+        self.path = os.path.join(folder, f"ivr-clinicea-token-{digest}.json")
+        self.lock_path = self.path[: -len(".json")] + ".lock"
+        self.clock = clock
+
+    @contextlib.contextmanager
+    def locked(self, deadline: float | None, monotonic: Callable[[], float]) -> Iterator[None]:
+        """Hold the cross-process lock; CliniceaUnavailable past `deadline` (monotonic)."""
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        try:
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except OSError as exc:
+                    if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                        raise
+                    if deadline is not None and monotonic() >= deadline:
+                        raise CliniceaUnavailable(
+                            "timed out waiting for another process's login", operation="login"
+                        ) from exc
+                    time.sleep(0.02)
+            try:
+                yield
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
+
+    def read(self) -> tuple[str, float] | None:
+        """(token, expires_at) if the file holds one of ours; None otherwise."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW)
+        except OSError:
+            return None
+        try:
+            if os.fstat(fd).st_uid != os.getuid():
+                return None  # not written by us: never trust it
+            with os.fdopen(fd, "rb") as fh:
+                fd = -1
+                data = json.loads(fh.read(4096) or b"null")
+        except (OSError, ValueError):
+            return None
+        finally:
+            if fd >= 0:
+                os.close(fd)
+        if not isinstance(data, dict):
+            return None
+        token, expires = data.get("token"), data.get("expires_at")
+        if not isinstance(token, str) or not isinstance(expires, (int, float)):
+            return None
+        return token, float(expires)
+
+    def write(self, token: str, expires_at: float) -> None:
+        """Replace the shared token atomically (mode 0600)."""
+        folder = os.path.dirname(self.path)
+        fd, tmp = tempfile.mkstemp(prefix=".ivr-token-", dir=folder)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump({"token": token, "expires_at": expires_at}, fh)
+            os.replace(tmp, self.path)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+
+    def discard(self, token: str) -> None:
+        """Remove the shared token if it is `token`."""
+        current = self.read()
+        if current is not None and current[0] == token:
+            with contextlib.suppress(OSError):
+                os.unlink(self.path)
+
+
 class TokenCache:
     """Holds the current token; `login` is called (under a lock) when there is none valid.
 
     `login(deadline)` returns a fresh token or raises (the error propagates to the caller that
-    needed the token, and the next caller tries again).
+    needed the token, and the next caller tries again). With `shared`, a token another process
+    logged in for is used before logging in ourselves.
     """
 
     def __init__(
@@ -46,8 +144,10 @@ class TokenCache:
         *,
         ttl: float = DEFAULT_TOKEN_TTL,
         monotonic: Callable[[], float] = time.monotonic,
+        shared: TokenFile | None = None,
     ) -> None:
         self._login = login
+        self._shared = shared
         self._ttl = ttl
         self._monotonic = monotonic
         self._lock = threading.Lock()
@@ -65,14 +165,34 @@ class TokenCache:
             raise CliniceaUnavailable("timed out waiting for the login", operation="login")
         try:
             if self._token is None or self._monotonic() >= self._expires_at:
-                # The clock is read before the login: the token's life began when we asked.
-                started = self._monotonic()
                 self._token = None
-                self._token = self._login(deadline)
-                self._expires_at = started + self._ttl
+                if self._shared is None:
+                    self._renew(deadline)
+                else:
+                    with self._shared.locked(deadline, self._monotonic):
+                        self._renew_shared(deadline, self._shared)
+            assert self._token is not None
             return self._token
         finally:
             self._lock.release()
+
+    def _renew(self, deadline: float | None) -> None:
+        # The clock is read before the login: the token's life began when we asked.
+        started = self._monotonic()
+        self._token = self._login(deadline)
+        self._expires_at = started + self._ttl
+
+    def _renew_shared(self, deadline: float | None, shared: TokenFile) -> None:
+        found = shared.read()
+        now = shared.clock()
+        if found is not None and found[1] - now > 1.0:
+            self._token = found[0]
+            self._expires_at = self._monotonic() + (found[1] - now)
+            return
+        started_wall = now
+        self._renew(deadline)
+        assert self._token is not None
+        shared.write(self._token, started_wall + self._ttl)
 
     def invalidate(self, stale: str) -> None:
         """Forget `stale` after Clinicea refused it (401).
@@ -83,3 +203,9 @@ class TokenCache:
         with self._lock:
             if self._token == stale:
                 self._token = None
+            if self._shared is not None:
+                try:
+                    with self._shared.locked(self._monotonic() + 2.0, self._monotonic):
+                        self._shared.discard(stale)
+                except (OSError, CliniceaUnavailable):
+                    pass  # the next login overwrites it anyway

@@ -41,7 +41,7 @@ from urllib.parse import quote
 
 import httpx
 
-from ivr.clinicea.auth import DEFAULT_TOKEN_TTL, Credentials, TokenCache
+from ivr.clinicea.auth import DEFAULT_TOKEN_TTL, Credentials, TokenCache, TokenFile
 from ivr.clinicea.endpoints import Endpoint, merge_endpoints
 from ivr.clinicea.errors import (
     CliniceaAuthError,
@@ -110,6 +110,7 @@ class CliniceaClient:
         max_retries: int = 2,
         completed_statuses: Iterable[str] = DEFAULT_COMPLETED_STATUSES,
         on_request: RequestHook | None = None,
+        shared_token: TokenFile | None = None,
     ) -> None:
         self._http = http
         self._credentials = credentials
@@ -120,7 +121,8 @@ class CliniceaClient:
         self._max_retries = max_retries
         self._completed = frozenset(completed_statuses)
         self._on_request = on_request
-        self._tokens = TokenCache(self._login, ttl=token_ttl, monotonic=monotonic)
+        self._tokens = TokenCache(self._login, ttl=token_ttl, monotonic=monotonic,
+                                  shared=shared_token)
         self._counter_lock = threading.Lock()
         self.counters: Counter[str] = Counter()
 
@@ -131,11 +133,18 @@ class CliniceaClient:
         """The production client for `settings` (an `ivr.config.Settings`).
 
         `base_url` wins over `settings.clinicea_base_url` (the app passes the embedded
-        sandbox's URL when none is configured). `options` go to the constructor.
+        sandbox's URL when none is configured). `options` go to the constructor;
+        `share_token=True` shares the login token with the host's other processes (a
+        `TokenFile` keyed by base URL and username).
         """
         url = base_url or settings.clinicea_base_url
         if not url:
             raise ValueError("clinicea_base_url: not set and no base_url given")
+        if options.pop("share_token", False):
+            options.setdefault("shared_token",
+                               TokenFile("\n".join((url.rstrip("/"),
+                                                     settings.clinicea_username,
+                                                     settings.clinicea_api_key))))
         clinic = getattr(settings, "clinic", None)
         options.setdefault("endpoints", getattr(clinic, "endpoints", None) or None)
         http = httpx.Client(
