@@ -200,3 +200,14 @@ def test_warm_up_logs_in_before_the_first_call():
         assert r.runtime.client.counters["login"] == 1
         r.call(BILAL)
         assert r.runtime.client.counters["login"] == 1
+
+
+def test_the_booking_helper_threads_clinicea_time_is_not_own_time():
+    with rig() as r:
+        r.sandbox.faults.latency(120, 0)
+        _book_by_keypad(r)
+        s = _samples(r.app.test_client().get("/metrics").get_data(as_text=True))
+        # The booking step reads the calendar and posts (>= 240 ms inside Clinicea, in the
+        # `book-<CallSid>:1` helper thread) while the webhook waits: none of it is own time.
+        assert s['ivr_webhook_seconds_sum{step="book"}'] >= 0.24
+        assert s['ivr_webhook_own_seconds_sum{step="book"}'] < 0.12
