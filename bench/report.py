@@ -125,6 +125,22 @@ def markdown(report: Report) -> str:
             f"| {s.name} | {'yes' if s.completed else 'NO'} | {s.webhooks} |"
             f" {sum(s.requests.values())} ({reqs}) | {s.logins} |"
             f" {s.caller_seconds if s.caller_seconds is not None else '-'} | {s.webhook_ms:.0f} |")
+    detail = _round(report, "paced", 50) or next(
+        (r for r in report.rounds if r.mode == "paced"), None)
+    if detail is not None and detail.by_step:
+        lines += [
+            "",
+            f"## Per step: {detail.calls} paced calls",
+            "",
+            "ms; *server own* = `X-IVR-Own-Ms`; *Clinicea* = `X-IVR-Clinicea-Ms`.",
+            "",
+            "| step | webhooks | latency p50 / p99 | server own p50 / p99 | Clinicea p50 |",
+            "|---|---|---|---|---|",
+        ]
+        for step, f in detail.by_step.items():
+            lines.append(
+                f"| {step} | {f['n']:.0f} | {f['latency_p50']:.0f} / {f['latency_p99']:.0f} |"
+                f" {f['own_p50']:.1f} / {f['own_p99']:.1f} | {f['clinicea_p50']:.0f} |")
     lines += ["", "## Targets", "", "| target | measured | |", "|---|---|---|"]
     for name, measured, verdict in targets(report):
         lines.append(f"| {name} | {measured} | {verdict} |")

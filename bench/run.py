@@ -149,6 +149,8 @@ class Round:
     clinicea_requests: dict[str, int]
     requests_per_booked_call: float
     error_examples: list[str] = field(default_factory=list)
+    # step -> {"n", "latency_p50", "latency_p99", "own_p50", "own_p99", "clinicea_p50"} (ms)
+    by_step: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 @dataclass
@@ -520,6 +522,18 @@ class _Bench:
         examples += [f or "" for f in call_failures[:3]]
         examples += [line.get("message", "")[:160] for line in error_lines[:3]]
         total_requests = sum(requests.values())
+        steps: dict[str, list[Sample]] = {}
+        for s in ok:
+            steps.setdefault(s.step, []).append(s)
+        by_step = {
+            step: {"n": len(ss),
+                   "latency_p50": round(pct([x.seconds for x in ss], 50) * 1000, 1),
+                   "latency_p99": round(pct([x.seconds for x in ss], 99) * 1000, 1),
+                   "own_p50": round(pct([x.own_ms or 0.0 for x in ss], 50), 1),
+                   "own_p99": round(pct([x.own_ms or 0.0 for x in ss], 99), 1),
+                   "clinicea_p50": round(pct([x.clinicea_ms or 0.0 for x in ss], 50), 1)}
+            for step, ss in sorted(steps.items())
+        }
         return Round(
             mode="paced" if pace else "stress", calls=n, wall_s=round(wall, 2),
             webhooks=len(samples),
@@ -537,7 +551,7 @@ class _Bench:
             own_p99_ratio=round(own.p99 / base.p99, 2) if base.p99 else float("nan"),
             peak_rss_mb=peak, logins=logins, clinicea_requests=dict(sorted(requests.items())),
             requests_per_booked_call=round(total_requests / booked, 2) if booked else 0.0,
-            error_examples=examples,
+            error_examples=examples, by_step=by_step,
         )
 
 
