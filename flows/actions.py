@@ -409,8 +409,14 @@ def book_or_callback(answer: Answer, turn: Turn) -> str | None:
 
 
 def route_booking(turn: Turn) -> str:
-    """Where booking starts: a known patient picks a doctor; anyone else registers first."""
+    """Where booking starts: a known patient picks a doctor; anyone else registers first.
+
+    A caller who skipped or failed the clinic's birth-date check (pressed 0, or three wrong
+    dates, then nobody answered) must not book in the patient's name: a callback only.
+    """
     if turn.data.get("patient"):
+        if needs_dob_check(turn) and not turn.data.get("verified"):
+            return "unverified"
         return "known"
     if turn.data.get("new_name"):
         return "registered"

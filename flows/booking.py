@@ -87,7 +87,8 @@ FLOW = Flow("booking", [
         private=True, hints=YES_NO),
     # 10: a person, or no ringing of an empty room
     Do("route_booking", a.route_booking,
-       next={"known": "same_doctor", "registered": "doctor", "unknown": "new_caller"}),
+       next={"known": "same_doctor", "registered": "doctor", "unknown": "new_caller",
+             "unverified": "callback"}),
     Say("records_down", "records_down", next="person"),
     Transfer("person", "connecting", on_no_answer="nobody", closed="closed"),
     Ask("nobody", "nobody", a.book_or_callback,
