@@ -102,7 +102,7 @@ class Runtime:
         record = self.store.load_call(call_sid)
         if record is None:
             return
-        call = CallState.from_dict(record.state)
+        call = CallState.from_dict({**record.state, "call_sid": call_sid})  # purged: {}
         outcome = STORE_OUTCOME.get(call.outcome or "")
         if outcome is None:
             outcome = "transferred" if call.data.get("transferred") else "abandoned"

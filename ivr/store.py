@@ -768,13 +768,24 @@ class Store:
         outcome: str | None = None,
         outcome_step: str | None = None,
         language: str | None = None,
+        events: Iterable[tuple[str, str | None, str | None]] = (),
+        transferred: bool = False,
     ) -> bool:
         """Compare-and-swap: write only if the row is still at ``expected_version``.
 
         Returns True and bumps the version by one when this caller won; False when the call is
         unknown or someone else already advanced it. ``patient_first_name``, ``language`` and
         ``outcome`` are left unchanged when None; an outcome never replaces a stronger one.
+        The turn's ``events`` (kind, step, masked text) and ``transferred`` (as
+        `mark_transferred`) are written in the same transaction, and only when this caller won:
+        one commit per webhook.
         """
+        rows = [{"call_sid": call_sid, "kind": k, "step": st, "text": t} for k, st, t in events]
+        for row in rows:
+            if row["kind"] not in EVENT_KINDS:
+                raise StoreError(
+                    f"unknown event kind {row['kind']!r}; expected one of {sorted(EVENT_KINDS)}"
+                )
         values: dict[str, Any] = {
             "version": calls.c.version + 1,
             "updated_at": self.now(),
@@ -801,13 +812,22 @@ class Store:
                     ),
                     else_=calls.c.outcome_step,
                 )
+        now = values["updated_at"]
+        if transferred:
+            values["transferred_at"] = sa.func.coalesce(calls.c.transferred_at, now)
+            if outcome is None:
+                values["outcome"] = self._outcome_value("transferred")
         stmt = (
             calls.update()
             .where(calls.c.call_sid == call_sid, calls.c.version == expected_version)
             .values(**values)
         )
         with self._tx() as conn:
-            return conn.execute(stmt).rowcount == 1
+            if conn.execute(stmt).rowcount != 1:
+                return False
+            if rows:
+                conn.execute(call_events.insert(), [row | {"at": now} for row in rows])
+        return True
 
     def finish_call(self, call_sid: str, outcome: str, outcome_step: str | None = None) -> bool:
         """Record the call's end and outcome (unless a stronger outcome is already recorded).
@@ -927,10 +947,26 @@ class Store:
             return [_event(r) for r in conn.execute(stmt)]
 
     def purge_events(self, older_than: timedelta) -> int:
-        """Delete call events older than ``older_than``; calls and bookings are kept."""
+        """Delete call events older than ``older_than`` and scrub calls untouched since then.
+
+        A scrubbed call keeps its outcome, step, masked number and times (the console's history
+        and chart) but loses its flow state (the caller's number, the names and birth dates of
+        the patients found), its first name and its last TwiML (which spoke them). Bookings are
+        kept. Returns the number of events deleted.
+        """
         cutoff = self.now() - older_than
         with self._tx() as conn:
-            return conn.execute(call_events.delete().where(call_events.c.at < cutoff)).rowcount
+            removed = conn.execute(call_events.delete().where(call_events.c.at < cutoff)).rowcount
+            conn.execute(
+                calls.update()
+                .where(calls.c.updated_at < cutoff, calls.c.last_reply.is_not(None))
+                .values(
+                    state="{}",
+                    last_reply=None,
+                    patient_first_name=None,
+                )
+            )
+        return removed
 
     # -- bookings outbox -----------------------------------------------------------------------
 

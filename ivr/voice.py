@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from flask import Blueprint, Response, current_app, request
 
-from flows.engine import CallState, Event, Line, Reply
+from flows.engine import CallState, Line, Reply
 from flows.understanding import Answer
 from ivr import security, twiml
 from ivr.config import DEMO_TWILIO_AUTH_TOKEN
@@ -185,7 +185,8 @@ class VoiceTurns:
         # A repeat of a turn already answered, or a stale one: say the same thing again.
         if record.last_reply is not None and turn != record.turn:
             return record.last_reply
-        call = CallState.from_dict(record.state)
+        # A call scrubbed by the retention purge has an empty state: the SID is the row's key.
+        call = CallState.from_dict({**record.state, "call_sid": inbound.call_sid})
         engine = rt.engine
         if record.last_reply is None:
             reply, events = engine.start(call)
@@ -208,17 +209,10 @@ class VoiceTurns:
             step=call.step, turn=next_turn, last_reply=xml, last_reply_turn=record.turn,
             patient_first_name=patient.get("first_name"), outcome=outcome,
             outcome_step=call.step if outcome else None, language=call.language,
+            events=[(e.kind, e.step, e.text) for e in events], transferred=reply.dial is not None,
         )
         if not saved:
             # Another process answered this turn first: give Twilio that answer.
             winner = store.load_call(inbound.call_sid)
             return winner.last_reply if winner and winner.last_reply else xml
-        self._record(inbound.call_sid, events, reply)
         return xml
-
-    def _record(self, call_sid: str, events: list[Event], reply: Reply) -> None:
-        store = self.rt.store
-        for event in events:
-            store.add_event(call_sid, event.kind, event.step, event.text)
-        if reply.dial is not None:
-            store.mark_transferred(call_sid)

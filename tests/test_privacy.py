@@ -337,10 +337,6 @@ def test_a_family_member_is_checked_against_their_own_birth_date(dob_clinic):
         assert "Hello Sana" in call.last_heard
 
 
-@pytest.mark.xfail(strict=True, reason="the call record's state (store.calls.state, written by "
-                   "ivr/voice.py from flows/actions.py) keeps the caller's E.164 number and every "
-                   "family member's first and last name and date of birth after the call, and the "
-                   "retention purge (Store.purge_events) deletes only call events")
 def test_after_the_retention_purge_no_call_record_identifies_anyone():
     with rig() as r:
         call = r.call(FAMILY)
@@ -367,10 +363,6 @@ def test_unauthenticated_ops_endpoints_show_no_patient_data():
             assert not any(call.sid in body for call in calls), path
 
 
-@pytest.mark.xfail(strict=True, reason="flows/actions.py route_booking: when nobody answers the "
-                   "transfer, 'press 1 to book' goes to the booking path of the identified "
-                   "patient even though the birth-date check was never passed, so an "
-                   "unverified caller books in the patient's name")
 @pytest.mark.parametrize("skip_check", ["press 0", "three wrong dates"])
 def test_an_unverified_caller_cannot_book_as_the_patient(dob_clinic, skip_check):
     with rig(clinic=dob_clinic) as r:
