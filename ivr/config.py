@@ -531,7 +531,8 @@ class Settings:
     secret_key: str = field(repr=False)
     twilio_account_sid: str | None = None  # unset: no SMS
     public_url: str | None = None  # unset: the request's own URL
-    database_url: str = DEFAULT_DATABASE_URL
+    # repr=False: a PostgreSQL URL carries its password.
+    database_url: str = field(default=DEFAULT_DATABASE_URL, repr=False)
     proxy_hops: int = 0  # X-Forwarded-* hops to trust
     sandbox_faults: str | None = None  # passed to the sandbox as is
     log_level: str = "INFO"
@@ -557,6 +558,15 @@ class Settings:
                 raise ConfigError(
                     f"{', '.join(missing)}: required when CLINICEA_BASE_URL is set"
                     " (demo mode is off)"
+                )
+            # The demo token and key are published: anyone could sign webhooks or console
+            # cookies with them, so a real deployment must not start on them.
+            published = [name for name in ("TWILIO_AUTH_TOKEN", "IVR_SECRET_KEY")
+                         if env.get(name) == secrets[name]]
+            if published:
+                raise ConfigError(
+                    f"{', '.join(published)}: is the public demo value; set a secret of your"
+                    " own (demo mode is off)"
                 )
         value = {name: env.get(name) or demo_value for name, demo_value in secrets.items()}
         clinic_path = env.get("IVR_CLINIC_CONFIG")
