@@ -12,7 +12,7 @@ import logging
 import uuid
 from typing import Any
 
-from flask import Blueprint, current_app, g, jsonify, request
+from flask import Blueprint, current_app, g, jsonify, make_response, request
 from werkzeug.exceptions import HTTPException
 
 from flows.domain import LastVisit, PatientRef, Slot
@@ -86,6 +86,16 @@ def _unavailable(exc: ServiceUnavailable) -> Any:
 @bp.errorhandler(HTTPException)
 def _http_error(exc: HTTPException) -> Any:
     return jsonify(error=exc.description or exc.name), exc.code or 500
+
+
+@bp.app_errorhandler(404)
+@bp.app_errorhandler(405)
+def _unrouted(exc: HTTPException) -> Any:
+    """A path under /api that matches no route never reaches the blueprint's handlers: answer
+    JSON there too; elsewhere keep Flask's own page."""
+    if request.path == bp.url_prefix or request.path.startswith(f"{bp.url_prefix}/"):
+        return add_security_headers(make_response(_http_error(exc)))
+    return exc
 
 
 # --------------------------------------------------------------------------- JSON shapes

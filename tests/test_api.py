@@ -58,6 +58,19 @@ def test_missing_or_wrong_key_is_401(api, headers):
         assert "API key" in response.json["error"]
 
 
+def test_a_path_or_method_the_api_does_not_have_is_a_json_error(api):
+    """A call-centre integration reading `error` must not get an HTML page."""
+    _, client, headers = api
+    for method, url, status in [("get", "/api/no-such-thing", 404), ("get", "/api", 404),
+                                ("delete", "/api/caller?mobile=03216315551", 405)]:
+        response = getattr(client, method)(url, headers=headers)
+        assert response.status_code == status, url
+        assert response.is_json and response.json["error"], url
+        assert response.headers["X-Content-Type-Options"] == "nosniff", url
+    # Outside /api Flask's own page stays.
+    assert not client.get("/no-such-page").is_json
+
+
 def test_x_api_key_header_works_too(api):
     r, client, _ = api
     key = create_api_key(r.runtime.store, "other")
