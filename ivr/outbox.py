@@ -235,6 +235,7 @@ def attempt_booking(
     now: datetime,
     backoff: Backoff = DEFAULT_BACKOFF,
     max_attempts: int | None = None,
+    calendar: Callable[[date], list[Appointment]] | None = None,
 ) -> AttemptResult:
     """Send one claimed outbox row to Clinicea and record the outcome in the store.
 
@@ -242,6 +243,12 @@ def attempt_booking(
     nobody else is sending it. `now` is naive clinic-local (is the slot in the past?); the next
     retry is stamped from the store's own UTC clock. Returns what happened; the row is already
     updated accordingly.
+
+    `calendar` reads the day's appointments for the check that the time is still free; the
+    call's services pass their briefly cached copy (the one the slots were just offered from),
+    which saves a request per booking. Clinicea refuses a taken time itself, so the check is a
+    second line. Whenever an earlier attempt may have reached Clinicea the calendar is read
+    fresh, because then it must show our own appointment.
     """
     key = record.idempotency_key
     limit = max_attempts if max_attempts is not None else config.booking_max_attempts
@@ -284,16 +291,18 @@ def attempt_booking(
         )
         return AttemptResult("booked", appointment_id=appointment_id, patient_id=patient_id)
 
-    # 1. The day's calendar, fresh: was it stored already? is the time still free?
+    # 1. The day's calendar: was it stored already (fresh read)? is the time still free?
+    lookup = needs_lookup(record)
+    read = client.appointments_on if lookup or calendar is None else calendar
     try:
-        day_rows = client.appointments_on(payload.start.date())
+        day_rows = read(payload.start.date())
     except CliniceaAuthError as exc:
         log.error("booking %s: Clinicea refused our credentials: %s", key, exc)
         return retry(f"credentials refused: {exc}")
     except CliniceaError as exc:
         return retry(str(exc))
 
-    if needs_lookup(record):
+    if lookup:
         found = find_booked(
             day_rows, payload, doctor_name=doctor_name, region=config.default_region
         )

@@ -3,7 +3,8 @@
 - Lookups (`find_patients`, `last_visit`, `free_slots`) translate every `CliniceaError` into
   `flows.services.ServiceUnavailable`, which the flow answers with a transfer.
 - A day's calendar is cached for a short time (`cache_ttl`, default 45 s) so that the turns of
-  one call do not fetch it again; a booking attempt drops that day from the cache.
+  one call do not fetch it again; a booking's first attempt checks the time against it, and
+  every attempt drops that day from the cache.
 - `book` writes the outbox row first, claims it, and sends it with `ivr.outbox.attempt_booking`
   (the same function the worker uses) within `budget_seconds`; whatever is not finished by
   then is "recorded" and finished by the worker.
@@ -332,6 +333,7 @@ class CliniceaServices:
                 config=self.config,
                 now=self.clock.now(),
                 backoff=self.backoff,
+                calendar=self.appointments_on,  # cached: as the slots were offered
             )
         finally:
             day = _payload_day(record)
