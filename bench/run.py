@@ -53,7 +53,6 @@ AUTH_TOKEN = "bench-twilio-auth-token"
 CLINIC_NUMBER = "+922135550199"
 WORDS_PER_MINUTE = 150
 SECONDS_PER_KEY = 1.0
-SILENCE_SECONDS = 5.0  # a <Gather> timeout (the flow's default)
 TWILIO_TIMEOUT = 15.0
 MAX_TURNS = 25
 BASELINE_TURNS = 7  # key presses per baseline call (a keypad booking's turns)
@@ -303,8 +302,9 @@ def caller_seconds(transcript: Iterable[object], samples: Sequence[Sample],
                    until: str = "booked") -> float | None:
     """Seconds the caller spends until the booking is read back (or the transfer starts).
 
-    Speech at 150 words a minute (the IVR's and the caller's), 1 s per key, a gather timeout per
-    silence, pauses as written, plus the webhooks' real latency. None if never reached.
+    Speech at 150 words a minute (the IVR's and the caller's), 1 s per key, the gather's own
+    timeout per silence, pauses as written, plus the webhooks' real latency. None if never
+    reached.
     """
     seconds = 0.0
     for event in transcript:
@@ -317,7 +317,7 @@ def caller_seconds(transcript: Iterable[object], samples: Sequence[Sample],
         elif isinstance(event, Pressed):
             seconds += SECONDS_PER_KEY * len(event.keys)
         elif isinstance(event, Silence):
-            seconds += SILENCE_SECONDS
+            seconds += event.seconds
         elif isinstance(event, Paused):
             seconds += event.seconds
         elif isinstance(event, Dialed) and until == "dial":

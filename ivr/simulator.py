@@ -203,7 +203,9 @@ class Said:
 
 @dataclass(frozen=True)
 class Silence:
-    """The caller gave no input to a ``<Gather>`` (timeout)."""
+    """The caller gave no input to a ``<Gather>``; it waited ``seconds`` (its timeout)."""
+
+    seconds: int = 5
 
     def __str__(self) -> str:
         return "caller is silent"
@@ -667,8 +669,9 @@ class Call:
     def silence(self) -> Call:
         """Give no input: the gather times out (action only with ``actionOnEmptyResult``)."""
         gather = self._need_gather("silence()")
-        self._act(Silence())
-        self.duration += _positive_int(gather.get("timeout")) or 5
+        waited = _positive_int(gather.get("timeout")) or 5  # Twilio's default
+        self._act(Silence(waited))
+        self.duration += waited
         self._no_input(gather, {})
         return self
 
