@@ -64,8 +64,9 @@ def family_options(turn: Turn) -> dict[str, object]:
 
 
 def doctor_options(turn: Turn) -> dict[str, object]:
-    """ "For Dr. Nadia Farooq, press 1. ..."."""
-    return {"options": turn.lang.say_options([d.name for d in turn.profile.doctors])}
+    """ "Dr. Nadia Farooq, press 1. ..."."""
+    names = [d.name for d in turn.profile.doctors]
+    return {"options": turn.lang.say_options(names, template="doctor_option")}
 
 
 def slot_options(turn: Turn) -> dict[str, object]:

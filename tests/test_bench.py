@@ -49,6 +49,10 @@ def test_caller_seconds_counts_words_keys_silences_and_waits():
     waits = [Sample("incoming", 0.5), Sample("menu", 0.5), Sample("status", 9.0)]
     # 5 words = 2 s, key 1 s, silence 5 s, 4 words 1.6 s, waits 1 s (status excluded)
     assert caller_seconds(transcript, waits) == pytest.approx(10.6)
+    # A silence costs the gather's own timeout (the reason question waits 3 s).
+    shorter = [Heard("one two three four five"), Pressed("1", "1"), Silence(3),
+               Heard("You're booked for today")]
+    assert caller_seconds(shorter, waits) == pytest.approx(8.6)
     assert caller_seconds([Heard("hello")], []) is None
     assert caller_seconds([Heard("hi there"), Dialed("+92", "completed")], [], "dial") == 0.8
 

@@ -89,7 +89,7 @@ def test_caller_picks_the_second_offered_slot():
 def test_new_caller_registers_with_consent_and_books_in_one_request():
     with rig() as r:
         call = r.call(NEW_CALLER)
-        assert "couldn't find this number" in call.heard
+        assert "This number isn't in our records" in call.heard
         call.press("1")
         call.say("my name is ayaan khan")
         assert "Ayaan Khan. Is that right?" in call.last_heard
@@ -347,6 +347,24 @@ def test_keypad_booking_caller_time_is_under_a_minute():
         seconds = words / 150 * 60 + presses + 3  # + the silence that skips the reason
         print(f"keypad booking: {words} words, {presses} keys, {seconds:.0f} s of caller time")
         assert seconds < 60
+
+
+def test_a_new_callers_registration_and_booking_stays_short():
+    """Consent, name, read-back, doctor, time, confirm: about a minute of the caller's time up to
+    "You're booked" (the benchmark adds the webhooks' real waits); keeps the wording tight."""
+    with rig() as r:
+        call = r.call("+923009876543")
+        call.press("1")
+        call.say("ayaan khan")
+        for keys in ("1", "1", "1"):
+            call.press(keys)
+        call.silence()
+        call.press("1")
+        assert "You're booked" in call.heard
+        heard = call.heard[:call.heard.index("You're booked")] + "You're booked"
+        seconds = (len(heard.split()) + 2) / 150 * 60 + 5 + 3  # said 2 words, 5 keys, 3 s quiet
+        print(f"new patient: {len(heard.split())} words heard, {seconds:.0f} s of caller time")
+        assert seconds < 62
 
 
 def test_the_call_in_urdu_books_by_keypad_and_speech():

@@ -34,7 +34,7 @@ PROMPTS: dict[str, str] = {
     # Doctor and time
     "same_doctor": "Would you like {last_doctor} again? Press 1 for yes, 2 for another doctor.",
     "same_doctor_hint": "Press 1 for {last_doctor}, or 2 for another doctor.",
-    "doctor": "Which doctor would you like? {options}",
+    "doctor": "Which doctor? {options}",
     "doctor_hint": "Say the doctor's name, or press a number. {options}",
     "slots": "{doctor}'s next free times: {options} Or say another day and time.",
     "slots_hint": "Press 1 for the first time, or say a day and time, for example tomorrow "
@@ -70,8 +70,8 @@ PROMPTS: dict[str, str] = {
     "confirm_by_call": "by phone",
     "slot_taken": "Sorry, that time was just taken.",
     # New caller
-    "new_caller": "I couldn't find this number in our records. Would you like me to register you "
-    "as a new patient with this number? Press 1 for yes, 2 to speak to someone.",
+    "new_caller": "This number isn't in our records. To register with it as a new patient, press "
+    "1. To speak to someone, press 2.",
     "new_caller_hint": "Press 1 to register with this number, or 2 to speak to someone.",
     "name": "Please say your first and last name.",
     "name_hint": "Say your first name and then your last name, for example Ayaan Khan.",
@@ -98,6 +98,7 @@ PROMPTS: dict[str, str] = {
     "restart": "Sorry, let's start again.",
     # Fragments used to build sentences
     "option": "For {label}, press {n}.",
+    "doctor_option": "{label}, press {n}.",  # "Dr." already says what the list is
     "slot_option": "{label}, press {n}.",
     "part_morning": "morning",
     "part_afternoon": "afternoon",

@@ -92,6 +92,7 @@ PROMPTS: dict[str, str] = {
     "fallback": "معذرت، ہماری طرف کچھ خرابی ہو گئی ہے۔",
     "restart": "معذرت، آئیے دوبارہ شروع کرتے ہیں۔",
     "option": "{label} کے لیے {n} دبائیں۔",
+    "doctor_option": "{label} کے لیے {n} دبائیں۔",
     "slot_option": "{label}، {n} دبائیں۔",
     "part_morning": "صبح",
     "part_afternoon": "دوپہر",
