@@ -88,7 +88,7 @@ FLOW = Flow("booking", [
     # 10: a person, or no ringing of an empty room
     Do("route_booking", a.route_booking,
        next={"known": "same_doctor", "registered": "doctor", "unknown": "new_caller",
-             "unverified": "callback"}),
+             "unverified": "unverified"}),
     Say("records_down", "records_down", next="person"),
     Transfer("person", "connecting", on_no_answer="nobody", closed="closed"),
     Ask("nobody", "nobody", a.book_or_callback,
@@ -97,6 +97,7 @@ FLOW = Flow("booking", [
     Ask("closed", "closed", a.book_or_callback,
         next={"book": "route_booking", "callback": "callback"}, digits=1,
         on_give_up="callback", person_ok=False),
+    Say("unverified", "unverified_callback", next="callback"),
     Do("callback", a.request_callback, next={"no_number": "no_callback_number"},
        on_error="no_callback_number"),
     Hangup("callback_done", "callback_done", outcome="callback"),

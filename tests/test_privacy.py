@@ -384,6 +384,8 @@ def test_an_unverified_caller_cannot_book_as_the_patient(dob_clinic, skip_check)
             call.press("1")
         # The doctor menu and the clinic's address are not the patient's details.
         assert "Hello Bilal" not in call.heard and "last visit" not in call.heard
+        assert "Without your date of birth I can't book" in call.heard
+        assert [c.reason for c in r.runtime.store.callbacks()] != []
         booked = [a for a in r.appointments() if a["PatientID"] == BILAL.id
                   and a["ID"] not in r.seeded]
         assert booked == []

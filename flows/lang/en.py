@@ -85,6 +85,8 @@ PROMPTS: dict[str, str] = {
     "closed": "Our reception is closed now. I can book an appointment for you: press 1. Or press "
     "2 and we'll call you back when we open.",
     "closed_hint": "Press 1 to book now, or 2 for a call back when we open.",
+    "unverified_callback": "Without your date of birth I can't book for you, so I'll ask the "
+    "clinic to call you back.",
     "callback_done": "Thank you. The clinic will call you back as soon as it can.",
     "callback_no_number": "Sorry, I can't arrange a call back without your number. Please call "
     "again during opening hours.",
