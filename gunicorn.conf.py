@@ -19,12 +19,19 @@ why there is no `post_fork` hook: nothing is created before the fork that would 
 `post_worker_init` (after the app is loaded in the worker) only warms the worker's Clinicea
 token in the background, so the first caller after a deploy does not wait for a login.
 
+Metrics across workers (ivr/ops.py): `on_starting` (in the master, once per server start, before
+any worker forks) stamps the start in `IVR_METRICS_RUN=<master pid>-<start ns>`, which every
+worker inherits: the workers of one start publish their in-memory metrics side by side and any
+of them answers `/metrics` for all, dead workers of this start included, never those of an
+earlier start. `worker_exit` publishes the exiting worker's last figures.
+
 Timeout 30 s: a webhook's Clinicea work is bounded far below that (5 s budget per request,
 10 s booking budget, Twilio gives up after 15 s); 30 s only catches a wedged worker.
 """
 
 import multiprocessing
 import os
+import time
 
 bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
 worker_class = "gthread"
@@ -74,3 +81,17 @@ def post_worker_init(worker):  # noqa: ANN001, ANN201 - gunicorn's hook signatur
         from ivr.ops import warm_up
 
         warm_up(app)
+
+
+def on_starting(server):  # noqa: ANN001, ANN201 - gunicorn's hook signature
+    """Stamp this server start for the workers' shared metrics (read by ivr.config)."""
+    os.environ["IVR_METRICS_RUN"] = f"{os.getpid()}-{time.time_ns()}"
+
+
+def worker_exit(server, worker):  # noqa: ANN001, ANN201 - gunicorn's hook signature
+    """Publish the exiting worker's metrics so the other workers keep counting them."""
+    app = getattr(worker, "wsgi", None)
+    if app is not None and "ivr.ops" in getattr(app, "extensions", {}):
+        from ivr.ops import flush
+
+        flush(app)

@@ -50,6 +50,7 @@ SANDBOX_PASSWORD = "sandbox-password"
 DEFAULT_DATABASE_URL = "sqlite:///ivr.db"
 DEFAULT_LANGUAGE = "en-GB"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 # Twilio <Say> voice per prompt language. Language packs may add entries at import time;
 # `ClinicConfig.voice_for` reads this live, so late additions still count.
@@ -537,6 +538,12 @@ class Settings:
     sandbox_faults: str | None = None  # passed to the sandbox as is
     log_level: str = "INFO"
     clinic_config_path: str | None = None  # None: the built-in demo clinic
+    # Where the host's workers publish their in-memory metrics (ivr/ops.py); None: a directory
+    # in the temp dir keyed by user and database URL.
+    metrics_dir: str | None = None
+    # This server start's stamp, set by gunicorn.conf.py's `on_starting` and inherited by its
+    # workers; None: this process's metrics are its own (nothing published, nothing merged).
+    metrics_run: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -586,6 +593,8 @@ class Settings:
             sandbox_faults=env.get("IVR_SANDBOX_FAULTS"),
             log_level=env.choice("IVR_LOG_LEVEL", LOG_LEVELS, "INFO"),
             clinic_config_path=clinic_path,
+            metrics_dir=env.get("IVR_METRICS_DIR"),
+            metrics_run=env.token("IVR_METRICS_RUN"),
         )
 
     @classmethod
@@ -652,6 +661,14 @@ class _Env:
         if not value.isascii() or not value.isdigit():
             raise ConfigError(f"{name}: must be a whole number >= 0, got {value!r}")
         return int(value)
+
+    def token(self, name: str) -> str | None:
+        """A short name safe in a file name: letters, digits, `.`, `_`, `-` (1-64)."""
+        value = self.get(name)
+        if value is not None and not _TOKEN.fullmatch(value):
+            raise ConfigError(
+                f"{name}: must be 1-64 letters, digits, '.', '_' or '-', got {value!r}")
+        return value
 
     def choice(self, name: str, choices: tuple[str, ...], default: str) -> str:
         value = (self.get(name) or default).upper()

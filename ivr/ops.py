@@ -14,8 +14,29 @@ The booking attempt runs in a helper thread named `book-<CallSid>:<n>` (`ivr.ser
 webhook thread waits for it; its Clinicea time is credited to that call's open request through a
 small registry keyed by CallSid, so the booking webhook's own time does not include Clinicea's.
 
-Metrics held in memory (webhook and Clinicea histograms, Clinicea errors) are **per process**:
-under gunicorn with several workers each worker keeps its own and a scrape sees one worker's.
+**One host's figures, whichever worker is scraped.** The histograms and counters live in each
+worker's memory (`Metrics`); under gunicorn every worker also publishes a snapshot of them
+(`Publisher`) to a per-host directory (`SnapshotDir`: `IVR_METRICS_DIR`, by default
+`<temp dir>/ivr-metrics-<hash of user id and database URL>`), and `/metrics` sums its own
+figures with every other worker's last snapshot (counters, histogram buckets, sums and counts;
+a family whose labels or bucket bounds differ from the scraped worker's is left out). Hot path:
+an observation only schedules a write when none is scheduled; a worker writes at most once per
+`PUBLISH_INTERVAL` (1 s) on a timer thread, at scrape time (so what one scrape shows of a worker
+is what the next scrape of another reads) and at gunicorn's `worker_exit`; each write is a temp
+file and `os.replace`, mode 0600, in a 0700 directory.
+
+Decision on dead workers and restarts: snapshots are grouped by **server start**, one
+subdirectory `run-<IVR_METRICS_RUN>` per start. gunicorn.conf.py's `on_starting` hook (in the
+master, before any worker forks) sets `IVR_METRICS_RUN=<master pid>-<start ns>`, inherited by
+every worker. Within a run a dead worker's last snapshot is kept and keeps counting, so counters
+never go backwards while the server runs (a reload with HUP keeps the run); a new start has a
+new run and never reads an earlier run's files. Earlier gunicorn runs are deleted by the first
+write of a new run when their master is gone (or had the same pid: a container's pid 1). With
+no `IVR_METRICS_RUN` (`ivr serve`, `flask run`, tests, the booking worker) nothing is published
+or merged: the process's figures are its own, as before. Process memory gauges are not summed:
+they are reported per live worker of the run with a `pid` label (the scraped worker and its
+live siblings under the same master), so a dead worker's memory never counts.
+
 The store-backed figures (calls by outcome, the outbox) are global. See docs/benchmark.md.
 
 `/healthz` is unauthenticated and cheap: `SELECT 1` on the store, and whether a Clinicea token is
@@ -27,10 +48,18 @@ is not, 503 when the store is down. No patient data, no error text.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
+import hashlib
+import json
+import logging
 import math
 import os
 import re
+import secrets
+import shutil
+import stat
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -44,10 +73,17 @@ from ivr import logs
 __all__ = [
     "CLINICEA_BUCKETS",
     "CLINICEA_CHECK_TTL",
+    "PUBLISH_INTERVAL",
     "WEBHOOK_BUCKETS",
+    "CounterVec",
     "Histogram",
     "Metrics",
+    "Publisher",
+    "Snapshot",
+    "SnapshotDir",
     "bp",
+    "default_metrics_dir",
+    "flush",
     "install",
     "metrics_of",
     "warm_up",
@@ -65,6 +101,7 @@ _HELPER_THREAD = re.compile(r"^book-(CA[0-9a-fA-F]{32})\b")
 _EXTENSION = "ivr.ops"
 
 bp = Blueprint("ops", __name__)
+log = logging.getLogger(__name__)
 
 
 # --------------------------------------------------------------------------- primitives
@@ -101,19 +138,14 @@ class Histogram:
             series = self._series.get(label_values)
             return series[0][-1] if series else 0
 
+    def snapshot(self) -> dict[tuple[str, ...], tuple[list[int], float]]:
+        """A copy of every series: label values -> (bucket counts with +Inf last, sum)."""
+        with self._lock:
+            return {k: (list(c), t[0]) for k, (c, t) in self._series.items()}
+
     def expose(self) -> list[str]:
         """The histogram in text exposition format."""
-        lines = [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} histogram"]
-        with self._lock:
-            series = {k: (list(c), t[0]) for k, (c, t) in sorted(self._series.items())}
-        for values, (counts, total) in series.items():
-            base = dict(zip(self.labels, values, strict=True))
-            for bound, n in zip(self.buckets, counts, strict=False):
-                lines.append(_sample(f"{self.name}_bucket", {**base, "le": _num(bound)}, n))
-            lines.append(_sample(f"{self.name}_bucket", {**base, "le": "+Inf"}, counts[-1]))
-            lines.append(_sample(f"{self.name}_sum", base, total))
-            lines.append(_sample(f"{self.name}_count", base, counts[-1]))
-        return lines
+        return _histogram_lines(self, self.snapshot())
 
 
 class CounterVec:
@@ -136,14 +168,34 @@ class CounterVec:
         with self._lock:
             return self._values.get(label_values, 0.0)
 
+    def snapshot(self) -> dict[tuple[str, ...], float]:
+        """A copy of every series: label values -> value."""
+        with self._lock:
+            return dict(self._values)
+
     def expose(self) -> list[str]:
         """The counter in text exposition format."""
-        lines = [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} counter"]
-        with self._lock:
-            items = sorted(self._values.items())
-        for values, v in items:
-            lines.append(_sample(self.name, dict(zip(self.labels, values, strict=True)), v))
-        return lines
+        return _counter_lines(self, self.snapshot())
+
+
+def _histogram_lines(h: Histogram,
+                     series: dict[tuple[str, ...], tuple[list[int], float]]) -> list[str]:
+    lines = [f"# HELP {h.name} {h.help}", f"# TYPE {h.name} histogram"]
+    for values, (counts, total) in sorted(series.items()):
+        base = dict(zip(h.labels, values, strict=True))
+        for bound, n in zip(h.buckets, counts, strict=False):
+            lines.append(_sample(f"{h.name}_bucket", {**base, "le": _num(bound)}, n))
+        lines.append(_sample(f"{h.name}_bucket", {**base, "le": "+Inf"}, counts[-1]))
+        lines.append(_sample(f"{h.name}_sum", base, total))
+        lines.append(_sample(f"{h.name}_count", base, counts[-1]))
+    return lines
+
+
+def _counter_lines(c: CounterVec, series: dict[tuple[str, ...], float]) -> list[str]:
+    lines = [f"# HELP {c.name} {c.help}", f"# TYPE {c.name} counter"]
+    for values, v in sorted(series.items()):
+        lines.append(_sample(c.name, dict(zip(c.labels, values, strict=True)), v))
+    return lines
 
 
 def _num(value: float) -> str:
@@ -221,6 +273,8 @@ class Metrics:
             "ivr_webhook_errors_total", "Webhooks answered with a 5xx.", ["step"])
         self._open: dict[str, _RequestTimes] = {}
         self._open_lock = threading.Lock()
+        # Set by `install` when the host's workers share their figures (see `Publisher`).
+        self.publisher: Publisher | None = None
 
     # -- the Clinicea client's `on_request(operation, seconds, status_or_error)` hook
 
@@ -231,6 +285,7 @@ class Metrics:
             self.clinicea_errors.inc(operation, outcome)
         elif outcome == 401 or outcome == 429 or outcome >= 500:
             self.clinicea_errors.inc(operation, str(outcome))
+        self.changed()
         times = _current.get()
         if times is None:
             match = _HELPER_THREAD.match(threading.current_thread().name)
@@ -266,15 +321,370 @@ class Metrics:
                 if self._open.get(times.call_sid) is times:
                     del self._open[times.call_sid]
 
+    def changed(self) -> None:
+        """Something was observed: let the publisher (if any) schedule a snapshot.
+
+        The hot path: one attribute read when a snapshot is already scheduled.
+        """
+        publisher = self.publisher
+        if publisher is not None:
+            publisher.touch()
+
+    def histograms(self) -> tuple[Histogram, ...]:
+        """The histogram families, in exposition order."""
+        return (self.webhook, self.webhook_own, self.clinicea)
+
+    def counters(self) -> tuple[CounterVec, ...]:
+        """The counter families, in exposition order."""
+        return (self.webhook_errors, self.clinicea_errors)
+
+    def snapshot(self) -> Snapshot:
+        """This process's figures now."""
+        return Snapshot(
+            pid=os.getpid(),
+            histograms={h.name: h.snapshot() for h in self.histograms()},
+            counters={c.name: c.snapshot() for c in self.counters()},
+        )
+
+    def render(self, snapshots: Sequence[Snapshot]) -> list[str]:
+        """The sum of `snapshots` (this worker's and others') in text exposition format."""
+        hist_lines: dict[str, list[str]] = {}
+        for h in self.histograms():
+            merged: dict[tuple[str, ...], tuple[list[int], float]] = {}
+            for snap in snapshots:
+                for values, (counts, total) in snap.histograms.get(h.name, {}).items():
+                    into = merged.get(values)
+                    if into is None:
+                        merged[values] = (list(counts), total)
+                    else:
+                        merged[values] = ([a + b for a, b in zip(into[0], counts, strict=True)],
+                                          into[1] + total)
+            hist_lines[h.name] = _histogram_lines(h, merged)
+        counter_lines: dict[str, list[str]] = {}
+        for c in self.counters():
+            sums: dict[tuple[str, ...], float] = {}
+            for snap in snapshots:
+                for values, v in snap.counters.get(c.name, {}).items():
+                    sums[values] = sums.get(values, 0.0) + v
+            counter_lines[c.name] = _counter_lines(c, sums)
+        return [*hist_lines[self.webhook.name], *hist_lines[self.webhook_own.name],
+                *counter_lines[self.webhook_errors.name], *hist_lines[self.clinicea.name],
+                *counter_lines[self.clinicea_errors.name]]
+
     def expose(self) -> list[str]:
-        """The in-memory metrics in text exposition format."""
-        return [*self.webhook.expose(), *self.webhook_own.expose(), *self.webhook_errors.expose(),
-                *self.clinicea.expose(), *self.clinicea_errors.expose()]
+        """This process's in-memory metrics in text exposition format."""
+        return self.render([self.snapshot()])
 
 
 def metrics_of(app: Flask) -> Metrics:
     """The app's `Metrics` (installed by `install`)."""
     return app.extensions[_EXTENSION].metrics
+
+
+# --------------------------------------------------------------------------- host-wide figures
+
+PUBLISH_INTERVAL = 1.0  # seconds: at most one snapshot write per worker per interval
+_SNAPSHOT_FORMAT = 1
+_SNAPSHOT_MAX_BYTES = 1 << 20
+_GUNICORN_RUN = re.compile(r"^run-(\d+)-(\d+)$")  # run-<master pid>-<start ns>
+
+HistogramSeries = dict[tuple[str, ...], tuple[list[int], float]]
+CounterSeries = dict[tuple[str, ...], float]
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One worker's in-memory figures at one moment: what it publishes and `/metrics` sums."""
+
+    pid: int
+    histograms: dict[str, HistogramSeries]
+    counters: dict[str, CounterSeries]
+
+    def to_json(self, metrics: Metrics) -> dict[str, Any]:
+        """The file form; every family carries its label names (and bucket bounds)."""
+        return {
+            "format": _SNAPSHOT_FORMAT,
+            "pid": self.pid,
+            "histograms": {
+                h.name: {"labels": list(h.labels), "buckets": list(h.buckets),
+                         "series": [[list(values), counts, total] for values, (counts, total)
+                                    in self.histograms.get(h.name, {}).items()]}
+                for h in metrics.histograms()},
+            "counters": {
+                c.name: {"labels": list(c.labels),
+                         "series": [[list(values), value]
+                                    for values, value in self.counters.get(c.name, {}).items()]}
+                for c in metrics.counters()},
+        }
+
+    @classmethod
+    def from_json(cls, data: Any, metrics: Metrics) -> Snapshot | None:
+        """A published snapshot read back; None when `data` is not one.
+
+        Only families whose label names (and bucket bounds) equal this worker's are kept, and
+        only well-formed series: a worker running other code in the same run cannot corrupt
+        the sums, it just goes uncounted for that family.
+        """
+        if not isinstance(data, dict) or data.get("format") != _SNAPSHOT_FORMAT:
+            return None
+        pid = data.get("pid")
+        hists, counters = data.get("histograms"), data.get("counters")
+        if not _is_int(pid) or not isinstance(hists, dict) or not isinstance(counters, dict):
+            return None
+        histograms: dict[str, HistogramSeries] = {}
+        for h in metrics.histograms():
+            family = hists.get(h.name)
+            if (not isinstance(family, dict) or family.get("labels") != list(h.labels)
+                    or family.get("buckets") != list(h.buckets)):
+                continue
+            series: HistogramSeries = {}
+            for item in _items(family.get("series"), 3):
+                values, counts, total = item
+                if (_label_values(values, len(h.labels)) and isinstance(counts, list)
+                        and len(counts) == len(h.buckets) + 1
+                        and all(_is_int(n) and n >= 0 for n in counts) and _is_number(total)):
+                    series[tuple(values)] = (list(counts), float(total))
+            histograms[h.name] = series
+        counter_series: dict[str, CounterSeries] = {}
+        for c in metrics.counters():
+            family = counters.get(c.name)
+            if not isinstance(family, dict) or family.get("labels") != list(c.labels):
+                continue
+            counter_series[c.name] = {
+                tuple(values): float(value) for values, value in _items(family.get("series"), 2)
+                if _label_values(values, len(c.labels)) and _is_number(value)
+            }
+        return cls(pid, histograms, counter_series)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value) and value >= 0)
+
+
+def _label_values(values: Any, n: int) -> bool:
+    return isinstance(values, list) and len(values) == n and all(
+        isinstance(v, str) for v in values)
+
+
+def _items(series: Any, width: int) -> list[list[Any]]:
+    if not isinstance(series, list):
+        return []
+    return [item for item in series if isinstance(item, list) and len(item) == width]
+
+
+def default_metrics_dir(database_url: str) -> str:
+    """`<temp dir>/ivr-metrics-<hash of user id and database URL>` (like the `TokenFile`)."""
+    digest = hashlib.sha256(f"{os.getuid()}\n{database_url}".encode()).hexdigest()[:24]
+    return os.path.join(tempfile.gettempdir(), f"ivr-metrics-{digest}")
+
+
+class SnapshotDir:
+    """Where one server start's workers publish their snapshots.
+
+    `<base>/run-<run>/<pid>-<random>.json`, one file per worker (per `Metrics`), each replaced
+    atomically (a temp file in the same directory, then `os.replace`), mode 0600 in a 0700
+    directory. Only regular files owned by this user are read back. On first use, run
+    directories of earlier gunicorn starts (`run-<master pid>-<stamp>`) are removed when their
+    master is gone, or when their master pid is this run's (a container restarted as pid 1).
+    """
+
+    def __init__(self, base: str, run: str, *, own_base: bool = False) -> None:
+        self.base = os.path.abspath(base)
+        self.run = run
+        self.path = os.path.join(self.base, f"run-{run}")
+        self._own_base = own_base  # the default temp-dir base: it must be ours too
+        self._own: str | None = None
+        self._ready = False
+        self._lock = threading.Lock()
+
+    def _prepare(self) -> None:
+        with self._lock:
+            if self._ready:
+                return
+            os.makedirs(self.base, mode=0o700, exist_ok=True)
+            if self._own_base:
+                _check_ours(self.base)
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(self.path, 0o700)
+            _check_ours(self.path)
+            self._prune()
+            self._own = os.path.join(self.path, f"{os.getpid()}-{secrets.token_hex(6)}.json")
+            self._ready = True
+
+    def _prune(self) -> None:
+        mine = _GUNICORN_RUN.match(os.path.basename(self.path))
+        try:
+            entries = list(os.scandir(self.base))
+        except OSError:
+            return
+        for entry in entries:
+            match = _GUNICORN_RUN.match(entry.name)
+            if match is None or entry.path == self.path:
+                continue
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid():
+                continue
+            pid = int(match.group(1))
+            if (mine is not None and int(mine.group(1)) == pid) or not _alive(pid):
+                shutil.rmtree(entry.path, ignore_errors=True)
+
+    def write(self, data: dict[str, Any]) -> None:
+        """Replace this worker's snapshot atomically (mode 0600); OSError when it cannot."""
+        self._prepare()
+        assert self._own is not None
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=self.path)
+        except FileNotFoundError:  # removed under us (a temp cleaner): make it again
+            with self._lock:
+                self._ready = False
+            self._prepare()
+            fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=self.path)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump(data, fh, separators=(",", ":"))
+            os.replace(tmp, self._own)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+
+    def read_others(self) -> list[Any]:
+        """The decoded snapshots of every other worker of this run (dead ones included)."""
+        try:
+            entries = list(os.scandir(self.path))
+        except FileNotFoundError:
+            return []
+        out = []
+        for entry in entries:
+            if (entry.name.startswith(".") or not entry.name.endswith(".json")
+                    or entry.path == self._own):
+                continue
+            data = _read_json(entry.path)
+            if data is not None:
+                out.append(data)
+        return out
+
+
+def _check_ours(path: str) -> None:
+    st = os.lstat(path)
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid():
+        raise PermissionError(f"{path}: not a directory owned by this user")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # EPERM: alive, someone else's
+        return True
+    return True
+
+
+def _read_json(path: str) -> Any:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if (not stat.S_ISREG(st.st_mode) or st.st_uid != os.getuid()
+                or st.st_size > _SNAPSHOT_MAX_BYTES):
+            return None  # not written by us: never trust it
+        with os.fdopen(fd, "rb") as fh:
+            fd = -1
+            return json.loads(fh.read(_SNAPSHOT_MAX_BYTES + 1) or b"null")
+    except (OSError, ValueError):
+        return None
+    finally:
+        if fd >= 0:
+            os.close(fd)
+
+
+class Publisher:
+    """Publishes one worker's snapshot to its run's `SnapshotDir`, throttled.
+
+    `touch()` (after every observation) costs one attribute read when a write is already
+    scheduled; otherwise it schedules one on a daemon timer thread, at once if the last write
+    is older than `interval`, else when it is `interval` old. So a busy worker writes about
+    once a second, an idle one never, and its last observation is on disk within `interval`.
+    `publish()` writes synchronously (at scrape time and at worker exit). Writes are
+    serialised, so a worker's file never goes back in time.
+    """
+
+    def __init__(self, metrics: Metrics, directory: SnapshotDir, *,
+                 interval: float = PUBLISH_INTERVAL,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.metrics = metrics
+        self.directory = directory
+        self.interval = interval
+        self._monotonic = monotonic
+        self._state = threading.Lock()
+        self._write = threading.Lock()
+        self._pending = False
+        self._last = -math.inf
+        self._warned = False
+
+    def touch(self) -> None:
+        """Something changed: make sure a write is scheduled."""
+        if self._pending:
+            return
+        with self._state:
+            if self._pending:
+                return
+            self._pending = True
+            delay = max(0.0, self._last + self.interval - self._monotonic())
+        timer = threading.Timer(delay, self._fire)
+        timer.name = "ivr-metrics-publish"
+        timer.daemon = True
+        timer.start()
+
+    def _fire(self) -> None:
+        with self._state:
+            self._pending = False  # observations from now on schedule the next write
+        self.publish()
+
+    def publish(self) -> Snapshot:
+        """Write this worker's figures now and return them (what the file now holds)."""
+        with self._write:
+            snap = self.metrics.snapshot()
+            try:
+                self.directory.write(snap.to_json(self.metrics))
+            except OSError as exc:
+                self._warn(exc)
+            self._last = self._monotonic()
+        return snap
+
+    def others(self) -> list[Snapshot]:
+        """Every other worker's last snapshot in this run (live and dead workers)."""
+        try:
+            raw = self.directory.read_others()
+        except OSError as exc:
+            self._warn(exc)
+            return []
+        return [snap for snap in (Snapshot.from_json(d, self.metrics) for d in raw)
+                if snap is not None]
+
+    def _warn(self, exc: OSError) -> None:
+        if not self._warned:
+            self._warned = True
+            log.warning("metrics snapshots in %s unavailable (%s): /metrics shows this worker "
+                        "only", self.directory.path, exc.__class__.__name__)
+
+
+def flush(app: Flask) -> None:
+    """Publish the worker's figures now (gunicorn's `worker_exit`); no-op when not sharing."""
+    ext = app.extensions.get(_EXTENSION)
+    if ext is not None and ext.metrics.publisher is not None:
+        ext.metrics.publisher.publish()
 
 
 # --------------------------------------------------------------------------- health
@@ -353,11 +763,21 @@ def healthz() -> tuple[Response, int]:
 
 @bp.get("/metrics")
 def metrics() -> Response:
-    """Prometheus text exposition (version 0.0.4)."""
+    """Prometheus text exposition (version 0.0.4): the host's figures (see module docstring)."""
     rt = current_app.extensions["ivr"]
-    lines = _ops().metrics.expose()
+    own = _ops().metrics
+    publisher = own.publisher
+    if publisher is None:
+        snapshots = [own.snapshot()]
+    else:  # publish first: what this scrape shows of us is what the others will read
+        snapshots = [publisher.publish(), *publisher.others()]
+    lines = own.render(snapshots)
+    lines.extend(_gauge("ivr_metrics_workers_merged",
+                        "Worker snapshots summed into the histograms and counters above (this "
+                        "worker, the others and the last of those that exited since start).",
+                        [({}, len(snapshots))]))
     lines.extend(_store_lines(rt.store))
-    lines.extend(_process_lines())
+    lines.extend(_process_lines({snap.pid for snap in snapshots}))
     response = Response("\n".join(lines) + "\n", mimetype="text/plain")
     response.headers["Content-Type"] = "text/plain; version=0.0.4; charset=utf-8"
     response.headers["Cache-Control"] = "no-store"
@@ -394,24 +814,48 @@ def _store_lines(store: Any) -> list[str]:
     ]
 
 
-def _process_lines() -> list[str]:
-    rss = peak = None
-    try:
-        with open(f"/proc/{os.getpid()}/status", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("VmRSS:"):
-                    rss = int(line.split()[1]) * 1024
-                elif line.startswith("VmHWM:"):
-                    peak = int(line.split()[1]) * 1024
-    except OSError:  # not Linux
-        return []
+def _process_lines(pids: Iterable[int]) -> list[str]:
+    """Memory of this process and of its live sibling workers among `pids`, by `pid` label.
+
+    A sibling is a live process with the same parent (the gunicorn master), so a dead
+    worker's pid reused by an unrelated process is never reported.
+    """
+    me, parent = os.getpid(), os.getppid()
+    rss: list[tuple[dict[str, str], float]] = []
+    peak: list[tuple[dict[str, str], float]] = []
+    for pid in sorted({me, *pids}):
+        status = _proc_status(pid)
+        if status is None:
+            if pid == me:
+                return []  # not Linux
+            continue
+        if pid != me and status.get("PPid") != parent:
+            continue
+        if "VmRSS" in status:
+            rss.append(({"pid": str(pid)}, status["VmRSS"] * 1024))
+        if "VmHWM" in status:
+            peak.append(({"pid": str(pid)}, status["VmHWM"] * 1024))
     out: list[str] = []
-    if rss is not None:
-        out += _gauge("ivr_process_resident_memory_bytes", "This worker's resident memory.",
-                      [({}, rss)])
-    if peak is not None:
+    if rss:
+        out += _gauge("ivr_process_resident_memory_bytes",
+                      "Resident memory of each live worker (pid label).", rss)
+    if peak:
         out += _gauge("ivr_process_peak_resident_memory_bytes",
-                      "This worker's peak resident memory (VmHWM).", [({}, peak)])
+                      "Peak resident memory (VmHWM) of each live worker (pid label).", peak)
+    return out
+
+
+def _proc_status(pid: int) -> dict[str, int] | None:
+    """VmRSS and VmHWM (kB) and PPid from /proc/<pid>/status; None when unreadable."""
+    out: dict[str, int] = {}
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as fh:
+            for line in fh:
+                key, _, rest = line.partition(":")
+                if key in ("VmRSS", "VmHWM", "PPid"):
+                    out[key] = int(rest.split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
     return out
 
 
@@ -439,6 +883,11 @@ def install(app: Flask, metrics: Metrics, *, clinicea_probe: Callable[[], object
     rt = app.extensions["ivr"]
     probe = clinicea_probe or _token_probe(rt.client)
     app.extensions[_EXTENSION] = _Ops(metrics, CliniceaCheck(probe, check_ttl))
+    settings = rt.settings
+    if settings.metrics_run:
+        base = settings.metrics_dir or default_metrics_dir(settings.database_url)
+        metrics.publisher = Publisher(metrics, SnapshotDir(
+            base, settings.metrics_run, own_base=settings.metrics_dir is None))
     app.register_blueprint(bp)
 
     @app.before_request
@@ -464,6 +913,7 @@ def install(app: Flask, metrics: Metrics, *, clinicea_probe: Callable[[], object
         metrics.webhook_own.observe(own, step)
         if response.status_code >= 500:
             metrics.webhook_errors.inc(step)
+        metrics.changed()
         response.headers[OWN_HEADER] = f"{own * 1000:.2f}"
         response.headers[CLINICEA_HEADER] = f"{waited * 1000:.2f}"
         return response

@@ -5,11 +5,20 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import re
+import runpy
+import subprocess
+import sys
+import time
 from collections import Counter
+from pathlib import Path
+
+import pytest
 
 from ivr import logs
-from ivr.ops import Histogram, Metrics, metrics_of
+from ivr.config import ConfigError, Settings
+from ivr.ops import Histogram, Metrics, Snapshot, SnapshotDir, metrics_of
 from ivr.sandbox.seed import DEMO_PATIENTS
 from tests.calls import rig
 
@@ -222,3 +231,166 @@ def test_the_booking_helper_threads_clinicea_time_is_not_own_time():
         # is own time.
         assert s['ivr_webhook_seconds_sum{step="book"}'] >= 0.25
         assert s['ivr_webhook_own_seconds_sum{step="book"}'] < 0.125
+
+
+# --------------------------------------------------------------------------- several workers
+
+
+def _scrape(r) -> dict[str, float]:  # noqa: ANN001
+    return _samples(r.app.test_client().get("/metrics").get_data(as_text=True))
+
+
+def _eventually(check, timeout: float = 5.0):  # noqa: ANN001, ANN202
+    """`check()` until it holds (a worker's last figures reach disk within a second)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return check()
+        except AssertionError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.05)
+
+
+def _webhook_counts(s: dict[str, float]) -> dict[str, float]:
+    return {k: v for k, v in s.items() if k.startswith("ivr_webhook_seconds_count{")}
+
+
+def _dead_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_a_scrape_of_either_worker_shows_both_workers_calls(tmp_path):
+    shared = {"metrics_dir": str(tmp_path), "metrics_run": "start-1"}
+    with rig(**shared) as a, rig(**shared) as b:
+        _book_by_keypad(a)
+        _book_by_keypad(b)
+        r = b.call("+923001112223")  # an unknown caller, on one worker only
+        r.hang_up()
+        ma, mb = metrics_of(a.app), metrics_of(b.app)
+        steps = {"incoming", "menu", "book", "status", "register"}
+        expected = {f'ivr_webhook_seconds_count{{step="{step}"}}':
+                    ma.webhook.count(step) + mb.webhook.count(step) for step in steps}
+        expected = {k: v for k, v in expected.items() if v}
+        assert expected['ivr_webhook_seconds_count{step="incoming"}'] == 3
+        assert expected['ivr_webhook_seconds_count{step="book"}'] == 2
+        searches = ma.clinicea.count("search") + mb.clinicea.count("search")
+        assert searches == 3
+
+        def merged(worker) -> dict[str, float]:  # noqa: ANN001
+            s = _scrape(worker)
+            for key, value in expected.items():
+                assert s[key] == value, (key, s[key], value)
+            assert s['ivr_webhook_own_seconds_count{step="book"}'] == 2
+            assert s['ivr_webhook_seconds_bucket{step="incoming",le="+Inf"}'] == 3
+            assert s['ivr_clinicea_request_seconds_count{operation="search"}'] == searches
+            assert s["ivr_metrics_workers_merged"] == 2
+            return s
+
+        for worker in (a, b, a):
+            s = _eventually(lambda w=worker: merged(w))
+        # Sums: the merged histogram's sum is both workers' sums.
+        live = ma.webhook.snapshot()[("incoming",)][1] + mb.webhook.snapshot()[("incoming",)][1]
+        assert abs(s['ivr_webhook_seconds_sum{step="incoming"}'] - live) < 1e-9
+        # Memory stays per process, labelled by pid (both "workers" are this process here).
+        assert s[f'ivr_process_resident_memory_bytes{{pid="{os.getpid()}"}}'] > 0
+        assert "ivr_process_resident_memory_bytes " not in "\n".join(s)
+        # Each worker's file: atomically replaced (no temp left), 0600 in a 0700 directory.
+        run_dir = tmp_path / "run-start-1"
+        files = sorted(p.name for p in run_dir.iterdir())
+        assert len(files) == 2 and all(n.endswith(".json") for n in files), files
+        assert all(oct(os.stat(run_dir / n).st_mode & 0o777) == "0o600" for n in files)
+        assert oct(os.stat(run_dir).st_mode & 0o777) == "0o700"
+
+
+def test_without_a_run_stamp_nothing_is_published(tmp_path):
+    with rig(metrics_dir=str(tmp_path)) as a, rig(metrics_dir=str(tmp_path)) as b:
+        _book_by_keypad(a)
+        s = _scrape(b)
+        assert not _webhook_counts(s)
+        assert s["ivr_metrics_workers_merged"] == 1
+        assert metrics_of(a.app).publisher is None
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_exited_workers_last_figures_keep_counting(tmp_path):
+    from ivr.ops import flush
+
+    shared = {"metrics_dir": str(tmp_path), "metrics_run": "start-1"}
+    with rig(**shared) as gone:
+        _book_by_keypad(gone)
+        flush(gone.app)  # gunicorn's worker_exit hook
+        counts = _webhook_counts(_samples("\n".join(metrics_of(gone.app).expose())))
+    with rig(**shared) as survivor:
+        s = _scrape(survivor)
+        assert _webhook_counts(s) == counts
+        assert s["ivr_metrics_workers_merged"] == 2
+        survivor.call(BILAL).hang_up()
+        s = _eventually(lambda: _check_incoming(survivor, counts))
+        assert s['ivr_webhook_seconds_count{step="status"}'] == 2
+
+
+def _check_incoming(r, before: dict[str, float]) -> dict[str, float]:  # noqa: ANN001
+    s = _scrape(r)
+    key = 'ivr_webhook_seconds_count{step="incoming"}'
+    assert s[key] == before[key] + 1
+    return s
+
+
+def test_a_previous_starts_snapshots_are_not_merged(tmp_path):
+    """Runs are server starts: an earlier start's directory is never read, and is removed once
+    its gunicorn master is gone; another live master's run is left alone."""
+    old = Metrics(steps=["menu"])
+    for _ in range(5):
+        old.webhook.observe(0.1, "incoming")
+        old.clinicea_errors.inc("search", "503")
+    snapshot = old.snapshot().to_json(old)
+    dead, alive = _dead_pid(), os.getppid()
+    earlier_start = f"{dead}-1000"  # master exited
+    same_master_pid = f"{os.getpid()}-1000"  # an earlier start whose master had our run's pid
+    other_server = f"{alive}-1000"  # another server still running on this host
+    for run in (earlier_start, same_master_pid, other_server, "manual-old"):
+        SnapshotDir(str(tmp_path), run).write(snapshot)
+    this_start = f"{os.getpid()}-2000"
+    with rig(metrics_dir=str(tmp_path), metrics_run=this_start) as r:
+        r.call(BILAL).hang_up()
+        s = _eventually(lambda: _check_incoming(r, {'ivr_webhook_seconds_count{step="incoming"}':
+                                                    0}))
+        assert s["ivr_metrics_workers_merged"] == 1
+        assert not any(k.startswith("ivr_clinicea_errors_total{") for k in s)
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == sorted([f"run-{this_start}", f"run-{other_server}", "run-manual-old"])
+
+
+def test_a_snapshot_with_other_buckets_or_labels_is_left_out():
+    mine = Metrics(steps=["menu"])
+    mine.webhook.observe(0.1, "menu")
+    mine.webhook_own.observe(0.02, "menu")
+    data = mine.snapshot().to_json(mine)
+    data["histograms"]["ivr_webhook_seconds"]["buckets"] = [0.1, 1.0]
+    data["counters"]["ivr_webhook_errors_total"]["labels"] = ["path"]
+    data["histograms"]["ivr_webhook_own_seconds"]["series"].append([["x"], [1, 2], "bad"])
+    snap = Snapshot.from_json(data, mine)
+    assert snap is not None
+    assert "ivr_webhook_seconds" not in snap.histograms
+    assert "ivr_webhook_errors_total" not in snap.counters
+    assert snap.histograms["ivr_webhook_own_seconds"] == mine.webhook_own.snapshot()
+    assert Snapshot.from_json({"format": 99}, mine) is None
+    assert Snapshot.from_json([], mine) is None
+    lines = mine.render([mine.snapshot(), snap])
+    assert 'ivr_webhook_seconds_count{step="menu"} 1' in lines  # not double counted
+    assert 'ivr_webhook_own_seconds_count{step="menu"} 2' in lines
+
+
+def test_the_gunicorn_start_stamp_reaches_the_settings(monkeypatch):
+    monkeypatch.delenv("IVR_METRICS_RUN", raising=False)
+    conf = runpy.run_path(str(Path(__file__).resolve().parents[1] / "gunicorn.conf.py"))
+    conf["on_starting"](None)
+    settings = Settings.from_env(dict(os.environ))
+    assert re.fullmatch(rf"{os.getpid()}-\d+", settings.metrics_run or "")
+    assert Settings.from_env({}).metrics_run is None
+    assert Settings.from_env({"IVR_METRICS_DIR": "/var/lib/ivr"}).metrics_dir == "/var/lib/ivr"
+    with pytest.raises(ConfigError, match="IVR_METRICS_RUN"):
+        Settings.from_env({"IVR_METRICS_RUN": "../elsewhere"})
