@@ -25,6 +25,7 @@ an advisory transaction lock; SQLite: the ``BEGIN IMMEDIATE`` write lock; a lost
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 import time
@@ -318,6 +319,155 @@ schema_version = sa.Table(
 )
 
 # --------------------------------------------------------------------------------------------
+# Statements of the per-webhook path, built once with bound parameters.
+#
+# Why: building a Core statement per call (coercions) and generating its cache key (a walk of
+# the whole statement) cost more CPU than SQLite's own work. A statement object that is
+# reused keeps its memoised cache key, so executing it again only binds the new values.
+
+_CREATE_CALL_COLUMNS = (
+    "call_sid", "created_at", "updated_at", "version", "step", "turn", "caller_masked", "state",
+    "language",
+)
+_LOAD_CALL = sa.select(calls).where(calls.c.call_sid == sa.bindparam("p_sid"))
+_INSERT_EVENTS = call_events.insert()
+
+
+@functools.cache
+def _save_call_stmt(
+    *,
+    first_name: bool,
+    language: bool,
+    outcome: str | None,
+    outcome_step: bool,
+    transferred: bool,
+) -> sa.Update:
+    """The compare-and-swap UPDATE of `Store.save_call` for one combination of its options.
+
+    Parameters: ``p_sid``, ``p_expected``, ``p_now``, ``p_state``, ``p_step``, ``p_turn``,
+    ``p_reply``, ``p_reply_turn`` and, when their flag is set, ``p_first_name``,
+    ``p_language``, ``p_outcome_step``.
+    """
+    values: dict[str, Any] = {
+        "version": calls.c.version + 1,
+        "updated_at": sa.bindparam("p_now", type_=calls.c.updated_at.type),
+        "state": sa.bindparam("p_state", type_=calls.c.state.type),
+        "step": sa.bindparam("p_step", type_=calls.c.step.type),
+        "turn": sa.bindparam("p_turn", type_=calls.c.turn.type),
+        "last_reply": sa.bindparam("p_reply", type_=calls.c.last_reply.type),
+        "last_reply_turn": sa.bindparam("p_reply_turn", type_=calls.c.last_reply_turn.type),
+    }
+    if first_name:
+        values["patient_first_name"] = sa.bindparam(
+            "p_first_name", type_=calls.c.patient_first_name.type
+        )
+    if language:
+        values["language"] = sa.bindparam("p_language", type_=calls.c.language.type)
+    if outcome is not None:
+        values["outcome"] = _outcome_value(outcome)
+        if outcome_step:
+            values["outcome_step"] = sa.case(
+                (
+                    _weaker_or_none(outcome),
+                    sa.bindparam("p_outcome_step", type_=calls.c.outcome_step.type),
+                ),
+                else_=calls.c.outcome_step,
+            )
+    if transferred:
+        values["transferred_at"] = sa.func.coalesce(
+            calls.c.transferred_at, sa.bindparam("p_now", type_=calls.c.transferred_at.type)
+        )
+        if outcome is None:
+            values["outcome"] = _outcome_value("transferred")
+    return (
+        calls.update()
+        .where(
+            calls.c.call_sid == sa.bindparam("p_sid"),
+            calls.c.version == sa.bindparam("p_expected"),
+        )
+        .values(**values)
+    )
+
+
+@functools.cache
+def _finish_call_stmts(outcome: str) -> tuple[sa.Update, sa.Update]:
+    """`Store.finish_call`'s two UPDATEs for ``outcome``: record it, else only stamp the end.
+
+    Parameters: ``p_sid``, ``p_now``, ``p_outcome_step``."""
+    now = sa.bindparam("p_now", type_=calls.c.updated_at.type)
+    record = (
+        calls.update()
+        .where(calls.c.call_sid == sa.bindparam("p_sid"), _weaker_or_none(outcome))
+        .values(
+            outcome=outcome,
+            outcome_step=sa.bindparam("p_outcome_step", type_=calls.c.outcome_step.type),
+            updated_at=now,
+            ended_at=sa.func.coalesce(calls.c.ended_at, now),
+        )
+    )
+    end_only = (
+        calls.update()
+        .where(calls.c.call_sid == sa.bindparam("p_sid"), calls.c.ended_at.is_(None))
+        .values(ended_at=now, updated_at=now)
+    )
+    return record, end_only
+
+
+def _claimable() -> sa.ColumnElement[bool]:
+    """Rows a worker may claim at ``p_now``: open, due, and not under someone else's live lease.
+
+    A row left in ``booking`` by a worker whose lease ran out is claimable again."""
+    now = sa.bindparam("p_now", type_=sa.DateTime())
+    lease_free = sa.or_(bookings.c.claimed_until.is_(None), bookings.c.claimed_until < now)
+    return sa.and_(
+        sa.or_(
+            sa.and_(bookings.c.status.in_(("pending", "retrying")), lease_free),
+            sa.and_(bookings.c.status == "booking", bookings.c.claimed_until < now),
+        ),
+        sa.or_(bookings.c.next_attempt_at.is_(None), bookings.c.next_attempt_at <= now),
+    )
+
+
+# A claim: parameters p_now, p_worker, p_until and p_key or p_id.
+_CLAIM_VALUES: dict[str, Any] = {
+    "status": "booking",
+    "attempts": bookings.c.attempts + 1,
+    "claimed_by": sa.bindparam("p_worker", type_=bookings.c.claimed_by.type),
+    "claimed_until": sa.bindparam("p_until", type_=bookings.c.claimed_until.type),
+    "updated_at": sa.bindparam("p_now", type_=bookings.c.updated_at.type),
+}
+_CLAIM_BY_KEY = (
+    bookings.update()
+    .where(bookings.c.idempotency_key == sa.bindparam("p_key"), _claimable())
+    .values(**_CLAIM_VALUES)
+)
+_CLAIM_BY_ID = (
+    bookings.update()
+    .where(bookings.c.id == sa.bindparam("p_id"), _claimable())
+    .values(**_CLAIM_VALUES)
+)
+_BOOKING_BY_KEY = sa.select(bookings).where(bookings.c.idempotency_key == sa.bindparam("p_key"))
+_BOOKING_BY_ID = sa.select(bookings).where(bookings.c.id == sa.bindparam("p_id"))
+_ENQUEUE_COLUMNS = (
+    "idempotency_key", "call_sid", "created_at", "updated_at", "status", "attempts", "payload",
+)
+
+
+@functools.cache
+def _transition_stmt(from_statuses: tuple[str, ...], columns: tuple[str, ...]) -> sa.Update:
+    """Set ``columns`` (parameters ``p_<column>``) of the booking ``p_key`` if its status is
+    one of ``from_statuses``."""
+    return (
+        bookings.update()
+        .where(
+            bookings.c.idempotency_key == sa.bindparam("p_key"),
+            bookings.c.status.in_(from_statuses),
+        )
+        .values({c: sa.bindparam(f"p_{c}", type_=bookings.c[c].type) for c in columns})
+    )
+
+
+# --------------------------------------------------------------------------------------------
 # Migrations: additive steps, each its own frozen DDL (never the current tables above, which
 # grow over time).
 
@@ -491,6 +641,17 @@ def _check_outcome(outcome: str) -> None:
         raise StoreError(f"unknown outcome {outcome!r}; expected one of {', '.join(OUTCOMES)}")
 
 
+def _weaker_or_none(outcome: str) -> sa.ColumnElement[bool]:
+    """SQL for "the row has no outcome yet, or one that ``outcome`` may replace"."""
+    return sa.or_(calls.c.outcome.is_(None), calls.c.outcome.in_(_weaker_outcomes(outcome)))
+
+
+def _outcome_value(outcome: str) -> sa.ColumnElement[Any]:
+    """SQL for "set ``outcome`` unless the row already has a stronger one"."""
+    _check_outcome(outcome)
+    return sa.case((_weaker_or_none(outcome), sa.literal(outcome)), else_=calls.c.outcome)
+
+
 def _call(row: Any) -> CallRecord:
     m = row._mapping
     return CallRecord(
@@ -602,6 +763,15 @@ class Store:
             )
         else:
             raise StoreError(f"unsupported database URL scheme: {parsed.drivername}")
+        # Built once: the values are bound per call (see the prebuilt statements above).
+        self._create_call_stmt = self._insert_ignoring_conflict(
+            calls, {c: sa.bindparam(c, type_=calls.c[c].type) for c in _CREATE_CALL_COLUMNS},
+            ["call_sid"],
+        )
+        self._enqueue_stmt = self._insert_ignoring_conflict(
+            bookings, {c: sa.bindparam(c, type_=bookings.c[c].type) for c in _ENQUEUE_COLUMNS},
+            ["idempotency_key"],
+        )
 
     # -- plumbing ------------------------------------------------------------------------------
 
@@ -622,7 +792,12 @@ class Store:
         @event.listens_for(engine, "begin")
         def _on_begin(conn: Connection) -> None:
             write = conn.get_execution_options().get("ivr_write", False)
-            conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+            # Straight to the driver: conn.exec_driver_sql would run SQLAlchemy's whole execute
+            # path (events, result set-up) for a statement that returns nothing, on every
+            # transaction.
+            conn.connection.driver_connection.execute(  # type: ignore[union-attr]
+                "BEGIN IMMEDIATE" if write else "BEGIN"
+            )
 
     def now(self) -> datetime:
         """The current time as naive UTC (from the injected clock)."""
@@ -713,7 +888,7 @@ class Store:
     def load_call(self, call_sid: str) -> CallRecord | None:
         """The call's row, or None."""
         with self._tx(write=False) as conn:
-            row = conn.execute(sa.select(calls).where(calls.c.call_sid == call_sid)).first()
+            row = conn.execute(_LOAD_CALL, {"p_sid": call_sid}).first()
         return None if row is None else _call(row)
 
     def create_call(
@@ -727,6 +902,7 @@ class Store:
     ) -> CallRecord:
         """Insert a new call at version 1 / turn 0; if it exists already, return that row."""
         now = self.now()
+        dumped = _dumps(state)
         values = {
             "call_sid": call_sid,
             "created_at": now,
@@ -735,23 +911,29 @@ class Store:
             "step": step,
             "turn": 0,
             "caller_masked": caller_masked,
-            "state": _dumps(state),
+            "state": dumped,
             "language": language,
         }
         with self._tx() as conn:
-            conn.execute(self._insert_ignoring_conflict(calls, values, ["call_sid"]))
-            row = conn.execute(sa.select(calls).where(calls.c.call_sid == call_sid)).one()
-        return _call(row)
-
-    def _outcome_value(self, outcome: str) -> sa.ColumnElement[Any]:
-        """SQL for "set ``outcome`` unless the row already has a stronger one"."""
-        _check_outcome(outcome)
-        return sa.case(
-            (
-                sa.or_(calls.c.outcome.is_(None), calls.c.outcome.in_(_weaker_outcomes(outcome))),
-                sa.literal(outcome),
-            ),
-            else_=calls.c.outcome,
+            inserted = conn.execute(self._create_call_stmt, values).rowcount == 1
+            if not inserted:  # a retried webhook or another process: that row wins
+                return _call(conn.execute(_LOAD_CALL, {"p_sid": call_sid}).one())
+        # This caller wrote the row, so it is known without reading it back.
+        return CallRecord(
+            call_sid=call_sid,
+            version=1,
+            step=step,
+            turn=0,
+            state=json.loads(dumped),
+            last_reply=None,
+            last_reply_turn=None,
+            outcome=None,
+            caller_masked=caller_masked,
+            patient_first_name=None,
+            language=language,
+            created_at=now,
+            updated_at=now,
+            ended_at=None,
         )
 
     def save_call(
@@ -786,47 +968,38 @@ class Store:
                 raise StoreError(
                     f"unknown event kind {row['kind']!r}; expected one of {sorted(EVENT_KINDS)}"
                 )
-        values: dict[str, Any] = {
-            "version": calls.c.version + 1,
-            "updated_at": self.now(),
-            "state": _dumps(state),
-            "step": step,
-            "turn": turn,
-            "last_reply": last_reply,
-            "last_reply_turn": last_reply_turn,
+        if outcome is not None:
+            _check_outcome(outcome)
+        now = self.now()
+        params: dict[str, Any] = {
+            "p_sid": call_sid,
+            "p_expected": expected_version,
+            "p_now": now,
+            "p_state": _dumps(state),
+            "p_step": step,
+            "p_turn": turn,
+            "p_reply": last_reply,
+            "p_reply_turn": last_reply_turn,
         }
         if patient_first_name is not None:
-            values["patient_first_name"] = patient_first_name
+            params["p_first_name"] = patient_first_name
         if language is not None:
-            values["language"] = language
-        if outcome is not None:
-            values["outcome"] = self._outcome_value(outcome)
-            if outcome_step is not None:
-                values["outcome_step"] = sa.case(
-                    (
-                        sa.or_(
-                            calls.c.outcome.is_(None),
-                            calls.c.outcome.in_(_weaker_outcomes(outcome)),
-                        ),
-                        sa.literal(outcome_step),
-                    ),
-                    else_=calls.c.outcome_step,
-                )
-        now = values["updated_at"]
-        if transferred:
-            values["transferred_at"] = sa.func.coalesce(calls.c.transferred_at, now)
-            if outcome is None:
-                values["outcome"] = self._outcome_value("transferred")
-        stmt = (
-            calls.update()
-            .where(calls.c.call_sid == call_sid, calls.c.version == expected_version)
-            .values(**values)
+            params["p_language"] = language
+        with_outcome_step = outcome is not None and outcome_step is not None
+        if with_outcome_step:
+            params["p_outcome_step"] = outcome_step
+        stmt = _save_call_stmt(
+            first_name=patient_first_name is not None,
+            language=language is not None,
+            outcome=outcome,
+            outcome_step=with_outcome_step,
+            transferred=transferred,
         )
         with self._tx() as conn:
-            if conn.execute(stmt).rowcount != 1:
+            if conn.execute(stmt, params).rowcount != 1:
                 return False
             if rows:
-                conn.execute(call_events.insert(), [row | {"at": now} for row in rows])
+                conn.execute(_INSERT_EVENTS, [row | {"at": now} for row in rows])
         return True
 
     def finish_call(self, call_sid: str, outcome: str, outcome_step: str | None = None) -> bool:
@@ -836,30 +1009,12 @@ class Store:
         first time only. Returns True when this outcome was recorded. Does not bump the version.
         """
         _check_outcome(outcome)
-        now = self.now()
-        weaker_or_none = sa.or_(
-            calls.c.outcome.is_(None), calls.c.outcome.in_(_weaker_outcomes(outcome))
-        )
+        record, end_only = _finish_call_stmts(outcome)
+        params = {"p_sid": call_sid, "p_now": self.now(), "p_outcome_step": outcome_step}
         with self._tx() as conn:
-            won = (
-                conn.execute(
-                    calls.update()
-                    .where(calls.c.call_sid == call_sid, weaker_or_none)
-                    .values(
-                        outcome=outcome,
-                        outcome_step=outcome_step,
-                        updated_at=now,
-                        ended_at=sa.func.coalesce(calls.c.ended_at, now),
-                    )
-                ).rowcount
-                == 1
-            )
+            won = conn.execute(record, params).rowcount == 1
             if not won:
-                conn.execute(
-                    calls.update()
-                    .where(calls.c.call_sid == call_sid, calls.c.ended_at.is_(None))
-                    .values(ended_at=now, updated_at=now)
-                )
+                conn.execute(end_only, params)
         return won
 
     def mark_transferred(self, call_sid: str) -> None:
@@ -872,7 +1027,7 @@ class Store:
                 .where(calls.c.call_sid == call_sid)
                 .values(
                     transferred_at=sa.func.coalesce(calls.c.transferred_at, now),
-                    outcome=self._outcome_value("transferred"),
+                    outcome=_outcome_value("transferred"),
                     updated_at=now,
                 )
             )
@@ -985,47 +1140,18 @@ class Store:
             "payload": _dumps(payload),
         }
         with self._tx() as conn:
-            conn.execute(self._insert_ignoring_conflict(bookings, values, ["idempotency_key"]))
-            row = conn.execute(sa.select(bookings).where(bookings.c.idempotency_key == key)).one()
+            conn.execute(self._enqueue_stmt, values)
+            row = conn.execute(_BOOKING_BY_KEY, {"p_key": key}).one()
         return _booking(row)
-
-    def _claimable(self, now: datetime) -> sa.ColumnElement[bool]:
-        """Rows a worker may claim now: open, due, and not under someone else's live lease.
-
-        A row left in ``booking`` by a worker whose lease ran out is claimable again."""
-        lease_free = sa.or_(bookings.c.claimed_until.is_(None), bookings.c.claimed_until < now)
-        return sa.and_(
-            sa.or_(
-                sa.and_(bookings.c.status.in_(("pending", "retrying")), lease_free),
-                sa.and_(bookings.c.status == "booking", bookings.c.claimed_until < now),
-            ),
-            sa.or_(bookings.c.next_attempt_at.is_(None), bookings.c.next_attempt_at <= now),
-        )
-
-    def _claim_values(self, now: datetime, worker: str, lease: timedelta) -> dict[str, Any]:
-        return {
-            "status": "booking",
-            "attempts": bookings.c.attempts + 1,
-            "claimed_by": worker,
-            "claimed_until": now + lease,
-            "updated_at": now,
-        }
 
     def claim_booking(self, key: str, *, worker: str, lease: timedelta) -> BookingRecord | None:
         """Atomically claim one booking for ``worker``; the row only if this caller won."""
         now = self.now()
+        params = {"p_key": key, "p_now": now, "p_worker": worker, "p_until": now + lease}
         with self._tx() as conn:
-            won = (
-                conn.execute(
-                    bookings.update()
-                    .where(bookings.c.idempotency_key == key, self._claimable(now))
-                    .values(**self._claim_values(now, worker, lease))
-                ).rowcount
-                == 1
-            )
-            if not won:
+            if conn.execute(_CLAIM_BY_KEY, params).rowcount != 1:
                 return None
-            row = conn.execute(sa.select(bookings).where(bookings.c.idempotency_key == key)).one()
+            row = conn.execute(_BOOKING_BY_KEY, params).one()
         return _booking(row)
 
     def claim_due_bookings(
@@ -1035,7 +1161,7 @@ class Store:
         now = self.now()
         pick = (
             sa.select(bookings.c.id)
-            .where(self._claimable(now))
+            .where(_claimable())
             .order_by(
                 sa.func.coalesce(bookings.c.next_attempt_at, bookings.c.created_at), bookings.c.id
             )
@@ -1044,36 +1170,21 @@ class Store:
         if self.dialect == "postgresql":
             pick = pick.with_for_update(skip_locked=True)
         claimed: list[BookingRecord] = []
+        params: dict[str, Any] = {"p_now": now, "p_worker": worker, "p_until": now + lease}
         with self._tx() as conn:
-            ids = list(conn.execute(pick).scalars())
+            ids = list(conn.execute(pick, params).scalars())
             for booking_id in ids:  # per-row conditional update: only rows still claimable
-                won = (
-                    conn.execute(
-                        bookings.update()
-                        .where(bookings.c.id == booking_id, self._claimable(now))
-                        .values(**self._claim_values(now, worker, lease))
-                    ).rowcount
-                    == 1
-                )
-                if won:
-                    row = conn.execute(sa.select(bookings).where(bookings.c.id == booking_id)).one()
-                    claimed.append(_booking(row))
+                params["p_id"] = booking_id
+                if conn.execute(_CLAIM_BY_ID, params).rowcount == 1:
+                    claimed.append(_booking(conn.execute(_BOOKING_BY_ID, params).one()))
         return claimed
 
     def _transition(self, key: str, from_statuses: Iterable[str], values: dict[str, Any]) -> bool:
         values = {**values, "updated_at": self.now()}
+        stmt = _transition_stmt(tuple(from_statuses), tuple(values))
+        params = {f"p_{column}": value for column, value in values.items()}
         with self._tx() as conn:
-            return (
-                conn.execute(
-                    bookings.update()
-                    .where(
-                        bookings.c.idempotency_key == key,
-                        bookings.c.status.in_(tuple(from_statuses)),
-                    )
-                    .values(**values)
-                ).rowcount
-                == 1
-            )
+            return conn.execute(stmt, {**params, "p_key": key}).rowcount == 1
 
     def mark_booked(self, key: str, appointment_id: str, patient_id: str | None) -> bool:
         """Clinicea stored it: status ``booked`` with its IDs; the lease is released.
@@ -1147,13 +1258,13 @@ class Store:
 
     def get_booking(self, key_or_id: str | int) -> BookingRecord | None:
         """A booking by idempotency key (str) or id (int)."""
-        cond = (
-            bookings.c.id == key_or_id
+        stmt, params = (
+            (_BOOKING_BY_ID, {"p_id": key_or_id})
             if isinstance(key_or_id, int)
-            else bookings.c.idempotency_key == key_or_id
+            else (_BOOKING_BY_KEY, {"p_key": key_or_id})
         )
         with self._tx(write=False) as conn:
-            row = conn.execute(sa.select(bookings).where(cond)).first()
+            row = conn.execute(stmt, params).first()
         return None if row is None else _booking(row)
 
     def bookings(
