@@ -11,8 +11,6 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from twilio.twiml.voice_response import Gather, VoiceResponse
-
 from flows.engine import Line, Reply
 
 MAX_HINTS = 100  # Twilio allows 500; long hint lists slow recognition for no gain
@@ -34,7 +32,6 @@ UrlFor = Callable[[str, str], str]
 
 def render(reply: Reply, url_for: UrlFor, voices: Mapping[str, Voice]) -> str:
     """The TwiML document for `reply`."""
-    response = VoiceResponse()
     default = voices.get(reply.language) or next(iter(voices.values()))
     if reply.gather is not None:
         spec = reply.gather
@@ -43,66 +40,102 @@ def render(reply: Reply, url_for: UrlFor, voices: Mapping[str, Voice]) -> str:
             "method": "POST",
             "input": spec.input,
             "timeout": spec.timeout,
-            "action_on_empty_result": True,
+            "actionOnEmptyResult": True,
         }
         if "speech" in spec.input:
-            attrs["speech_timeout"] = "auto"
+            attrs["speechTimeout"] = "auto"
             attrs["language"] = default.speech_language
             if spec.hints:
                 attrs["hints"] = ", ".join(h.replace(",", " ") for h in spec.hints[:MAX_HINTS])
         if spec.num_digits:
-            attrs["num_digits"] = spec.num_digits
+            attrs["numDigits"] = spec.num_digits
         # finishOnKey "" means only a timeout or numDigits ends the keypad input.
-        attrs["finish_on_key"] = spec.finish_on_key or ""
-        gather = Gather(**attrs)
-        for line in reply.lines:
-            _say(gather, line, voices, default)
-        response.append(gather)
-        # Reached only if Twilio ignores actionOnEmptyResult: counts as silence at the step.
-        response.redirect(url_for("answer", spec.step), method="POST")
+        attrs["finishOnKey"] = spec.finish_on_key or ""
+        says = "".join(_say(line, voices, default) for line in reply.lines)
+        # The <Redirect> is reached only if Twilio ignores actionOnEmptyResult: it counts as
+        # silence at the step.
+        body = _element("Gather", attrs, says) + _element(
+            "Redirect", {"method": "POST"}, _text(url_for("answer", spec.step))
+        )
     else:
-        for line in reply.lines:
-            _say(response, line, voices, default)
+        body = "".join(_say(line, voices, default) for line in reply.lines)
         if reply.redirect is not None:
-            response.redirect(url_for("resume", reply.redirect), method="POST")
+            body += _element("Redirect", {"method": "POST"},
+                             _text(url_for("resume", reply.redirect)))
         elif reply.dial is not None:
-            dial = response.dial(
-                action=url_for("dial", reply.dial.step),
-                method="POST",
-                timeout=reply.dial.ring_seconds,
-            )
-            dial.number(reply.dial.number)
+            body += _dial(url_for("dial", reply.dial.step), reply.dial.ring_seconds,
+                          reply.dial.number)
         elif reply.hangup:
-            response.hangup()
-    return response.to_xml()
+            body += _element("Hangup", {}, "")
+    return _document(body)
 
 
 def say_only(text: str, voice: Voice, *, hangup: bool = False) -> str:
     """A document that only speaks (fallback URL, refusals)."""
-    response = VoiceResponse()
-    response.say(text, voice=voice.voice, language=voice.say_language)
+    body = _say_element(text, voice)
     if hangup:
-        response.hangup()
-    return response.to_xml()
+        body += _element("Hangup", {}, "")
+    return _document(body)
 
 
 def empty() -> str:
     """The empty <Response/> status callbacks answer with."""
-    return VoiceResponse().to_xml()
-
-
-def _say(parent: VoiceResponse | Gather, line: Line, voices: Mapping[str, Voice],
-         default: Voice) -> None:
-    if not line.text:
-        return
-    voice = voices.get(line.language, default)
-    parent.say(line.text, voice=voice.voice, language=voice.say_language)
+    return _document("")
 
 
 def apology_with_transfer(text: str, voice: Voice, number: str, *, action: str) -> str:
     """Apologise and ring a person; `action` hears how the dial went."""
-    response = VoiceResponse()
-    response.say(text, voice=voice.voice, language=voice.say_language)
-    dial = response.dial(action=action, method="POST", timeout=25)
-    dial.number(number)
-    return response.to_xml()
+    return _document(_say_element(text, voice) + _dial(action, 25, number))
+
+
+# The serialisation below writes, byte for byte, what the twilio library's VoiceResponse
+# writes through ElementTree (attributes sorted by name, booleans as "true"/"false", the same
+# escaping, `<X />` for an empty element): tests/test_twiml.py compares the two. Building the
+# library's element objects and an ElementTree for every webhook cost about ten times more.
+
+_DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>'
+
+
+def _document(body: str) -> str:
+    return f"{_DECLARATION}{_element('Response', {}, body)}"
+
+
+def _say(line: Line, voices: Mapping[str, Voice], default: Voice) -> str:
+    if not line.text:
+        return ""
+    return _say_element(line.text, voices.get(line.language, default))
+
+
+def _say_element(text: str, voice: Voice) -> str:
+    return _element("Say", {"voice": voice.voice, "language": voice.say_language}, _text(text))
+
+
+def _dial(action: str, timeout: int, number: str) -> str:
+    return _element(
+        "Dial",
+        {"action": action, "method": "POST", "timeout": timeout},
+        _element("Number", {}, _text(number)),
+    )
+
+
+def _element(name: str, attrs: Mapping[str, object], content: str) -> str:
+    """`content` is already escaped XML (text and child elements)."""
+    rendered = "".join(
+        f' {key}="{_attr(value)}"' for key, value in sorted(attrs.items()) if value is not None
+    )
+    if not content:
+        return f"<{name}{rendered} />"
+    return f"<{name}{rendered}>{content}</{name}>"
+
+
+def _attr(value: object) -> str:
+    text = str(value).lower() if isinstance(value, bool) else str(value)
+    return (
+        text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+        .replace('"', "&quot;").replace("\r", "&#13;").replace("\n", "&#10;")
+        .replace("\t", "&#09;")
+    )
+
+
+def _text(value: str) -> str:
+    return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
