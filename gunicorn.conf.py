@@ -39,7 +39,11 @@ workers = int(os.environ.get("WEB_CONCURRENCY", max(2, multiprocessing.cpu_count
 threads = int(os.environ.get("IVR_WEB_THREADS", "16"))
 timeout = 30
 graceful_timeout = 20
-keepalive = 5  # Twilio reuses connections between a call's webhooks
+# Twilio reuses connections between a call's webhooks. The server must hold an idle connection
+# longer than any client or proxy in front of it (httpx and many proxies drop theirs after 5-60
+# s): when both sides time out together, a request sent on a connection the server is closing
+# fails (the benchmark saw ReadError/RemoteProtocolError at 200 calls with 5 s on both sides).
+keepalive = 75
 max_requests = 0  # no recycling: workers hold a warm token and calendar cache
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 # One JSON object per request on stdout (the app's own JSON logs go to stderr). The request
