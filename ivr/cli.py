@@ -15,6 +15,7 @@ import sys
 import threading
 from datetime import timedelta
 
+from ivr import logs
 from ivr.config import ConfigError, Settings
 
 DEMO_CALLERS = {
@@ -30,7 +31,9 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the `ivr` console script."""
     parser = _parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    # The JSON handler only (create_app lowers it to IVR_LOG_LEVEL): a second, plain handler
+    # would print every line twice and break one-JSON-object-per-line for log shippers.
+    logs.configure(logging.WARNING)
     try:
         return int(args.run(args) or 0)
     except ConfigError as exc:
@@ -48,6 +51,9 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--from", dest="caller", default="known",
                       help=f"a demo caller ({', '.join(DEMO_CALLERS)}) or any number")
     demo.add_argument("--language", help="the clinic's language locale, e.g. ur-PK")
+    demo.add_argument("--logs", action="store_true",
+                      help="show the app's JSON log lines (IVR_LOG_LEVEL) between the prompts;"
+                      " by default only warnings, so the call reads cleanly")
     demo.set_defaults(run=cmd_demo)
 
     call = sub.add_parser("call", help="the softphone against a running server")
@@ -110,6 +116,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if args.language:
         clinic = dataclasses.replace(settings.clinic, language=args.language)
         settings = dataclasses.replace(settings, clinic=clinic)
+    if not args.logs:
+        settings = dataclasses.replace(settings, log_level="WARNING")
     if settings.database_url == "sqlite:///ivr.db":
         settings = dataclasses.replace(settings, database_url="sqlite:///ivr-demo.db")
     app = create_app(settings)

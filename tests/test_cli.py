@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -34,6 +35,19 @@ def test_demo_books_an_appointment_typed_at_the_terminal(tmp_path: Path):
     assert "You're booked for" in done.stdout
     assert "Booked in the sandbox Clinicea during this call:" in done.stdout
     assert "Dr. Nadia Farooq" in done.stdout.split("Booked in the sandbox")[1]
+    # The call reads cleanly: no log lines between the prompts unless asked for.
+    assert "ivr." not in done.stderr and '{"time"' not in done.stderr
+
+
+def test_demo_logs_are_json_lines_each_once(tmp_path: Path):
+    """`--logs` shows the app's log; every line is one JSON object, none printed twice."""
+    done = run_ivr("demo", "--logs", stdin="1\n1\n1\n\n1\n", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert any("patient search" in line for line in lines)
+    assert all(json.loads(line)["message"] for line in lines), lines
+    assert len({json.loads(line)["message"] + json.loads(line)["time"] for line in lines}) == \
+        len(lines)
 
 
 def test_demo_speaks_urdu_when_asked(tmp_path: Path):
