@@ -177,6 +177,7 @@ def same_doctor(answer: Answer, turn: Turn) -> str | None:
     """ "Would you like Dr. Farooq again?"."""
     result = parse_yes_no(answer, turn.context())
     if isinstance(result, Understood):
+        _flag_unsure(turn, result, answer.speech)
         if result.value:
             turn.data["doctor_id"] = turn.data["last_visit"]["doctor_id"]
             return "yes"
@@ -295,6 +296,8 @@ def choose_slot(answer: Answer, turn: Turn) -> str | None:
 def accept_offer(answer: Answer, turn: Turn) -> str | None:
     """ "Is 2 p.m. good?": yes books that time; anything else is read as another time."""
     result = parse_yes_no(answer, turn.context())
+    if isinstance(result, Understood):
+        _flag_unsure(turn, result, answer.speech)
     if isinstance(result, Understood) and result.value:
         turn.data["start"] = turn.data["offer"]["start"]
         return "picked"
@@ -330,10 +333,11 @@ def reason(answer: Answer, turn: Turn) -> str | None:
 
 
 def confirm(answer: Answer, turn: Turn) -> str | None:
-    """1 books, 2 changes."""
+    """1 books, 2 changes; a low-confidence spoken yes is read back before it books."""
     result = parse_yes_no(answer, turn.context())
     if not isinstance(result, Understood):
         return None
+    _flag_unsure(turn, result, answer.speech)
     return "yes" if result.value else "change"
 
 
@@ -379,10 +383,12 @@ def wants_sms_note(turn: Turn) -> bool:
 
 
 def yes_no(answer: Answer, turn: Turn) -> str | None:
-    """Plain yes/no question: "yes" or "no"."""
+    """Plain yes/no question (consent, the name read-back): a low-confidence spoken answer is
+    read back before it counts."""
     result = parse_yes_no(answer, turn.context())
     if not isinstance(result, Understood):
         return None
+    _flag_unsure(turn, result, answer.speech)
     return "yes" if result.value else "no"
 
 
@@ -418,6 +424,10 @@ def route_booking(turn: Turn) -> str:
         if needs_dob_check(turn) and not turn.data.get("verified"):
             return "unverified"
         return "known"
+    if "patients" not in turn.data and not turn.data.get("new_name"):
+        # The lookup never answered (records were down): this may well be a known patient, so
+        # look again rather than register them a second time.
+        return "unidentified"
     if turn.data.get("new_name"):
         return "registered"
     return "unknown"

@@ -88,7 +88,12 @@ FLOW = Flow("booking", [
     # 10: a person, or no ringing of an empty room
     Do("route_booking", a.route_booking,
        next={"known": "same_doctor", "registered": "doctor", "unknown": "new_caller",
-             "unverified": "unverified"}),
+             "unverified": "unverified", "unidentified": "identify_again"}),
+    Do("identify_again", a.identify,
+       next={"known": "verify", "family": "welcome_family", "unknown": "welcome_new",
+             "withheld": "welcome_hidden"},
+       on_error="records_still_down"),
+    Say("records_still_down", "records_still_down", next="callback"),
     Say("records_down", "records_down", next="person"),
     Transfer("person", "connecting", on_no_answer="nobody", closed="closed"),
     Ask("nobody", "nobody", a.book_or_callback,

@@ -91,6 +91,8 @@ PROMPTS: dict[str, str] = {
     "callback_no_number": "Sorry, I can't arrange a call back without your number. Please call "
     "again during opening hours.",
     "records_down": "Sorry, I can't reach our records right now.",
+    "records_still_down": "I still can't reach our records, so I'll ask the clinic to call you "
+    "back.",
     "give_up": "Let me get someone to help you.",
     "not_understood": "Sorry, I didn't catch that.",
     "weekday_mismatch": "Sorry, that day and date don't match.",

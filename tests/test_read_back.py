@@ -1,0 +1,84 @@
+"""Acting only on what the caller really said: low-confidence yes/no answers are read back, and a
+caller whose lookup failed is looked up again before anything is registered in their name."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+
+from ivr.sandbox.seed import DEMO_PATIENTS
+from tests.calls import rig
+
+BILAL = DEMO_PATIENTS["Bilal Ahmed"]
+SATURDAY_7PM = datetime(2026, 11, 28, 19, 0)  # reception closed: no ringing of an empty room
+
+
+def _new_appointments(r) -> list[dict]:  # noqa: ANN001
+    return [a for a in r.appointments() if a["ID"] not in r.seeded]
+
+
+def _to_confirm(r):  # noqa: ANN001, ANN202
+    call = r.call(BILAL.e164)
+    for keys in ("1", "1", "1"):
+        call.press(keys)
+    call.silence()
+    assert "Press 1 to book it" in call.last_heard
+    return call
+
+
+def test_a_mumbled_yes_at_the_confirmation_is_read_back_before_booking():
+    with rig() as r:
+        call = _to_confirm(r)
+        call.say("yes", confidence=0.05)
+        assert "I heard yes" in call.last_heard
+        assert _new_appointments(r) == []  # nothing booked on a guess
+        call.press("1")
+        assert "You're booked" in call.heard
+        assert len(_new_appointments(r)) == 1
+
+
+def test_a_mumbled_yes_read_back_and_denied_books_nothing():
+    with rig() as r:
+        call = _to_confirm(r)
+        call.say("yes", confidence=0.05)
+        call.press("2")  # "no, that's not what I said"
+        assert "Press 1 to book it" in call.last_heard
+        assert _new_appointments(r) == []
+
+
+def test_a_clear_spoken_yes_books_at_once():
+    with rig() as r:
+        call = _to_confirm(r)
+        call.say("yes please", confidence=0.95)
+        assert "You're booked" in call.heard
+        assert len(_new_appointments(r)) == 1
+
+
+def test_a_mumbled_consent_to_register_is_read_back():
+    with rig() as r:
+        call = r.call("+923009998877")
+        call.say("yes", confidence=0.1)
+        assert "I heard yes" in call.last_heard
+        assert "first and last name" not in call.last_heard
+
+
+@pytest.mark.parametrize("back", [True, False])
+def test_a_known_caller_whose_lookup_failed_is_never_registered_again(back):
+    """Records down at the lookup, reception closed, the caller presses 1 to book: look them up
+    again; if the records are back they are greeted as themselves, else a callback."""
+    with rig(now=SATURDAY_7PM) as r:
+        r.sandbox.faults.fail_next(503, times=None, operation="search")
+        call = r.call(BILAL.e164)
+        assert "can't reach our records" in call.heard and "closed" in call.last_heard
+        if back:
+            r.sandbox.faults.clear()
+        call.press("1")  # book now
+        assert "isn't in our records" not in call.heard
+        if back:
+            assert "Hello Bilal" in call.heard
+        else:
+            assert "still can't reach our records" in call.heard and call.ended
+            assert len(r.runtime.store.callbacks()) == 1
+        bilals = [p for p in r.sandbox.patients() if p["FirstName"] == "Bilal"]
+        assert len(bilals) == 1
