@@ -25,7 +25,7 @@ from flows.understanding import (
     parse_when,
     parse_yes_no,
 )
-from flows.understanding.types import TimeOfDay
+from flows.understanding.types import NotUnderstood, TimeOfDay
 
 MENU_WORDS = {"1": ["book", "appointment", "booking", "schedule"], "0": []}
 NOTES_MAX = 200  # Clinicea notes are short; a rambling transcript is cut, not rejected
@@ -35,6 +35,12 @@ def _flag_unsure(turn: Turn, result: Understood[object], heard: str) -> None:
     """Low-confidence speech: ask "I heard X. Is that right?" before acting on it."""
     if not result.sure:
         turn.unsure = heard
+
+
+def _explain(turn: Turn, result: object) -> None:
+    """ "Tuesday the 25th" when the 25th is a Wednesday: say so, instead of "didn't catch"."""
+    if isinstance(result, NotUnderstood) and result.reason == "weekday_mismatch":
+        turn.problem = "weekday_mismatch"
 
 
 # --- identification --------------------------------------------------------------------
@@ -274,6 +280,7 @@ def choose_slot(answer: Answer, turn: Turn) -> str | None:
         return None
     result = parse_when(answer, turn.context())
     if not isinstance(result, Understood):
+        _explain(turn, result)
         return None
     when = result.value
     if when.doctor_id:
@@ -310,6 +317,7 @@ def keyed_date(answer: Answer, turn: Turn) -> str | None:
     """DDMM on the keypad (or a spoken date)."""
     result = parse_date(answer, turn.context())
     if not isinstance(result, Understood):
+        _explain(turn, result)
         return None
     turn.data["keyed_day"] = result.value.isoformat()
     return "ok"

@@ -82,3 +82,14 @@ def test_a_known_caller_whose_lookup_failed_is_never_registered_again(back):
             assert len(r.runtime.store.callbacks()) == 1
         bilals = [p for p in r.sandbox.patients() if p["FirstName"] == "Bilal"]
         assert len(bilals) == 1
+
+
+def test_a_weekday_that_disagrees_with_the_date_is_said_back_as_such():
+    """Monday 23 November: the 25th is a Wednesday, so "Tuesday the 25th" is a real mismatch."""
+    with rig() as r:
+        call = r.call(BILAL.e164)
+        call.press("1")
+        call.press("1")
+        call.say("tuesday the 25th at 4", confidence=0.9)
+        assert "that day and date don't match" in call.last_heard
+        assert _new_appointments(r) == []
