@@ -26,6 +26,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="skip the rounds with no pause between turns")
     parser.add_argument("--out", default=None, help="output directory (bench/results)")
     parser.add_argument("--no-write", action="store_true", help="print only")
+    parser.add_argument("--postgres", metavar="URL", default=None,
+                        help="store the app's data in PostgreSQL (a fresh database per app start"
+                             " on this server, e.g. postgresql+psycopg://postgres@127.0.0.1:5432"
+                             "/postgres) instead of SQLite")
     args = parser.parse_args(argv)
     default = "2" if args.quick else "10,50,200"
     try:
@@ -36,7 +40,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--calls: at least one round of at least 1 call")
     result = run(calls, quick=args.quick, workers=args.workers, threads=args.threads,
                  latency_ms=args.latency, jitter_ms=args.jitter, out_dir=args.out,
-                 write=not args.no_write, pace=args.pace, stress=not args.no_stress)
+                 write=not args.no_write, pace=args.pace, stress=not args.no_stress,
+                 postgres=args.postgres)
     print(report.markdown(result))
     return 0
 

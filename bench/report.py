@@ -73,7 +73,8 @@ def markdown(report: Report) -> str:
         f" · gunicorn {m['gunicorn']} · {m['os']}",
         "",
         f"gunicorn `{c['worker_class']}`, {c['workers']} workers x {c['threads']} threads (app"
-        f" and baseline alike); sandbox Clinicea latency {c['clinicea_latency']}; clinic clock"
+        f" and baseline alike); store {c.get('store', 'SQLite')}; sandbox Clinicea latency"
+        f" {c['clinicea_latency']}; clinic clock"
         f" {c['clinic_clock']}{'; QUICK smoke run' if c['quick'] else ''}. Produced by"
         " `python -m bench` (`./dev bench`); see docs/benchmark.md.",
         "",

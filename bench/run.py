@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import platform
 import random
 import shutil
@@ -375,13 +376,47 @@ def run_concurrently(n: int, target: Any, *, deadline_s: float) -> tuple[list[Ca
     return out, wall
 
 
+def _create_database(server: str, name: str) -> str:
+    """Create an empty PostgreSQL database `name` on `server`; returns its URL."""
+    import sqlalchemy as sa
+    from sqlalchemy.engine import make_url
+
+    engine = sa.create_engine(server, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    finally:
+        engine.dispose()
+    return make_url(server).set(database=name).render_as_string(hide_password=False)
+
+
+def _drop_database(url: str) -> None:
+    """Drop a database made by `_create_database` (best effort: the run is over)."""
+    import sqlalchemy as sa
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    engine = sa.create_engine(parsed.set(database="postgres"), isolation_level="AUTOCOMMIT",
+                              poolclass=sa.NullPool)
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{parsed.database}" WITH (FORCE)'))
+    except sa.exc.SQLAlchemyError as exc:
+        print(f"bench: could not drop {parsed.database}: {exc}", flush=True)
+    finally:
+        engine.dispose()
+
+
 # --------------------------------------------------------------------------- the run
 
 
 class _Bench:
     def __init__(self, workdir: Path, *, workers: int, threads: int, latency_ms: int,
-                 jitter_ms: int) -> None:
+                 jitter_ms: int, postgres: str | None = None) -> None:
         self.workdir = workdir
+        self.postgres = postgres  # a server URL: each app start gets a fresh database there
+        self._databases: list[str] = []
         self.workers = workers
         self.threads = threads
         self.latency_ms = latency_ms
@@ -401,11 +436,20 @@ class _Bench:
             if server is not None:
                 server.stop()
         self.admin.close()
+        for url in self._databases:
+            _drop_database(url)
+
+    def _database_url(self) -> str:
+        if self.postgres is None:
+            return f"sqlite:///{self.workdir / f'ivr-{self._apps}.db'}"
+        url = _create_database(self.postgres, f"ivr_bench_{os.getpid()}_{self._apps}")
+        self._databases.append(url)
+        return url
 
     def start_app(self) -> Server:
         assert self.sandbox is not None
         self._apps += 1
-        db = self.workdir / f"ivr-{self._apps}.db"
+        db = self._database_url()
         # Each app start gets its own temp dir: the workers share their Clinicea token through
         # a file there (ivr.clinicea.auth.TokenFile), never with an earlier start's token.
         tmp = self.workdir / f"tmp-{self._apps}"
@@ -413,7 +457,7 @@ class _Bench:
         return start_gunicorn(
             f"app-{self._apps}", f"bench.apps:ivr_app({BENCH_NOW!r})", self.workdir,
             workers=self.workers, threads=self.threads,
-            env={"CLINICEA_BASE_URL": self.sandbox.url, "IVR_DATABASE_URL": f"sqlite:///{db}",
+            env={"CLINICEA_BASE_URL": self.sandbox.url, "IVR_DATABASE_URL": db,
                  "TWILIO_AUTH_TOKEN": AUTH_TOKEN, "IVR_DEMO": "1", "IVR_LOG_LEVEL": "INFO",
                  "TMPDIR": str(tmp)},
         )
@@ -604,21 +648,21 @@ def machine_info() -> dict[str, str]:
 def run(calls: Sequence[int] = (10, 50, 200), *, quick: bool = False, workers: int | None = None,
         threads: int = 16, latency_ms: int = 150, jitter_ms: int = 50,
         out_dir: Path | str | None = None, write: bool = True, pace: float | None = None,
-        stress: bool = True) -> Report:
+        stress: bool = True, postgres: str | None = None) -> Report:
     """Run the benchmark and return its figures; with `write`, also the markdown and the PNG.
 
     For each N in `calls`: a paced round (callers listen to every prompt, `pace` x real time,
     default 1.0; 0.05 in `quick` mode) and, with `stress`, a round with no pause between turns.
     `out_dir` defaults to bench/results/. `quick` runs the three scenarios on one app start.
+    `postgres` (a server URL) stores the app's data in a fresh PostgreSQL database per app
+    start instead of a SQLite file.
     """
-    import os
-
     from bench import report as report_mod
 
     workers = workers or max(2, os.cpu_count() or 2)
     workdir = Path(tempfile.mkdtemp(prefix="ivr-bench-"))
     bench = _Bench(workdir, workers=workers, threads=threads, latency_ms=latency_ms,
-                   jitter_ms=jitter_ms)
+                   jitter_ms=jitter_ms, postgres=postgres)
     try:
         bench.start()
         scenarios = bench.scenarios(quick)
@@ -637,7 +681,8 @@ def run(calls: Sequence[int] = (10, 50, 200), *, quick: bool = False, workers: i
         machine=machine_info(),
         config={"workers": workers, "threads": threads, "worker_class": "gthread",
                 "clinicea_latency": f"{latency_ms} ms +- {jitter_ms} ms", "quick": quick,
-                "calls": list(calls), "clinic_clock": BENCH_NOW, "pace": pace},
+                "calls": list(calls), "clinic_clock": BENCH_NOW, "pace": pace,
+                "store": "PostgreSQL" if postgres else "SQLite"},
         scenarios=scenarios, rounds=rounds,
     )
     if write:

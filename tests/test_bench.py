@@ -43,6 +43,29 @@ def test_percentiles_and_steps():
     assert step_of("/voice/incoming") == "incoming"
 
 
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_quick_run_on_postgres_books_and_leaves_no_database(tmp_path):
+    """`--postgres`: the app stores its calls in a fresh database per start, dropped after."""
+    import os
+
+    import sqlalchemy as sa
+    from pg import postgres_url_or_skip
+
+    server = postgres_url_or_skip()
+    result = run(calls=[2], quick=True, workers=2, threads=4, latency_ms=20, jitter_ms=5,
+                 pace=0.01, out_dir=tmp_path, stress=False, postgres=server)
+    assert all(s.completed for s in result.scenarios), result.scenarios
+    assert result.rounds[0].booked == 2 and result.rounds[0].errors == 0
+    assert "store PostgreSQL" in (tmp_path / "latest.md").read_text()
+    engine = sa.create_engine(server, poolclass=sa.NullPool)
+    with engine.connect() as conn:
+        left = conn.execute(sa.text("SELECT datname FROM pg_database WHERE datname LIKE :mine"),
+                            {"mine": f"ivr_bench_{os.getpid()}_%"}).scalars().all()
+    engine.dispose()
+    assert left == []
+
+
 def test_caller_seconds_counts_words_keys_silences_and_waits():
     transcript = [Heard("one two three four five"), Pressed("1", "1"), Silence(),
                   Heard("You're booked for today"), Heard("Goodbye")]
