@@ -72,7 +72,10 @@ def doctor_options(turn: Turn) -> dict[str, object]:
 def slot_options(turn: Turn) -> dict[str, object]:
     """ "Tuesday the 24th at 10 a.m., press 1. At 10:20 a.m., press 2. ..."."""
     labels: list[str] = []
-    previous: date | None = None
+    # Times on the day just named ("Thursday the 3rd, Dr. Farooq is free: At 9:40 a.m. ...")
+    # do not repeat the day.
+    day = turn.data.get("offered_day")
+    previous: date | None = date.fromisoformat(day) if day else None
     for iso in turn.data.get("offered", []):
         start = datetime.fromisoformat(iso)
         label = turn.lang.say_when(start, turn.today, previous=previous)

@@ -93,3 +93,33 @@ def test_a_weekday_that_disagrees_with_the_date_is_said_back_as_such():
         call.say("tuesday the 25th at 4", confidence=0.9)
         assert "that day and date don't match" in call.last_heard
         assert _new_appointments(r) == []
+
+
+def test_a_keyed_date_and_time_book_and_a_taken_time_offers_that_day_once():
+    """9 at the times menu, DDMM, HHMM. Thursday 26 November 9:00 is free; Dr. Farooq's 9:00 on
+    that day is then taken by someone else, so the same keys offer that day's other times."""
+    with rig() as r:
+        call = r.call(BILAL.e164)
+        call.press("1")
+        call.press("1")
+        call.press("9")
+        assert "day and month as four digits" in call.last_heard
+        call.press("2611")
+        call.press("0900")
+        call.silence()
+        assert "Thursday the 26th of November at 9 a.m. with Dr. Farooq" in call.last_heard
+        call.press("1")
+        assert "You're booked for Thursday the 26th of November at 9 a.m." in call.heard
+        again = r.call(DEMO_PATIENTS["Hira Malik"].e164)
+        again.press("1")
+        if "Would you like" in again.last_heard:
+            again.press("1")
+        else:
+            again.press("1")  # Dr. Farooq is first in the doctor menu
+        again.press("9")
+        again.press("2611")
+        again.press("0900")
+        offer = again.last_heard
+        assert "9 a.m. is not free" in offer
+        assert "Thursday the 26th of November, Dr. Farooq is free: At 9:20 a.m., press 1." in offer
+        assert "26th" not in offer.split("is free:")[1], offer  # not repeated before each time

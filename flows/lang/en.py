@@ -39,7 +39,7 @@ PROMPTS: dict[str, str] = {
     "slots": "{doctor}'s next free times: {options} Or say another day and time.",
     "slots_hint": "Press 1 for the first time, or say a day and time, for example tomorrow "
     "at 11. To key in a date, press 9.",
-    "slots_on_day": "On {day}, {doctor} is free at: {options} Or say another day.",
+    "slots_on_day": "{day}, {doctor} is free: {options} Or say another day.",
     "no_slots": "Sorry, {doctor} has no free times in the next few weeks.",
     "day_full": "{doctor} has no free time on {day}.",
     "time_not_free": "{requested} is not free.",
