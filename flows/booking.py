@@ -13,6 +13,9 @@ from flows import facts as f
 from flows.steps import Ask, Do, Flow, Hangup, Say, Transfer
 
 YES_NO = ("yes", "no")
+# Speech hints wherever a day or a time may be said.
+WHEN_WORDS = ("tomorrow", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday",
+              "morning", "afternoon", "evening")
 
 FLOW = Flow("booking", [
     # 1-3: who is calling
@@ -49,18 +52,18 @@ FLOW = Flow("booking", [
     Ask("slots", "slots", a.choose_slot, digits=1, facts=f.slot_options,
         next={"picked": "reason", "key": "key_date", "day": "day_slots", "offer": "offer_one",
               "earliest": "slots", "doctor": "slots_find", "none": "no_slots"},
-        hints=("tomorrow", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday",
-               "morning", "afternoon")),
+        hints=WHEN_WORDS),
     Ask("day_slots", "slots_on_day", a.choose_slot, digits=1, facts=f.slot_options,
         reprompt="slots_hint",
         next={"picked": "reason", "key": "key_date", "day": "day_slots", "offer": "offer_one",
-              "earliest": "slots", "doctor": "slots_find", "none": "no_slots"}),
+              "earliest": "slots", "doctor": "slots_find", "none": "no_slots"},
+        hints=WHEN_WORDS),
     Ask("offer_one", "offer_one", a.accept_offer, digits=1,
         next={"picked": "reason", "key": "key_date", "day": "day_slots", "offer": "offer_one",
               "earliest": "slots", "earliest_again": "slots_find", "doctor": "slots_find",
-              "none": "no_slots"}),
-    Ask("key_date", "key_date", a.keyed_date, digits=4, next="key_time"),
-    Ask("key_time", "key_time", a.keyed_time, digits=4,
+              "none": "no_slots"}, hints=WHEN_WORDS),
+    Ask("key_date", "key_date", a.keyed_date, digits=4, next="key_time", hints=WHEN_WORDS),
+    Ask("key_time", "key_time", a.keyed_time, digits=4, hints=WHEN_WORDS,
         next={"picked": "reason", "day": "day_slots", "offer": "offer_one", "earliest": "slots",
               "none": "no_slots"}),
     Say("no_slots", "no_slots", next="doctor"),

@@ -102,8 +102,10 @@ def test_a_keyed_date_and_time_book_and_a_taken_time_offers_that_day_once():
         call = r.call(BILAL.e164)
         call.press("1")
         call.press("1")
+        assert "Thursday" in call.gather["hints"]  # the times menu hears weekday names
         call.press("9")
         assert "day and month as four digits" in call.last_heard
+        assert "tomorrow" in call.gather["hints"]  # so does the keyed-date step
         call.press("2611")
         call.press("0900")
         call.silence()
@@ -120,6 +122,7 @@ def test_a_keyed_date_and_time_book_and_a_taken_time_offers_that_day_once():
         again.press("2611")
         again.press("0900")
         offer = again.last_heard
+        assert "Friday" in again.gather["hints"]  # and the times of one day
         assert "9 a.m. is not free" in offer
         assert "Thursday the 26th of November, Dr. Farooq is free: At 9:20 a.m., press 1." in offer
         assert "26th" not in offer.split("is free:")[1], offer  # not repeated before each time
