@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -133,3 +134,63 @@ def test_migrate_and_purge_work_on_a_fresh_database(tmp_path: Path):
     assert migrated.returncode == 0 and "schema at version" in migrated.stdout
     purged = run_ivr("purge", env=env)
     assert purged.returncode == 0 and "removed 0 call event(s)" in purged.stdout
+
+
+def _serve(port: int, cwd: Path) -> subprocess.Popen[bytes]:
+    clean = {k: v for k, v in os.environ.items()
+             if not k.startswith(("CLINICEA_", "TWILIO_", "IVR_"))}
+    proc = subprocess.Popen([sys.executable, "-m", "ivr.cli", "serve", "--port", str(port)],
+                            env={**clean, "PYTHONPATH": str(ROOT)}, cwd=cwd,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)  # its own process group: kill it whole
+    for _ in range(150):
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None:
+            raise AssertionError(f"ivr serve exited with {proc.returncode}")
+        time.sleep(0.1)
+    proc.kill()
+    raise AssertionError("ivr serve did not answer /healthz within 15 s")
+
+
+@pytest.mark.slow
+def test_serve_killed_mid_call_continues_the_call_after_a_restart(tmp_path: Path):
+    """kill -9 of the server process between two webhooks; the next one, to the restarted server
+    on the same database, carries on where the call was. `ivr call` talks to it too."""
+    from ivr.config import DEMO_TWILIO_AUTH_TOKEN
+    from ivr.simulator import TwilioSimulator
+
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    proc = _serve(port, tmp_path)
+    try:
+        with httpx.Client(base_url=base, timeout=15.0) as http:
+            phone = TwilioSimulator(base, DEMO_TWILIO_AUTH_TOKEN, http=http)
+            call = phone.call(from_="+923216315551")
+            call.press("1")
+            assert "Would you like Dr. Farooq again?" in call.last_heard
+            _kill(proc)  # SIGKILL to gunicorn's master and its worker: no clean shutdown
+            proc = _serve(port, tmp_path)
+            call.press("1")
+            assert "next free times" in call.last_heard and "start again" not in call.heard
+            call.press("1")
+            call.silence()
+            call.press("1")
+            assert "You're booked" in call.heard
+        done = run_ivr("call", "--url", base, "--from", "known", stdin="1\n1\n1\n\n1\n",
+                       cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        assert "You're booked for" in done.stdout
+    finally:
+        _kill(proc)
+
+
+def _kill(proc: subprocess.Popen[bytes]) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait(timeout=10)
