@@ -125,3 +125,66 @@ def test_utterance_table_accuracy() -> None:
     assert wrong == [], wrong  # a miss must be NotUnderstood, never a different value
     right = sum(s.right for s in scores.values())
     assert right / len(rows) >= 0.95
+
+
+def test_to_the_hour_is_resolved_before_subtracting() -> None:
+    fine = Context(NOW, "PK", HOURS, 5, DOCTORS, "en")  # a 5-minute grid: no snapping here
+    for text, want in [
+        ("quarter to one", time(12, 45)),
+        ("ten to one", time(12, 50)),
+        ("quarter to twelve", time(11, 45)),
+        ("half past twelve", time(12, 30)),
+        ("ten past one", time(13, 10)),
+        ("twenty to two", time(13, 40)),
+        ("quarter to five", time(16, 45)),
+        ("quarter to 1 pm", time(12, 45)),
+    ]:
+        got = parse_time(said(text), fine)
+        assert isinstance(got, Understood) and got.value == TimeOfDay(want), (text, got)
+    friday = date(2026, 11, 27)  # open 9 to 13
+    got = parse_time(said("ten to one"), fine, day=friday)
+    assert isinstance(got, Understood) and got.value == TimeOfDay(time(12, 50))
+
+
+def test_wants_person_is_not_fooled_by_in_person_or_negation() -> None:
+    for text in ["in person", "tuesday with dr farooq in person", "i'm not an agent",
+                 "reception hours", "what are the reception hours", "i'd like to come in person",
+                 "i am not a real person"]:  # fmt: skip
+        assert not wants_person(said(text)), text
+    for text in ["agent", "reception", "a person please", "speak to someone", "operator",
+                 "can I talk to a person", "reception please", "the front desk",
+                 "no i want a person", "ریسپشن سے بات کرائیں", "انسان سے بات"]:  # fmt: skip
+        assert wants_person(said(text)), text
+
+
+@pytest.mark.parametrize("keyed", ["²", "١٢", "½", "𝟙", "²³"])
+def test_keyed_is_ascii_digits_only(keyed: str) -> None:
+    assert Answer(digits=keyed).keyed == ""
+    assert Answer(digits="1#2*3 ").keyed == "123"
+    for parse in (parse_date, parse_time, parse_when, parse_yes_no, parse_digits,
+                  parse_phone_digits, parse_doctor, parse_language_choice):  # fmt: skip
+        got = parse(Answer(digits=keyed), ctx())
+        assert not (isinstance(got, NotUnderstood) and got.reason.startswith("error")), got
+    got = parse_doctor(Answer(digits=keyed), ctx(), by_digit=True)
+    assert not (isinstance(got, NotUnderstood) and got.reason.startswith("error")), got
+
+
+def test_hyphenated_digits() -> None:
+    assert parse_digits(said("3-2-1"), ctx()) == Understood("321")
+    assert parse_digits(said("1-2"), ctx()) == Understood("12")
+    assert parse_digits(said("12-34-56"), ctx()) == Understood("123456")
+    assert parse_digits(said("three-two-one"), ctx()) == Understood("321")
+    assert parse_phone_digits(said("0321-631-5551"), ctx()) == Understood("03216315551")
+
+
+def test_names_keep_hyphens_and_refuse_markup() -> None:
+    assert parse_person_name(said("mary-jane smith"), ctx()) == Understood(
+        ("Mary-Jane", "Smith"), sure=False
+    )
+    assert parse_person_name(said("my name is ali raza-khan"), ctx()) == Understood(
+        ("Ali", "Raza-Khan"), sure=False
+    )
+    assert parse_person_name(said("Sara Ahmed."), ctx()) == Understood(("Sara", "Ahmed"), False)
+    for text in ["<script>alert(1)</script>", "<b>mary smith</b>", "mary smith; drop table",
+                 "{{mary}} smith", "mary smith <img src=x>"]:  # fmt: skip
+        assert isinstance(parse_person_name(said(text), ctx()), NotUnderstood), text

@@ -1,4 +1,9 @@
-"""Properties of every parser: never raises, never a past day, bounded time per utterance."""
+"""Properties of every parser: never raises, never a past day, bounded time per utterance.
+
+"Never raises" includes the parsers' last-resort `except`: a `NotUnderstood("error: ...")` is a
+crash turned into a reprompt, so `_check` fails on it, and `wants_person` (which returns False on
+a crash) is checked through its unguarded `person_requested`.
+"""
 
 from __future__ import annotations
 
@@ -27,6 +32,7 @@ from flows.understanding import (
 )
 from flows.understanding.report import TABLE_DOCTORS, TABLE_HOURS
 from flows.understanding.types import Context
+from flows.understanding.yesno import person_requested
 
 VOCAB = [
     "tomorrow", "today", "next", "this", "tuesday", "the", "5th", "of", "december", "at", "4",
@@ -41,7 +47,12 @@ speech = st.one_of(
     st.text(max_size=60),
     st.lists(st.sampled_from(VOCAB), max_size=10).map(" ".join),
 )
-digits = st.one_of(st.none(), st.text(alphabet="0123456789#*", max_size=14))
+digits = st.one_of(
+    st.none(),
+    st.text(alphabet="0123456789#*", max_size=14),
+    st.text(alphabet="0123456789#* ²³¹½١٢٣۴𝟙", max_size=8),  # what `int()` chokes on
+    st.text(max_size=8),
+)
 confidence = st.one_of(st.none(), st.floats(0, 1))
 nows = st.datetimes(min_value=datetime(2024, 1, 1), max_value=datetime(2030, 12, 31))
 languages = st.sampled_from(["en", "ur", "xx"])
@@ -56,6 +67,8 @@ def _ctx(now: datetime, language: str) -> Context:
 
 def _check(result: object) -> None:
     assert isinstance(result, Understood | NotUnderstood)
+    if isinstance(result, NotUnderstood):
+        assert not result.reason.startswith("error"), result  # a crash the parser swallowed
 
 
 @settings(max_examples=200, deadline=None)
@@ -98,8 +111,15 @@ def test_other_parsers_never_raise(answer: Answer, language: str, length: int | 
         parse_language_choice(answer, ctx),
     ):
         _check(result)
-    assert isinstance(wants_person(answer), bool)
+    assert isinstance(person_requested(answer), bool)  # raises on a bug, unlike wants_person
+    assert wants_person(answer) == person_requested(answer)
     assert clock.perf_counter() - started < 0.5  # bounded work per utterance
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(min_size=1, max_size=10))
+def test_keyed_is_only_ascii_digits(keyed: str) -> None:
+    assert set(Answer(digits=keyed).keyed) <= set("0123456789")
 
 
 @settings(max_examples=200, deadline=None)

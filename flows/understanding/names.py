@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import unicodedata
 
 from flows.domain import Doctor
 from flows.understanding.text import normalise, tokenize
@@ -128,14 +129,30 @@ _NAME_FILLERS = {"uh", "um", "umm", "er", "erm", "hmm", "ah", "well", "yes", "ye
                  "mera", "میرا"}  # fmt: skip
 
 
+_NAME_WORD = re.compile(r"[^\W\d_]+(?:['-][^\W\d_]+)*|\d+")
+_NAME_PUNCT = set(".,'-?!:\u060c\u06d4")  # "،" and "۔": Urdu comma and full stop
+
+
+def _plain_speech(text: str) -> bool:
+    """Letters, digits, spaces and sentence punctuation only: no markup, code or symbols."""
+    return all(c.isspace() or c in _NAME_PUNCT or unicodedata.category(c)[0] in "LMN" for c in text)
+
+
+def _name_tokens(speech: str) -> list[str]:
+    """Words of the transcript, keeping hyphenated names ("mary-jane") as one word."""
+    return _NAME_WORD.findall(normalise(speech))
+
+
 def parse_person_name(answer: Answer, ctx: Context) -> Understood[tuple[str, str]] | NotUnderstood:
     """(first, last) title-cased, lead-ins and fillers removed; never sure from speech."""
     try:
         if answer.keyed or not answer.speech:
             return NotUnderstood("no_speech")
-        text = " " + " ".join(tokenize(answer.speech)) + " "
+        if not _plain_speech(normalise(answer.speech)):
+            return NotUnderstood("not_a_name")  # "<script>...": reprompt, never store it
+        text = " " + " ".join(_name_tokens(answer.speech)) + " "
         for lead in _NAME_LEADS:
-            text = text.replace(" " + " ".join(tokenize(lead)) + " ", " ")
+            text = text.replace(" " + " ".join(_name_tokens(lead)) + " ", " ")
         toks = [
             t for t in text.split() if t not in _NAME_FILLERS and not any(c.isdigit() for c in t)
         ]

@@ -2,9 +2,12 @@
 
 Spoken tens and teens are written out as their digits ("thirty two" -> "32", "ten" -> "10"),
 "hundred" appends "00" and "thousand" "000" ("five hundred" -> "500"); "oh"/"o" is zero.
+Hyphens only separate digits: "3-2-1" and "three-two-one" are "321".
 """
 
 from __future__ import annotations
+
+import re
 
 from flows.understanding import words as W
 from flows.understanding.text import canonical
@@ -20,9 +23,17 @@ _DIGIT_FILLERS = {
 }  # fmt: skip
 
 
+_HYPHENATED = re.compile(r"\d+(?:-\d+)+")
+
+
+def _split_hyphens(tok: str) -> list[str]:
+    """ "3-2-1" -> ["3", "2", "1"]: digits read with hyphens are a digit sequence."""
+    return tok.split("-") if _HYPHENATED.fullmatch(tok) else [tok]
+
+
 def spoken_digits(speech: str | None, language: str = "en") -> tuple[str, bool, bool]:
     """(digits, any_unknown_words, said_plus) from a transcript of numbers."""
-    toks = canonical(speech, language)
+    toks = [p for t in canonical(speech, language) for p in _split_hyphens(t)]
     out: list[str] = []
     unknown = False
     plus = False

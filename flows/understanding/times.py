@@ -34,6 +34,7 @@ class _Clock:
     minute: int
     meridiem: str | None  # "am", "pm" or None
     used: frozenset[int]
+    before: int = 0  # minutes before `hour`: "quarter to one" is (1, 0, before=15)
 
 
 def _minute_token(tok: str) -> int | None:
@@ -48,12 +49,22 @@ def _hour_token(tok: str) -> int | None:
     return None
 
 
+def _phrase_clock(toks: list[str], hour: int, minute: int, before: int, used: set[int]) -> _Clock:
+    """A "half past ten" / "ten to one" clock, with an am/pm/o'clock said after it."""
+    meridiem = None
+    j = max(used) + 1
+    while j < len(toks) and toks[j] in {"oclock", "am", "pm", "sharp"}:
+        meridiem = toks[j] if toks[j] in {"am", "pm"} else meridiem
+        used.add(j)
+        j += 1
+    return _Clock(hour, minute, meridiem, frozenset(used), before=before)
+
+
 def _clock_at(toks: list[str], i: int, marked_only: bool) -> _Clock | None:
     """A clock time starting at token i, or None."""
     n = len(toks)
     t = toks[i]
     nxt = toks[i + 1] if i + 1 < n else ""
-    nxt2 = toks[i + 2] if i + 2 < n else ""
     if nxt in _NOT_CLOCK and not (nxt == "hours" and len(t) >= 3):
         return None
     if t == "noon":
@@ -65,20 +76,23 @@ def _clock_at(toks: list[str], i: int, marked_only: bool) -> _Clock | None:
         return _Clock(int(hh), int(mm), None, frozenset({i}))
     if t in {"halfpast", "quarterpast", "quarterto", "half"} and _hour_token(nxt) is not None:
         h = int(nxt)
-        if t == "quarterto":
-            return _Clock((h - 1) % 24, 45, None, frozenset({i, i + 1}))
-        return _Clock(h, 15 if t == "quarterpast" else 30, None, frozenset({i, i + 1}))
+        if t == "quarterto":  # the hour is resolved (am/pm, open hours) before subtracting
+            return _phrase_clock(toks, h, 0, 15, {i, i + 1})
+        return _phrase_clock(toks, h, 15 if t == "quarterpast" else 30, 0, {i, i + 1})
     if t.isdigit() and len(t) in (3, 4) and not marked_only and 0 <= int(t) <= 2359:
         return _Clock(int(t) // 100, int(t) % 100, None, frozenset({i}))
     m = _minute_token(t)
-    if m is not None and nxt in {"past", "to", "after", "till", "before"} and m in _PAST_TO:
-        if nxt2 == "minutes":
-            nxt2 = toks[i + 3] if i + 3 < n else ""
-        h = _hour_token(nxt2)
-        if h is not None and nxt in {"past", "after"}:
-            return _Clock(h, m, None, frozenset({i, i + 1, i + 2}))
-        if h is not None and nxt in {"to", "till", "before"}:
-            return _Clock((h - 1) % 24, 60 - m, None, frozenset({i, i + 1, i + 2}))
+    j = i + 2 if nxt in {"minutes", "minute", "mins"} else i + 1  # "ten (minutes) to one"
+    rel = toks[j] if j < n else ""
+    if m is not None and rel in {"past", "to", "after", "till", "before"} and m in _PAST_TO:
+        h = _hour_token(toks[j + 1]) if j + 1 < n else None
+        used = set(range(i, j + 2))
+        if h is not None and rel in {"past", "after"}:
+            return _phrase_clock(toks, h, m, 0, used)
+        if h is not None and rel in {"to", "till", "before"}:
+            return _phrase_clock(toks, h, 0, m, used)
+    if nxt in {"minutes", "minute", "mins"}:  # "in 10 minutes" is not a time of day
+        return None
     h = _hour_token(t)
     if h is None:
         return None
@@ -131,24 +145,33 @@ def _open_on(ctx: Context, day: date | None, t: time) -> bool:
 
 
 def _resolve(clock: _Clock, hint: str | None, ctx: Context, day: date | None) -> tuple[time, bool]:
-    """The 24-hour time meant; `sure` False when it was a guess."""
+    """The 24-hour time meant; `sure` False when it was a guess.
+
+    A time "to" the hour ("quarter to one") resolves the hour first (1 -> 13 in clinic hours)
+    and then steps back (12:45), so it is never read as 00:45.
+    """
     h, m = clock.hour, clock.minute
+
+    def at(hour: int) -> time:
+        minutes = (hour * 60 + m - clock.before) % (24 * 60)
+        return time(minutes // 60, minutes % 60)
+
     if h == 24:
         h = 0
     meridiem = clock.meridiem or hint
     if h > 12 or h == 0:
-        return time(h, m), True
+        return at(h), True
     if meridiem == "pm":
-        return time(h if h == 12 else h + 12, m), True
+        return at(h if h == 12 else h + 12), True
     if meridiem == "am":
-        return time(0 if h == 12 else h, m), True
+        return at(0 if h == 12 else h), True
     if h == 12:
-        return time(12, m), True
-    am, pm = time(h, m), time(h + 12, m)
+        return at(12), True
+    am, pm = at(h), at(h + 12)
     am_open, pm_open = _open_on(ctx, day, am), _open_on(ctx, day, pm)
     if am_open != pm_open:
         return (am if am_open else pm), True
-    return (am if 7 <= h <= 11 else pm), False
+    return (am if 7 <= am.hour <= 11 else pm), False
 
 
 def snap(t: time, ctx: Context, day: date | None) -> time:
@@ -188,7 +211,7 @@ def extract_time(
         i += 1
     if clocks:
         c = clocks[0]
-        if len({(x.hour, x.minute, x.meridiem) for x in clocks}) > 1:
+        if len({(x.hour, x.minute, x.meridiem, x.before) for x in clocks}) > 1:
             return NotUnderstood("two_times"), c.used, False
         if c.hour > 24 or c.minute > 59:
             return NotUnderstood("no_such_time"), c.used, False

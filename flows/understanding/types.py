@@ -10,6 +10,8 @@ from flows.domain import Doctor, WeeklyHours
 
 T = TypeVar("T")
 
+_ASCII_DIGITS = frozenset("0123456789")
+
 LOW_CONFIDENCE = 0.5
 """Speech below this recognition confidence is understood but read back (`sure=False`)."""
 
@@ -24,8 +26,11 @@ class Answer:
 
     @property
     def keyed(self) -> str:
-        """The keyed digits without `#`/`*` and spaces ("" when nothing was keyed)."""
-        return "".join(c for c in (self.digits or "") if c.isdigit())
+        """The keyed ASCII digits without `#`/`*` and spaces ("" when nothing was keyed).
+
+        Not `str.isdigit`: that lets "²" or "١" through, and callers do `int()` on the result.
+        """
+        return "".join(c for c in (self.digits or "") if c in _ASCII_DIGITS)
 
     @property
     def low_confidence(self) -> bool:

@@ -161,21 +161,51 @@ def parse_choice(
         return NotUnderstood(f"error: {type(exc).__name__}")
 
 
-def wants_person(answer: Answer) -> bool:
-    """Whether the caller keyed 0 alone or asked for a person (any supported language)."""
-    try:
-        if answer.keyed:
-            return answer.keyed == "0"
-        for lang in W.LANGUAGES:
-            text = " " + " ".join(canonical(answer.speech, lang)) + " "
-            if " someone else " in text or " for someone " in text:
-                continue
-            if any(f" {w} " in text for w in W.PERSON_WORDS - {"speak", "talk", "real"}):
-                return True
-            talk = " speak " in text or " talk " in text
-            if talk and " to " in text and " doctor " not in text:
-                return True
+_NEGATION = {"not", "never", "isn't", "isnt", "aren't", "arent"}
+_ASKING_ABOUT = {"hours", "hour", "timings", "timing", "times", "open", "opens", "opening",
+                 "close", "closes", "closing", "closed", "number", "address"}  # fmt: skip
+_TALK = {"speak", "talk"}
+
+
+def _asks_for_person(toks: list[str]) -> bool:
+    """Whether canonical tokens ask for a person (raises on a bug: `wants_person` guards it)."""
+    text = " " + " ".join(toks) + " "
+    if " someone else " in text or " for someone " in text:
         return False
+    words = W.PERSON_WORDS - _TALK - {"real"}
+    for i, tok in enumerate(toks):
+        phrase = next((w for w in words if " " in w and toks[i : i + 2] == w.split()), None)
+        if tok not in words and phrase is None:
+            continue
+        end = i + (2 if phrase else 1)
+        before, after = toks[max(0, i - 3) : i], toks[end] if end < len(toks) else ""
+        if tok == "person" and i and toks[i - 1] == "in":
+            continue  # "in person": how they will come, not who they want
+        if _NEGATION & set(before) or after in _ASKING_ABOUT:
+            continue  # "i'm not an agent", "reception hours"
+        return True
+    for i, tok in enumerate(toks):
+        if tok in _TALK and "to" in toks[i + 1 :] and "doctor" not in toks:
+            if not _NEGATION & set(toks[max(0, i - 3) : i]):
+                return True
+    return False
+
+
+def person_requested(answer: Answer) -> bool:
+    """`wants_person` without its guard: a bug raises (the property tests call this one)."""
+    if answer.keyed:
+        return answer.keyed == "0"
+    return any(_asks_for_person(canonical(answer.speech, lang)) for lang in W.LANGUAGES)
+
+
+def wants_person(answer: Answer) -> bool:
+    """Whether the caller keyed 0 alone or asked for a person (any supported language).
+
+    Not for "in person", "I'm not an agent" or "reception hours": this is checked at every
+    prompt, so a false yes transfers a caller in the middle of booking.
+    """
+    try:
+        return person_requested(answer)
     except Exception:  # noqa: BLE001 - never raises
         return False
 
