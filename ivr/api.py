@@ -4,6 +4,11 @@ Same lookups and booking as the console's screen-pop (`ivr.console.desk`), behin
 (`ivr add-api-key`), sent as `Authorization: Bearer <key>` or `X-API-Key: <key>`. Every answer
 is JSON; errors are `{"error": "<message>"}` with 400, 401, 404, 409 or 503. The OpenAPI 3.0
 description of exactly these routes is served at `/api/openapi.json` (no key needed).
+
+A booking Clinicea rejects as invalid (e.g. an unknown patient id) is answered 400, not 201, and
+its outbox row is marked handled (the client was told; no agent needs to call anyone back). An
+`Idempotency-Key` names one booking: the same key with a different doctor, time, patient or
+notes is answered 409.
 """
 
 from __future__ import annotations
@@ -27,6 +32,12 @@ log = logging.getLogger(__name__)
 bp = Blueprint("api", __name__, url_prefix="/api")
 
 PUBLIC_ENDPOINTS = {"api.openapi"}
+MAX_BOOKING_ID = 2**63 - 1  # SQLite's (and PostgreSQL's BIGINT) largest integer
+REJECTED = "rejected by Clinicea: "  # the outbox's failure_reason for a refused booking
+KEY_REUSED = (
+    "this Idempotency-Key was already used for a different booking (doctor, time, patient or "
+    "notes); send a new key for a new booking"
+)
 
 
 class ApiError(Exception):
@@ -144,6 +155,31 @@ def _booking(record: BookingRecord) -> dict[str, Any]:
     }
 
 
+def _same_request(
+    record: BookingRecord, *, doctor_id: str, start: Any, patient_id: str | None,
+    patient: desk.NewPatient | None, notes: str,
+) -> bool:
+    """Whether a stored booking is the one this request asks for (what desk.book would store)."""
+    want = {
+        "doctor_id": doctor_id,
+        "start": start.isoformat(timespec="seconds"),
+        "patient_id": patient_id if patient is None else None,
+        "first_name": patient.first_name if patient else None,
+        "last_name": patient.last_name if patient else None,
+        "phone_e164": patient.phone.e164 if patient else None,
+        "notes": notes.strip(),
+    }
+    return all((record.payload.get(k) or None) == (v or None) for k, v in want.items())
+
+
+def _rejection(record: BookingRecord | None) -> str | None:
+    """Clinicea's reason when it refused this booking as invalid, else None."""
+    if record is None or record.status not in ("failed", "handled"):
+        return None
+    reason = record.failure_reason or ""
+    return reason[len(REJECTED):] or "no reason given" if reason.startswith(REJECTED) else None
+
+
 # --------------------------------------------------------------------------- routes
 
 
@@ -219,10 +255,18 @@ def create_booking() -> Any:
     key = f"api:{g.api_key_name}:{client_key}" if client_key else f"api:{uuid.uuid4()}"
     if not desk.valid_key(key):
         key = f"api:{uuid.uuid4()}"
+    store = _runtime().store
+    earlier = store.get_booking(key)
+    if earlier is not None:
+        if not _same_request(earlier, doctor_id=doctor_id, start=start, patient_id=patient_id,
+                             patient=patient, notes=notes):
+            raise ApiError(409, KEY_REUSED)
+        _raise_if_rejected(earlier)
     outcome = desk.book(services, key=key, doctor_id=doctor_id, start=start,
                         patient_id=patient_id, patient=patient, notes=notes)
-    record = _runtime().store.get_booking(key)
+    record = store.get_booking(key)
     log.info("API booking %s by key %s: %s", key, g.api_key_name, outcome.status)
+    _raise_if_rejected(record)
     body_out = _booking(record) if record is not None else {"idempotency_key": key}
     body_out["status"] = record.status if record is not None else outcome.status
     if outcome.status == "recorded":
@@ -230,11 +274,26 @@ def create_booking() -> Any:
     return jsonify(body_out), 201
 
 
+def _raise_if_rejected(record: BookingRecord | None) -> None:
+    """400 when Clinicea refused the booking as invalid; its row leaves the agents' outbox."""
+    reason = _rejection(record)
+    if record is None or reason is None:
+        return
+    if record.status == "failed":
+        _runtime().store.mark_handled(record.idempotency_key, f"api:{g.api_key_name}"[:100])
+    log.info("API booking %s: Clinicea refused it, answered 400", record.idempotency_key)
+    raise ApiError(400, f"Clinicea refused the booking: {reason}")
+
+
 @bp.get("/bookings/<path:booking_id>")
 def get_booking(booking_id: str) -> Any:
-    """A booking by outbox id or idempotency key."""
+    """A booking by outbox id (ASCII digits) or idempotency key."""
     store = _runtime().store
-    record = store.get_booking(int(booking_id) if booking_id.isdigit() else booking_id)
+    if booking_id.isascii() and booking_id.isdigit():  # not "²": str.isdigit() accepts it
+        number = int(booking_id)
+        record = store.get_booking(number) if number <= MAX_BOOKING_ID else None
+    else:
+        record = store.get_booking(booking_id)
     if record is None:
         raise ApiError(404, "no such booking")
     return jsonify(_booking(record))

@@ -107,8 +107,10 @@ def document() -> dict[str, Any]:
                         {
                             "name": "Idempotency-Key", "in": "header", "required": False,
                             "schema": {"type": "string", "maxLength": 200},
-                            "description": "Sending the same key again returns the same "
-                                           "booking instead of a second one.",
+                            "description": "Sending the same key again with the same body "
+                                           "returns the same booking instead of a second "
+                                           "one; the same key with a different doctor, "
+                                           "start, patient or notes is answered 409.",
                         }
                     ],
                     "requestBody": {
@@ -121,9 +123,17 @@ def document() -> dict[str, Any]:
                             "Booked (status `booked`), or recorded in the outbox because "
                             "Clinicea did not answer in time (status `pending`/`retrying`; it "
                             "is booked as soon as Clinicea answers)", "Booking"),
-                        "400": BAD_REQUEST,
+                        "400": _error(
+                            "Malformed request (the message says what is wrong), a `start` "
+                            "in the past, no consent to register a new patient, or Clinicea "
+                            "refused the booking as invalid, e.g. an unknown `patient_id` "
+                            "(the message starts \"Clinicea refused the booking\"; nothing "
+                            "was booked)"),
                         "401": UNAUTHORIZED,
-                        "409": _error("The time is not free (taken meanwhile)"),
+                        "409": _error(
+                            "The time is not free (not one of the doctor's free slots, or "
+                            "taken meanwhile), or the Idempotency-Key was already used for a "
+                            "different booking"),
                         "503": UNAVAILABLE,
                     },
                 }

@@ -301,3 +301,96 @@ def test_openapi_document_is_valid():
             in_path = {p["name"] for p in op.get("parameters", []) if p["in"] == "path"}
             assert in_path == params, path
     assert "Error" in schemas
+
+
+# --- review fixes: each of these answered 500, 201 or the wrong 4xx before ------------------
+
+
+@pytest.mark.parametrize("booking_id", [
+    "99999999999999999999999999",  # beyond SQLite's integers: was OverflowError, 500
+    "9223372036854775808",
+    "%C2%B2",  # "²": str.isdigit() is True, int() refuses it: was ValueError, 500
+    "%D9%A3",  # Arabic-Indic digit three
+])
+def test_reading_a_booking_by_an_id_that_cannot_exist_is_404(api, booking_id):
+    _, client, headers = api
+    response = client.get(f"/api/bookings/{booking_id}", headers=headers)
+    assert response.status_code == 404
+    assert response.json == {"error": "no such booking"}
+
+
+def test_unknown_patient_id_is_400_and_left_out_of_the_agents_outbox(api):
+    r, client, headers = api
+    body = {"doctor_id": DEMO_DOCTOR_FAROOQ_ID, "start": TUESDAY_1PM, "patient_id": "no-such-id"}
+    response = client.post("/api/bookings", headers={**headers, "Idempotency-Key": "call-7"},
+                           json=body)
+    assert response.status_code == 400, response.json
+    assert response.json["error"].startswith("Clinicea refused the booking")
+    assert "patient" in response.json["error"].lower()
+    assert created(r) == []
+    # Nobody has to call anyone back: the caller of the API was told.
+    [row] = r.runtime.store.bookings()
+    assert row.status == "handled" and row.handled_by
+    assert r.runtime.store.bookings(statuses=("pending", "retrying", "failed")) == []
+    # The same request again says the same.
+    again = client.post("/api/bookings", headers={**headers, "Idempotency-Key": "call-7"},
+                        json=body)
+    assert again.status_code == 400 and again.json == response.json
+    assert created(r) == [] and len(r.runtime.store.bookings()) == 1
+
+
+@pytest.mark.parametrize("change", [
+    {"doctor_id": DEMO_DOCTOR_KHAN_ID},
+    {"start": "2026-11-24T14:00"},
+    {"notes": "something else"},
+    {"patient_id": DEMO_PATIENTS["Hira Malik"].id},
+])
+def test_an_idempotency_key_reused_for_another_booking_is_409(api, change):
+    r, client, headers = api
+    keyed = {**headers, "Idempotency-Key": "call-43"}
+    body = {"doctor_id": DEMO_DOCTOR_FAROOQ_ID, "start": TUESDAY_1PM, "patient_id": BILAL.id,
+            "notes": "follow-up"}
+    first = client.post("/api/bookings", headers=keyed, json=body)
+    assert first.status_code == 201
+    other = client.post("/api/bookings", headers=keyed, json={**body, **change})
+    assert other.status_code == 409, other.json
+    assert "Idempotency-Key" in other.json["error"] and "different" in other.json["error"]
+    assert len(created(r)) == 1
+    # The key still answers for its own booking, and another key books the other request.
+    same = client.post("/api/bookings", headers=keyed, json=body)
+    assert same.status_code == 201 and same.json["id"] == first.json["id"]
+    fresh = client.post("/api/bookings", headers={**headers, "Idempotency-Key": "call-44"},
+                        json={**body, **change})
+    if "doctor_id" in change or "start" in change:
+        assert fresh.status_code == 201 and len(created(r)) == 2
+    else:  # the same slot, which the first booking holds now
+        assert fresh.status_code == 409 and "no longer free" in fresh.json["error"]
+
+
+def test_the_same_body_with_notes_spaced_differently_is_the_same_booking(api):
+    r, client, headers = api
+    keyed = {**headers, "Idempotency-Key": "call-45"}
+    body = {"doctor_id": DEMO_DOCTOR_FAROOQ_ID, "start": TUESDAY_1PM, "patient_id": BILAL.id,
+            "notes": "follow-up"}
+    first = client.post("/api/bookings", headers=keyed, json=body)
+    again = client.post("/api/bookings", headers=keyed, json={**body, "notes": " follow-up "})
+    assert first.status_code == again.status_code == 201
+    assert first.json["id"] == again.json["id"] and len(created(r)) == 1
+
+
+@pytest.mark.parametrize("start", ["2020-01-01T09:40", "2026-11-23T09:40", "2026-11-23T10:00"])
+def test_a_start_in_the_past_is_400(api, start):
+    r, client, headers = api
+    response = client.post("/api/bookings", headers=headers, json={
+        "doctor_id": DEMO_DOCTOR_FAROOQ_ID, "start": start, "patient_id": BILAL.id})
+    assert response.status_code == 400, response.json
+    assert "in the past" in response.json["error"]
+    assert created(r) == [] and r.runtime.store.bookings() == []
+
+
+def test_openapi_documents_the_booking_errors():
+    responses = document()["paths"]["/api/bookings"]["post"]["responses"]
+    assert {"400", "409"} <= set(responses)
+    assert "Idempotency-Key" in responses["409"]["description"]
+    assert "past" in responses["400"]["description"]
+    assert "Clinicea" in responses["400"]["description"]

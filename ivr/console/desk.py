@@ -23,6 +23,7 @@ UNAVAILABLE_BOOKING = (
 RECORDED = "Recorded; it will be booked as soon as Clinicea answers."
 CONSENT_REQUIRED = "consent is required to register a new patient"
 SLOT_TAKEN = "That time is no longer free; pick another."
+IN_THE_PAST = "start is in the past (it is {now} at the clinic); pick a later time"
 MAX_NAME = 100
 MAX_NOTES = 500
 SLOTS_PER_DAY = 50
@@ -166,9 +167,10 @@ def book(
 ) -> BookingOutcome:
     """Book through the outbox, as the phone does. Returns booked or recorded.
 
-    Refuses (DeskError) an unknown doctor, notes too long, a time that is not one of the
-    doctor's free slots (409) or a slot taken meanwhile (409). When Clinicea cannot say which
-    times are free, the booking is still recorded and the outbox finishes it.
+    Refuses (DeskError) an unknown doctor, notes too long, a start that is not after the
+    clinic's current time (400), a time that is not one of the doctor's free slots (409) or a
+    slot taken meanwhile (409). When Clinicea cannot say which times are free, the booking is
+    still recorded and the outbox finishes it. A resubmission (known key) skips the time checks.
     """
     doctor = doctor_of(services, doctor_id)
     if patient_id is None and patient is None:
@@ -176,7 +178,10 @@ def book(
     notes = (notes or "").strip()
     if len(notes) > MAX_NOTES:
         raise DeskError(400, f"notes are limited to {MAX_NOTES} characters")
-    if services.store.get_booking(key) is None:  # a resubmitted form skips the check
+    if services.store.get_booking(key) is None:  # a resubmitted form skips the checks
+        now = services.now()
+        if start <= now:
+            raise DeskError(400, IN_THE_PAST.format(now=now.strftime(START_FORMAT)))
         try:
             free = {s.start for s in services.free_slots(doctor.id, day=start.date(), limit=500)}
         except ServiceUnavailable:
