@@ -25,6 +25,10 @@ from flows.domain import Slot, WeeklyHours
 Interval = tuple[datetime, datetime]
 
 
+class OutOfTime(Exception):  # noqa: N818 - a condition, not a programming error
+    """Raised by a `booked_by_day` whose time ran out (see `first_free_slots`)."""
+
+
 def _normalise(booked: Iterable[Interval]) -> list[Interval]:
     """Booked intervals sorted by start; a zero or negative length row still blocks its start."""
     out: list[Interval] = []
@@ -105,6 +109,9 @@ def first_free_slots(
     Walks forward day by day up to today + `days_ahead` (the clinic's `booking_days_ahead`),
     asking `booked_by_day(day)` for that doctor's active appointments only on open days.
     `after`, when given, keeps slots starting at or after it (and starts the walk on its day).
+
+    If `booked_by_day` raises `OutOfTime` (the caller's time limit for the search), the walk
+    stops there: the slots found so far, or `OutOfTime` again when there are none.
     """
     if limit <= 0:
         return []
@@ -115,12 +122,18 @@ def first_free_slots(
     found: list[Slot] = []
     while day <= last and len(found) < limit:
         if hours.on(day):
+            try:
+                booked = booked_by_day(day)
+            except OutOfTime:
+                if found:
+                    return found
+                raise
             for slot in free_slots(
                 doctor_id=doctor_id,
                 day=day,
                 hours=hours,
                 slot_minutes=slot_minutes,
-                booked=booked_by_day(day),
+                booked=booked,
                 now=now,
                 lead_minutes=lead_minutes,
             ):

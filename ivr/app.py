@@ -24,6 +24,7 @@ from ivr import logs, ops, twiml
 from ivr.clinicea import CliniceaClient
 from ivr.clock import Clock, SystemClock
 from ivr.config import Settings
+from ivr.phone import parse_phone
 from ivr.sandbox import EmbeddedSandbox, SandboxState
 from ivr.services import CliniceaServices
 from ivr.sms import TwilioSms
@@ -54,8 +55,9 @@ class Runtime:
         self.turns = VoiceTurns(self)
 
     def turn(self, inbound: Inbound, kind: str, step: str | None, turn: int) -> str:
-        """TwiML for one webhook."""
-        return self.turns.run(inbound, kind, step, turn)
+        """TwiML for one webhook; its Clinicea lookups share one time limit (ivr.services)."""
+        with self.services.webhook_budget():
+            return self.turns.run(inbound, kind, step, turn)
 
     def render(self, reply: Reply, next_turn: int) -> str:
         """A reply as TwiML, its action URLs carrying the next turn number."""
@@ -74,8 +76,13 @@ class Runtime:
         """ "Sorry, let's start again." for a call we lost track of."""
         return text(catalogue_for(language), "restart", {})
 
-    def apology(self, *, reason: str) -> str:
-        """Something failed: apologise and hand over to a person, never an application error."""
+    def apology(self, *, reason: str, inbound: Inbound | None = None) -> str:
+        """Something failed: apologise and hand over to a person, never an application error.
+
+        During agent hours the transfer number is rung (its end comes back to
+        `/voice/fallback?after=dial`, see `after_dial`); otherwise a caller whose number we
+        know (Twilio's `From`) gets a callback request, anyone else is asked to call again.
+        """
         log.warning("answering with an apology (%s)", reason)
         lang = catalogue_for(self.settings.clinic.language)
         voice = self.default_voice()
@@ -87,8 +94,30 @@ class Runtime:
                 f"{sorry} {text(lang, 'connecting', {})}", voice, clinic.transfer_number,
                 action=f"{(self.settings.public_url or '').rstrip('/')}/voice/fallback?after=dial",
             )
-        return twiml.say_only(f"{sorry} {text(lang, 'callback_no_number', {})}", voice,
-                              hangup=True)
+        return twiml.say_only(f"{sorry} {self._callback(inbound, reason)}", voice, hangup=True)
+
+    def after_dial(self, inbound: Inbound) -> str:
+        """The apology's transfer ended: goodbye if someone answered, else a callback."""
+        status = inbound.dial_status
+        if status in ("busy", "no-answer", "failed"):
+            said = self._callback(inbound, f"nobody answered the transfer, {status}")
+            return twiml.say_only(said, self.default_voice(), hangup=True)
+        return self.goodbye()
+
+    def _callback(self, inbound: Inbound | None, reason: str) -> str:
+        """Record a callback for the caller's number if known; what to tell the caller."""
+        lang = catalogue_for(self.settings.clinic.language)
+        caller = (parse_phone(inbound.caller, self.settings.clinic.default_region)
+                  if inbound is not None and inbound.caller else None)
+        if caller is None or inbound is None or not inbound.call_sid:
+            return text(lang, "callback_no_number", {})
+        try:
+            self.services.request_callback(inbound.call_sid, caller.e164,
+                                           f"after an error: {reason}")
+        except Exception:  # the store is down too: at least do not promise a call back
+            log.exception("could not record a callback after an error")
+            return text(lang, "callback_no_number", {})
+        return text(lang, "callback_done", {})
 
     def goodbye(self) -> str:
         """Thank the caller and hang up."""

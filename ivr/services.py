@@ -9,22 +9,39 @@
   (the same function the worker uses) within `budget_seconds`; whatever is not finished by
   then is "recorded" and finished by the worker.
 
+Time limits for lookups (Twilio gives up on a webhook after 15 s; each Clinicea request has
+its own 5 s budget in the client, which is not enough on its own):
+
+- **Per webhook.** `VoiceTurns` runs each turn inside `webhook_budget()`, which sets a deadline
+  `webhook_seconds` (default `WEBHOOK_SECONDS`, 8 s) away. Every lookup in that turn gets only
+  what is left: `/voice/incoming`'s patient search and past visits together take at most that.
+  A lookup still running at the deadline is left to finish in the background (its answer is
+  dropped; a calendar day still fills the cache) and counts as failed: `find_patients` and
+  `free_slots` raise `ServiceUnavailable`, `last_visit` answers None (greet without the
+  read-back rather than fail the call).
+- **Per slot search.** `free_slots` also stops after `SLOT_SEARCH_SECONDS` (6 s) in any case
+  (console and API too): a day-by-day walk through a fully booked month offers the slots
+  found so far, or raises `ServiceUnavailable` when it found none.
+- `book` keeps its own `budget_seconds` (it runs in a webhook of its own, after "one moment").
+
 Logs never carry a full phone number or a patient's name (`PhoneNumber.masked`, IDs only).
 """
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 import time as _time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from flows.domain import ClinicSite, Doctor, LastVisit, PatientRef, Slot
 from flows.services import BookingOutcome, BookingRequest, ClinicProfile, ServiceUnavailable
-from flows.slots import first_free_slots
+from flows.slots import OutOfTime, first_free_slots
 from flows.slots import free_slots as day_free_slots
 from ivr.clinicea.errors import CliniceaError
 from ivr.outbox import (
@@ -47,7 +64,15 @@ if TYPE_CHECKING:
     from ivr.config import ClinicConfig
     from ivr.store import BookingRecord, Store
 
+_T = TypeVar("_T")
 log = logging.getLogger(__name__)
+
+WEBHOOK_SECONDS = 8.0  # all lookups of one webhook together (Twilio waits 15 s at most)
+SLOT_SEARCH_SECONDS = 6.0  # one search for free slots, however many days it walks
+
+# The deadline (monotonic seconds) of the webhook this thread is answering, if any.
+_webhook_deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "ivr_webhook_deadline", default=None)
 
 
 def profile_from_config(cfg: ClinicConfig) -> ClinicProfile:
@@ -121,10 +146,14 @@ class CliniceaServices:
         backoff: Backoff = DEFAULT_BACKOFF,
         worker_id: str | None = None,
         monotonic: Callable[[], float] = _time.monotonic,
+        webhook_seconds: float = WEBHOOK_SECONDS,
+        slot_search_seconds: float = SLOT_SEARCH_SECONDS,
     ) -> None:
         """`lease` must outlast the client's worst-case time for one booking attempt, so that
         the worker never picks up a row this process is still sending. `budget_seconds` is how
-        long `book` waits for Clinicea before answering "recorded" (None: wait for it)."""
+        long `book` waits for Clinicea before answering "recorded" (None: wait for it).
+        `webhook_seconds` and `slot_search_seconds`: the lookup time limits (module docstring).
+        """
         self.client = client
         self.store = store
         self.clock = clock
@@ -137,7 +166,18 @@ class CliniceaServices:
         self.worker_id = worker_id or f"web-{uuid.uuid4().hex[:8]}"
         self._cache = _DayCache(cache_ttl, monotonic)
         self._monotonic = monotonic
+        self.webhook_seconds = webhook_seconds
+        self.slot_search_seconds = slot_search_seconds
         self.sms: TwilioSms | None = None  # set by the app when TWILIO_ACCOUNT_SID is configured
+
+    @contextmanager
+    def webhook_budget(self) -> Iterator[None]:
+        """Bound the lookups made inside the block to `webhook_seconds` together."""
+        token = _webhook_deadline.set(self._monotonic() + self.webhook_seconds)
+        try:
+            yield
+        finally:
+            _webhook_deadline.reset(token)
 
     # --- ClinicServices ----------------------------------------------------------------------
 
@@ -156,7 +196,11 @@ class CliniceaServices:
         if phone is None:
             return []
         try:
-            patients = self.client.search_patients(phone)
+            patients = self._in_time(lambda: self.client.search_patients(phone),
+                                     _webhook_deadline.get())
+        except OutOfTime as exc:
+            log.warning("patient search for %s: out of time", phone.masked)
+            raise ServiceUnavailable("patient search: out of time") from exc
         except CliniceaError as exc:
             log.warning("patient search for %s failed: %s", phone.masked, exc)
             raise ServiceUnavailable(str(exc)) from exc
@@ -173,9 +217,15 @@ class CliniceaServices:
         return refs
 
     def last_visit(self, patient_id: str) -> LastVisit | None:
-        """The newest completed visit, with doctor and clinic filled in from the config."""
+        """The newest completed visit, with doctor and clinic filled in from the config.
+
+        None also when the webhook's time runs out first: the greeting goes without it."""
         try:
-            visits = self.client.past_completed_visits(patient_id)
+            visits = self._in_time(lambda: self.client.past_completed_visits(patient_id),
+                                   _webhook_deadline.get())
+        except OutOfTime:
+            log.warning("past visits of patient %s: out of time, greeting without", patient_id)
+            return None
         except CliniceaError as exc:
             log.warning("past visits of patient %s failed: %s", patient_id, exc)
             raise ServiceUnavailable(str(exc)) from exc
@@ -191,12 +241,23 @@ class CliniceaServices:
         after: datetime | None = None,
         limit: int = 3,
     ) -> list[Slot]:
-        """Earliest free slots for a doctor, on one day or from `after` (default: now) onwards."""
+        """Earliest free slots for a doctor, on one day or from `after` (default: now) onwards.
+
+        Within `slot_search_seconds` (and the webhook's deadline): the slots found by then, or
+        `ServiceUnavailable` if none."""
         doctor = self.profile.doctor(doctor_id)
         if doctor is None:
             log.warning("free slots asked for unknown doctor %s", doctor_id)
             return []
         now = self.clock.now()
+        deadline = self._monotonic() + self.slot_search_seconds
+        webhook = _webhook_deadline.get()
+        if webhook is not None:
+            deadline = min(deadline, webhook)
+
+        def booked(d: date) -> list[tuple[datetime, datetime]]:
+            return self._booked(doctor, d, deadline)
+
         try:
             if day is not None:
                 slots = day_free_slots(
@@ -204,7 +265,7 @@ class CliniceaServices:
                     day=day,
                     hours=self.config.hours,
                     slot_minutes=self.config.slot_minutes,
-                    booked=self._booked(doctor, day),
+                    booked=booked(day),
                     now=now,
                     lead_minutes=self.lead_minutes,
                 )
@@ -220,11 +281,14 @@ class CliniceaServices:
                 limit=limit,
                 hours=self.config.hours,
                 slot_minutes=self.config.slot_minutes,
-                booked_by_day=lambda d: self._booked(doctor, d),
+                booked_by_day=booked,
                 now=now,
                 lead_minutes=self.lead_minutes,
                 after=after,
             )
+        except OutOfTime as exc:
+            log.warning("calendar of doctor %s: out of time, no slot found", doctor_id)
+            raise ServiceUnavailable("free slots: out of time") from exc
         except CliniceaError as exc:
             log.warning("calendar of doctor %s failed: %s", doctor_id, exc)
             raise ServiceUnavailable(str(exc)) from exc
@@ -276,15 +340,24 @@ class CliniceaServices:
 
     # --- optional extras ---------------------------------------------------------------------
 
-    def appointments_on(self, day: date, *, fresh: bool = False) -> list[Appointment]:
-        """The day's calendar rows (cached for `cache_ttl` seconds unless `fresh`)."""
+    def appointments_on(
+        self, day: date, *, fresh: bool = False, deadline: float | None = None
+    ) -> list[Appointment]:
+        """The day's calendar rows (cached for `cache_ttl` seconds unless `fresh`).
+
+        With `deadline` (monotonic seconds), `OutOfTime` when Clinicea has not answered by
+        then; the fetch goes on in the background and still fills the cache."""
         if not fresh:
             cached = self._cache.get(day)
             if cached is not None:
                 return cached
-        rows = self.client.appointments_on(day)
-        self._cache.put(day, rows)
-        return rows
+
+        def fetch() -> list[Appointment]:
+            rows = self.client.appointments_on(day)
+            self._cache.put(day, rows)
+            return rows
+
+        return self._in_time(fetch, deadline)
 
     def forget_day(self, day: date) -> None:
         """Drop a day's cached calendar (after a booking that may have changed it)."""
@@ -292,10 +365,44 @@ class CliniceaServices:
 
     # --- internals ---------------------------------------------------------------------------
 
-    def _booked(self, doctor: Doctor, day: date) -> list[tuple[datetime, datetime]]:
+    def _booked(
+        self, doctor: Doctor, day: date, deadline: float | None = None
+    ) -> list[tuple[datetime, datetime]]:
         return doctor_intervals(
-            self.appointments_on(day), doctor.id, doctor.name, self.config.slot_minutes
+            self.appointments_on(day, deadline=deadline), doctor.id, doctor.name,
+            self.config.slot_minutes,
         )
+
+    def _in_time(self, fetch: Callable[[], _T], deadline: float | None) -> _T:
+        """`fetch()`, or `OutOfTime` when it has not returned by `deadline` (None: no limit).
+
+        The fetch runs in a daemon thread that is left to finish on its own when time is up
+        (a Clinicea read: harmless; the client's own budget ends it within seconds)."""
+        if deadline is None:
+            return fetch()
+        remaining = deadline - self._monotonic()
+        if remaining <= 0:
+            raise OutOfTime()
+        box: list[_T] = []
+        errors: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                box.append(fetch())
+            except BaseException as exc:  # re-raised in the caller's thread below
+                errors.append(exc)
+
+        # The webhook's context (call SID for the logs, Clinicea time for the metrics) goes along.
+        context = contextvars.copy_context()
+        worker = threading.Thread(target=context.run, args=(run,), name="clinicea-lookup",
+                                  daemon=True)
+        worker.start()
+        worker.join(remaining)
+        if worker.is_alive():
+            raise OutOfTime()
+        if errors:
+            raise errors[0]
+        return box[0]
 
     def _await_other(self, key: str) -> BookingRecord | None:
         """The booking row once another sender has finished with it, or when the budget ends."""

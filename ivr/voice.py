@@ -12,6 +12,7 @@ callers never hear Twilio's "application error".
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 from collections.abc import Mapping
@@ -133,11 +134,15 @@ def status() -> Response:
 
 @bp.post("/fallback")
 def fallback() -> Response:
-    """Twilio's fallback URL: the primary answer failed. Apologise and offer a person."""
+    """Twilio's fallback URL: the primary answer failed. Apologise and offer a person; a
+    caller whose number we know and who reaches nobody gets a callback request."""
     rt = _runtime()
+    inbound = Inbound.from_form(request.form)
+    if not CALL_SID.match(inbound.call_sid):
+        inbound = dataclasses.replace(inbound, call_sid="")
     if request.args.get("after") == "dial":  # the apology's own transfer has ended
-        return _xml(rt.goodbye())
-    return _xml(rt.apology(reason="fallback"))
+        return _xml(rt.after_dial(inbound))
+    return _xml(rt.apology(reason="fallback", inbound=inbound))
 
 
 def _handle(kind: str, step: str | None) -> Response:
@@ -154,7 +159,7 @@ def _handle(kind: str, step: str | None) -> Response:
     except Exception:
         log.exception("webhook failed; apologising and handing over", extra={
             "call_sid": inbound.call_sid})
-        return _xml(rt.apology(reason="error"))
+        return _xml(rt.apology(reason="error", inbound=inbound))
 
 
 class VoiceTurns:

@@ -383,3 +383,56 @@ def test_the_call_in_urdu_books_by_keypad_and_speech():
         call.press("1")
         assert "بک ہو گئی ہے" in call.last_heard
         assert len(bookings(r, patient_id=BILAL.id)) == 1
+
+
+def _broken_number(r, **kw):
+    """A simulator whose voice URL fails (404), so every call goes to /voice/fallback."""
+    from ivr.simulator import TwilioSimulator
+
+    return TwilioSimulator("http://testserver", r.runtime.settings.twilio_auth_token,
+                           http=r.phone.http, voice_url="/voice/broken", **kw)
+
+
+def test_fallback_after_hours_records_a_callback_for_a_known_caller_id():
+    with rig(now=SATURDAY_EVENING) as r:
+        call = _broken_number(r).call(from_=BILAL.e164)
+        assert "went wrong" in call.heard and "call you back" in call.heard
+        assert "without your number" not in call.heard and call.ended
+        [callback] = r.runtime.store.callbacks()
+        assert callback.phone_e164 == BILAL.e164 and callback.call_sid == call.sid
+
+
+def test_fallback_after_hours_without_a_caller_id_records_nothing():
+    with rig(now=SATURDAY_EVENING) as r:
+        call = _broken_number(r).call(from_="anonymous")
+        assert "without your number" in call.heard and call.ended
+        assert r.runtime.store.callbacks() == []
+
+
+@pytest.mark.parametrize("outcome", ["no-answer", "busy", "failed"])
+def test_fallback_transfer_nobody_answers_records_a_callback(outcome):
+    with rig() as r:
+        call = _broken_number(r).call(from_=BILAL.e164, dial_outcome=outcome)
+        assert call.dialed == [DEMO_CLINIC.transfer_number]
+        assert "call you back" in call.last_heard and call.ended
+        [callback] = r.runtime.store.callbacks()
+        assert callback.phone_e164 == BILAL.e164 and outcome in (callback.reason or "")
+
+
+def test_fallback_transfer_answered_records_no_callback():
+    with rig() as r:
+        call = _broken_number(r).call(from_=BILAL.e164)
+        assert call.dialed == [DEMO_CLINIC.transfer_number] and call.ended
+        assert r.runtime.store.callbacks() == []
+
+
+def test_an_error_inside_a_turn_after_hours_records_a_callback():
+    import sqlalchemy as sa
+
+    with rig(now=SATURDAY_EVENING) as r:
+        with r.runtime.store.engine.begin() as conn:  # the calls table is gone: every turn fails
+            conn.execute(sa.text("DROP TABLE calls"))
+        call = r.call(BILAL.e164)
+        assert "went wrong" in call.heard and "call you back" in call.heard and call.ended
+        [callback] = r.runtime.store.callbacks()
+        assert callback.phone_e164 == BILAL.e164
