@@ -25,6 +25,7 @@ from flows.services import ServiceUnavailable
 from ivr.accounts import verify_api_key
 from ivr.console import desk
 from ivr.console.headers import add_security_headers
+from ivr.outbox import REJECTED
 from ivr.store import BookingRecord
 
 log = logging.getLogger(__name__)
@@ -33,7 +34,6 @@ bp = Blueprint("api", __name__, url_prefix="/api")
 
 PUBLIC_ENDPOINTS = {"api.openapi"}
 MAX_BOOKING_ID = 2**63 - 1  # SQLite's (and PostgreSQL's BIGINT) largest integer
-REJECTED = "rejected by Clinicea: "  # the outbox's failure_reason for a refused booking
 KEY_REUSED = (
     "this Idempotency-Key was already used for a different booking (doctor, time, patient or "
     "notes); send a new key for a new booking"

@@ -52,6 +52,8 @@ log = logging.getLogger(__name__)
 OUTCOME_UNKNOWN = "outcome unknown"
 #: Prefix of `failure_reason` when the time is not free any more.
 SLOT_TAKEN = "slot taken"
+#: Prefix of `failure_reason` when Clinicea refused the booking as invalid (its text follows).
+REJECTED = "rejected by Clinicea: "
 
 _SLOT_TAKEN_WORDS = re.compile(
     r"not available|no longer available|unavailable|already (?:booked|taken)|slot.*taken|"
@@ -324,7 +326,7 @@ def attempt_booking(
     except CliniceaRejected as exc:
         if says_slot_taken(exc.message) or _taken_now(client, payload, doctor_name, slot_minutes):
             return taken(f"{SLOT_TAKEN}: {_when(payload.start)} is no longer free")
-        reason = f"rejected by Clinicea: {exc.message or exc}"
+        reason = f"{REJECTED}{exc.message or exc}"
         log.warning("booking %s: rejected (HTTP %s), marked failed", key, exc.status)
         return _fail(store, key, "failed", reason)
     except CliniceaOutcomeUnknown:

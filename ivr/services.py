@@ -15,10 +15,10 @@ its own 5 s budget in the client, which is not enough on its own):
 - **Per webhook.** `VoiceTurns` runs each turn inside `webhook_budget()`, which sets a deadline
   `webhook_seconds` (default `WEBHOOK_SECONDS`, 8 s) away. Every lookup in that turn gets only
   what is left: `/voice/incoming`'s patient search and past visits together take at most that.
-  A lookup still running at the deadline is left to finish in the background (its answer is
-  dropped; a calendar day still fills the cache) and counts as failed: `find_patients` and
-  `free_slots` raise `ServiceUnavailable`, `last_visit` answers None (greet without the
-  read-back rather than fail the call).
+  The client itself is held to the deadline (`CliniceaClient.within`: its request timeouts are
+  clamped to what is left, no extra thread); a lookup cut off there counts as failed:
+  `find_patients` and `free_slots` raise `ServiceUnavailable`, `last_visit` answers None (greet
+  without the read-back rather than fail the call).
 - **Per slot search.** `free_slots` also stops after `SLOT_SEARCH_SECONDS` (6 s) in any case
   (console and API too): a day-by-day walk through a fully booked month offers the slots
   found so far, or raises `ServiceUnavailable` when it found none.
@@ -65,6 +65,9 @@ if TYPE_CHECKING:
     from ivr.store import BookingRecord, Store
 
 _T = TypeVar("_T")
+# A Clinicea error this close to the deadline is the deadline (the client stops a request that
+# cannot finish in time: its timeout, or "out of time" with under 50 ms left).
+_OUT_OF_TIME_MARGIN = 0.1
 log = logging.getLogger(__name__)
 
 WEBHOOK_SECONDS = 8.0  # all lookups of one webhook together (Twilio waits 15 s at most)
@@ -346,7 +349,7 @@ class CliniceaServices:
         """The day's calendar rows (cached for `cache_ttl` seconds unless `fresh`).
 
         With `deadline` (monotonic seconds), `OutOfTime` when Clinicea has not answered by
-        then; the fetch goes on in the background and still fills the cache."""
+        then."""
         if not fresh:
             cached = self._cache.get(day)
             if cached is not None:
@@ -374,35 +377,20 @@ class CliniceaServices:
         )
 
     def _in_time(self, fetch: Callable[[], _T], deadline: float | None) -> _T:
-        """`fetch()`, or `OutOfTime` when it has not returned by `deadline` (None: no limit).
-
-        The fetch runs in a daemon thread that is left to finish on its own when time is up
-        (a Clinicea read: harmless; the client's own budget ends it within seconds)."""
+        """`fetch()` with the client held to `deadline` (None: no limit); `OutOfTime` when the
+        time ran out before Clinicea answered (other Clinicea errors pass through)."""
         if deadline is None:
             return fetch()
         remaining = deadline - self._monotonic()
         if remaining <= 0:
             raise OutOfTime()
-        box: list[_T] = []
-        errors: list[BaseException] = []
-
-        def run() -> None:
-            try:
-                box.append(fetch())
-            except BaseException as exc:  # re-raised in the caller's thread below
-                errors.append(exc)
-
-        # The webhook's context (call SID for the logs, Clinicea time for the metrics) goes along.
-        context = contextvars.copy_context()
-        worker = threading.Thread(target=context.run, args=(run,), name="clinicea-lookup",
-                                  daemon=True)
-        worker.start()
-        worker.join(remaining)
-        if worker.is_alive():
-            raise OutOfTime()
-        if errors:
-            raise errors[0]
-        return box[0]
+        try:
+            with self.client.within(remaining):
+                return fetch()
+        except CliniceaError as exc:
+            if deadline - self._monotonic() < _OUT_OF_TIME_MARGIN:
+                raise OutOfTime() from exc
+            raise
 
     def _await_other(self, key: str) -> BookingRecord | None:
         """The booking row once another sender has finished with it, or when the budget ends."""

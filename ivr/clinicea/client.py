@@ -29,12 +29,14 @@ How a call runs:
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import date
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -77,6 +79,9 @@ PAGE_SIZE = 100
 MAX_PAGES = 50  # 5,000 appointments in a day: more means the server ignores pageNo.
 _BACKOFF = (0.2, 0.5)
 _MIN_ATTEMPT_TIME = 0.05  # no point starting an attempt with less time than this left
+# A caller's own time limit (monotonic seconds on the client's clock), set by `within`.
+_caller_deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "clinicea_caller_deadline", default=None)
 _RETRY_STATUSES = frozenset({429, 503})
 # Errors raised before any byte of the request left: a POST that hit one was not sent.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
@@ -232,7 +237,7 @@ class CliniceaClient:
         creds = self._credentials
         values = {"api_key": creds.api_key, "username": creds.username, "password": creds.password}
         if deadline is None:
-            deadline = self._monotonic() + self._budget
+            deadline = self._deadline()
         response = self._exchange("login", values, token=None, deadline=deadline)
         if response.status_code == 401:
             raise CliniceaAuthError("credentials refused", operation="login", status=401)
@@ -246,9 +251,26 @@ class CliniceaClient:
 
     # --- one call: token, attempts, re-login -------------------------------------------------
 
+    @contextmanager
+    def within(self, seconds: float) -> Iterator[None]:
+        """Calls made in this block (this thread) end within `seconds` from now, on top of each
+        call's own budget: a caller's time limit, such as what is left of a webhook's. Past it a
+        call raises `CliniceaUnavailable`, as for any other timeout."""
+        token = _caller_deadline.set(self._monotonic() + seconds)
+        try:
+            yield
+        finally:
+            _caller_deadline.reset(token)
+
+    def _deadline(self) -> float:
+        """The end of one call: its own budget, or the caller's limit if that comes first."""
+        deadline = self._monotonic() + self._budget
+        cap = _caller_deadline.get()
+        return deadline if cap is None else min(deadline, cap)
+
     def _call(self, operation: str, values: Mapping[str, str]) -> httpx.Response:
         """Send `operation` with a token; re-login once on 401. Returns a 2xx response."""
-        deadline = self._monotonic() + self._budget
+        deadline = self._deadline()
         token = self._tokens.get(deadline)
         response = self._exchange(operation, values, token=token, deadline=deadline)
         if response.status_code == 401:
