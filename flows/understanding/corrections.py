@@ -1,4 +1,4 @@
-"""Self-corrections: "Tuesday, no, Wednesday at 3", "3, no, 4 p.m.", "Thursday. Sorry, I mean Friday".
+"""Self-corrections: "Tuesday, no, Wednesday at 3", "3, no, 4 p.m.", "Sorry, I mean Friday".
 
 Callers correct themselves mid-answer; the value said last is the one they mean. These helpers
 work on canonical tokens (`text.canonical`), so they serve every parser and the utterance-level
@@ -22,6 +22,12 @@ CORRECTION_MARKERS: tuple[tuple[str, ...], ...] = (
 
 "not" is no marker: "Tuesday, not Wednesday" means Tuesday, so it stays two days (asked again)."""
 
+NOT_A_CORRECTION_AFTER = frozenset(
+    {"later", "earlier", "sooner", "problem", "problems", "worries", "need", "preference",
+     "rush", "hurry", "matter", "thanks", "thank"}
+)  # fmt: skip
+"""A marker followed by one of these is an ordinary phrase ("no later than 4", "sorry, thanks")."""
+
 YES_NO_MARKERS: tuple[tuple[str, ...], ...] = tuple(
     m for m in CORRECTION_MARKERS if m[0] not in {"no", "nope", "not"}
 )
@@ -41,7 +47,8 @@ def split_corrections(
     ordered = sorted(markers, key=len, reverse=True)
     while i < len(toks):
         marker = next((m for m in ordered if tuple(toks[i : i + len(m)]) == m), None)
-        if marker is not None:
+        after = toks[i + len(marker)] if marker and i + len(marker) < len(toks) else ""
+        if marker is not None and after not in NOT_A_CORRECTION_AFTER:
             out.append([])
             i += len(marker)
             continue

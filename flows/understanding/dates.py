@@ -116,17 +116,17 @@ def resolve_weekday(
 ) -> DateFound:
     """A weekday with an optional "this"/"next" (see the module docstring).
 
-    `modifier` "after_next" ("Monday after next", "next to next Monday") is the bare weekday a
-    week later; where the calendar-week reading differs (the weekday is later this week) it is
-    `sure=False`. `next_week` 2 is "the week after next". `weeks_on` adds whole weeks to the
-    bare weekday ("a week on Monday", "Monday week").
+    `modifier` "after_next" ("Monday after next", "next to next Monday") is a week after
+    "next Monday", and unsure where that is. `next_week` 2 is "the week after next".
+    `weeks_on` adds whole weeks to the bare weekday ("a week on Monday", "Monday week").
     """
     delta = (wd - today.weekday()) % 7
     if next_week:  # "Tuesday next week": in the next calendar week (Monday to Sunday)
         weeks = 7 * int(next_week)
         return DateFound(today + timedelta(days=weeks - today.weekday() + wd))
-    if modifier == "after_next":
-        return DateFound(today + timedelta(days=(delta or 7) + 7), sure=wd <= today.weekday())
+    if modifier == "after_next":  # a week after "next Monday", as unsure as that one
+        nxt = resolve_weekday(wd, "next", today, 0)
+        return DateFound(nxt.value + timedelta(days=7) if nxt.value else None, sure=nxt.sure)
     if weeks_on:
         return DateFound(today + timedelta(days=(delta or 7) + 7 * weeks_on))
     if modifier == "this":
@@ -219,7 +219,7 @@ def extract_date(
             t == "last" and (weekday_of(tok(i + 1)) is not None or tok(i + 1) == "week")
         ):
             return DateFound(None, "past", used=frozenset({i}))
-        elif t == "this" and tok(i + 1) in _PARTS:
+        elif t == "this" and i + 1 < n and toks[i + 1] in _PARTS:  # a part may be the time's
             found.append(DateFound(today, used=frozenset({i})))  # "this afternoon": today
         elif weekday_of(t) is not None and len(t) == 3:
             mod = None
