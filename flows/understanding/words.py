@@ -185,6 +185,21 @@ LANGUAGE_NAMES = {
     "arabic": "ar",
 }  # fmt: skip
 
+# Urdu yes/no words callers drop into an English answer ("Haan ji", "Theek hai", "Nahi, nahi",
+# "Bilkul"), in Roman Urdu as the en-US/en-IN recognisers write them and in Urdu script; only
+# the yes/no parser reads them (as whole-answer words they never clash with English ones).
+YES_NO_LOANS: dict[str, str] = {
+    "haan": "yes", "han": "yes", "haa": "yes", "haanji": "yes", "hanji": "yes", "haan ji": "yes",
+    "han ji": "yes", "ji haan": "yes", "jee haan": "yes", "ji han": "yes", "ji": "ji",
+    "jee": "ji", "jii": "ji", "bilkul": "bilkul absolutely", "zaroor": "yes", "zarur": "yes",
+    "theek": "okay", "thik": "okay", "theek hai": "okay", "thik hai": "okay", "teek": "okay",
+    "sahi": "correct", "sahih": "correct", "acha": "okay", "achha": "okay", "accha": "okay",
+    "nahi": "nahi", "nahin": "nahi", "nai": "nahi", "na": "nahi", "ji nahi": "nahi",
+    "jee nahi": "nahi", "ghalat": "wrong", "galat": "wrong", "mat": "nahi",
+    "ہاں": "yes", "جی": "ji", "بالکل": "bilkul absolutely", "ٹھیک": "okay", "صحیح": "correct",
+    "نہیں": "nahi", "غلط": "wrong", "hai": "", "ہے": "",
+}  # fmt: skip
+
 PHRASES: dict[str, dict[str, str]] = {"en": PHRASES_EN, "ur": PHRASES_UR}
 FILLERS: dict[str, set[str]] = {"en": FILLERS_EN, "ur": FILLERS_UR}
 LANGUAGES = ("en", "ur")

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Mapping, Sequence
 
 from flows.understanding import words as W
-from flows.understanding.text import canonical, tokenize
+from flows.understanding.corrections import YES_NO_MARKERS, corrected
+from flows.understanding.text import canonical, normalise, tokenize
 from flows.understanding.types import Answer, Context, NotUnderstood, Understood
 
 _NO_PHRASES = [
@@ -16,16 +18,67 @@ _NO_PHRASES = [
 ]  # fmt: skip
 _YES_PHRASES = ["no problem", "no worries", "why not", "go ahead", "book it", "do it",
                 "that's right", "thats right", "that is right", "all right", "please do",
-                "sounds good", "that works", "that's fine", "yes please"]  # fmt: skip
+                "sounds good", "that works", "that's fine", "yes please", "not a problem",
+                "don't mind", "dont mind", "do not mind", "wouldn't mind", "of course",
+                "by all means", "go for it", "go on", "suits me", "that suits", "works for me",
+                "fine by me", "sounds great", "sounds fine", "sounds perfect", "that'll do",
+                "you got it", "that's it", "spot on", "that's the one", "yes that's it",
+                "i'd like that", "lets do it", "let's do it", "why not"]  # fmt: skip
+_NEGATORS = {"not", "don't", "dont", "doesn't", "doesnt", "isn't", "isnt", "won't", "wont",
+             "can't", "cant", "never", "hardly", "wouldn't", "wouldnt", "shouldn't", "didn't",
+             "didnt", "aren't", "arent", "wasn't", "wasnt"}  # fmt: skip
+"""A yes word within three words after one of these is negated: "not good", "doesn't suit me"."""
+_INTENSIFIERS = {"definitely", "absolutely", "certainly", "surely", "really", "course",
+                 "totally", "bilkul"}  # fmt: skip
+"""Before "not"/"no" these strengthen the refusal: "definitely not", "of course not"."""
 _STRONG_YES = {
     "yes", "yeah", "yea", "yep", "yup", "ya", "yah", "yess", "aye", "sure", "correct",
     "right", "exactly", "absolutely", "definitely", "certainly", "perfect", "confirm",
     "confirmed", "affirmative", "great", "good", "fine", "okay", "ok", "alright", "k", "okey",
-    "oke", "go", "yeap",
+    "oke", "go", "yeap", "suits", "suit", "works", "lovely", "brilliant", "cool", "indeed",
+    "agreed", "agree", "course", "yesh", "yas", "haan",
 }  # fmt: skip
 _WEAK_YES = {"ji", "well", "please"}
 _NO = {"no", "nope", "nah", "negative", "wrong", "incorrect", "change", "different",
-       "another", "other", "cancel", "nay", "never", "not"}  # fmt: skip
+       "another", "other", "cancel", "nay", "never", "not", "nahi"} | _NEGATORS  # fmt: skip
+
+BACKCHANNEL_YES = re.compile(r"\b(?:uh[- ]?huh|mm+[- ]?hm+|m+hm+|uh[- ]?hum|yeah[- ]yeah)\b")
+BACKCHANNEL_NO = re.compile(r"\b(?:uh-uh|nuh[- ]?uh|mm-mm|huh-uh)\b")
+"""Backchannels as Twilio writes them: "Uh-huh." / "Mm-hmm." agree, "Uh-uh." / "Nuh-uh." refuse.
+"uh-uh" needs its hyphen: "uh, uh" is hesitation."""
+
+
+def backchannel(text: str | None) -> bool | None:
+    """True for an agreeing backchannel ("Uh-huh", "Mm-hmm", "Mhm"), False for a refusing one
+    ("Uh-uh", "Nuh-uh"), None when the text has neither (or both)."""
+    low = normalise(text)
+    yes, no = bool(BACKCHANNEL_YES.search(low)), bool(BACKCHANNEL_NO.search(low))
+    return None if yes == no else yes
+
+
+def _with_backchannels(text: str | None) -> str:
+    """The transcript with backchannels written as "yes"/"no", so they join the other words."""
+    low = normalise(text)
+    return BACKCHANNEL_YES.sub(" yes ", BACKCHANNEL_NO.sub(" no ", low))
+
+
+def yes_no_tokens(text: str | None, language: str) -> list[str]:
+    """Canonical tokens for a yes/no answer: backchannels and Urdu yes/no words in an English
+    answer ("Haan ji", "Theek hai", "Nahi, nahi", "Bilkul") mapped to English ones."""
+    toks = canonical(_with_backchannels(text), language)
+    out: list[str] = []
+    i = 0
+    while i < len(toks):
+        pair = " ".join(toks[i : i + 2])
+        if pair in W.YES_NO_LOANS:
+            out.extend(W.YES_NO_LOANS[pair].split())
+            i += 2
+            continue
+        out.extend(W.YES_NO_LOANS.get(toks[i], toks[i]).split())
+        i += 1
+    return out
+
+
 _SKIP_NOT_SURE = {"not sure", "don't know", "dont know", "maybe", "perhaps"}
 _FILLERS = {
     "uh",
@@ -54,8 +107,54 @@ _FILLERS = {
 }
 
 
-def _joined(answer: Answer, ctx: Context) -> str:
-    return " " + " ".join(canonical(answer.speech, ctx.language)) + " "
+def yes_or_no(toks: Sequence[str]) -> bool | NotUnderstood | None:
+    """The verdict of canonical tokens (`yes_no_tokens`): True, False, NotUnderstood when they
+    say both or are unsure, None when they say neither.
+
+    Negation wins: a yes word after a negator ("not good", "doesn't suit me") and an
+    intensifier before "not" ("definitely not", "of course not") count as a no, not as both.
+    """
+    text = " " + " ".join(toks) + " "
+    if any(f" {p} " in text for p in _SKIP_NOT_SURE):
+        return NotUnderstood("unsure")
+    yes = no = False
+    for p in _YES_PHRASES:
+        if f" {p} " in text and not _negated_phrase(text, p):
+            yes, text = True, text.replace(f" {p} ", " ")
+    words = text.split()
+    for i, t in enumerate(words):
+        if t in _NEGATORS or t in {"no", "nahi"}:
+            if i and words[i - 1] in _INTENSIFIERS:  # "definitely not", "bilkul nahi"
+                words[i - 1] = ""
+            if t in _NEGATORS:
+                for j in range(i + 1, min(len(words), i + 4)):
+                    if words[j] in _STRONG_YES or words[j] in _WEAK_YES:
+                        words[j] = ""  # "not good", "doesn't suit me"
+    text = " " + " ".join(w for w in words if w) + " "
+    for p in _NO_PHRASES:
+        if f" {p} " in text:
+            no, text = True, text.replace(f" {p} ", " ")
+    rest = text.split()
+    yes = yes or any(t in _STRONG_YES for t in rest)
+    no = no or any(t in _NO for t in rest)
+    weak = any(t in _WEAK_YES for t in rest)
+    if yes and no:
+        return NotUnderstood("yes_and_no")
+    if no:
+        return False
+    if yes or (weak and rest and all(t in _WEAK_YES | _FILLERS for t in rest)):
+        return True
+    return None
+
+
+def _negated_phrase(text: str, phrase: str) -> bool:
+    """Whether a yes phrase is negated: "doesn't sound good", "of course not"."""
+    at = text.find(f" {phrase} ")
+    before = text[:at].split()[-3:]
+    after = text[at + len(phrase) + 2 :].split()[:1]
+    if any(w in _NEGATORS | {"no", "nahi"} for w in after):
+        return True  # "of course not"
+    return any(w in _NEGATORS for w in before) and phrase not in {"don't mind", "dont mind"}
 
 
 def parse_yes_no(answer: Answer, ctx: Context) -> Understood[bool] | NotUnderstood:
@@ -67,32 +166,15 @@ def parse_yes_no(answer: Answer, ctx: Context) -> Understood[bool] | NotUndersto
             if answer.keyed == "2":
                 return Understood(False)
             return NotUnderstood("not_1_or_2")
-        text = _joined(answer, ctx)
-        if any(f" {p} " in text for p in _SKIP_NOT_SURE):
-            return NotUnderstood("unsure")
-        toks = text.split()
+        toks = yes_no_tokens(answer.speech, ctx.language)
         if toks in (["1"], ["one"], ["press", "1"], ["won"]):
             return Understood(True, sure=not answer.low_confidence)
         if toks in (["2"], ["two"], ["press", "2"], ["to"], ["too"]):
             return Understood(False, sure=not answer.low_confidence)
-        yes = no = False
-        for p in _YES_PHRASES:
-            if f" {p} " in text:
-                yes, text = True, text.replace(f" {p} ", " ")
-        for p in _NO_PHRASES:
-            if f" {p} " in text:
-                no, text = True, text.replace(f" {p} ", " ")
-        rest = text.split()
-        yes = yes or any(t in _STRONG_YES for t in rest)
-        no = no or any(t in _NO for t in rest)
-        weak = any(t in _WEAK_YES for t in rest)
-        if yes and no:
-            return NotUnderstood("yes_and_no")
-        if no:
-            return Understood(False, sure=not answer.low_confidence)
-        if yes or (weak and rest and all(t in _WEAK_YES | _FILLERS for t in rest)):
-            return Understood(True, sure=not answer.low_confidence)
-        return NotUnderstood("no_yes_or_no")
+        said = corrected(toks, yes_or_no, YES_NO_MARKERS)  # "Yes. Actually, no." is no
+        if isinstance(said, bool):
+            return Understood(said, sure=not answer.low_confidence)
+        return said or NotUnderstood("no_yes_or_no")
     except Exception as exc:  # noqa: BLE001 - a parser never raises
         return NotUnderstood(f"error: {type(exc).__name__}")
 
