@@ -140,7 +140,7 @@ NOT_NAME_WORDS = frozenset({
     "would", "not", "repeat", "again", "understand", "hear", "heard", "mean", "say",
     "said", "excuse", "tell", "told", "question", "because", "busy", "wrong", "number",
     "that", "there", "nothing", "nobody", "anonymous", "unknown", "sure", "idea", "hello",
-    "pardon", "huh", "eh", "appointment", "booking", "doctor", "spell", "spelling", "okay",
+    "huh", "eh", "appointment", "booking", "doctor", "spell", "spelling", "okay",
     "yes", "yeah", "privacy", "private", "rather", "prefer", "won't", "wont", "can't", "cant",
     "isn't", "got", "get", "let", "it", "is", "are", "was", "were", "be", "just", "the",
 })  # fmt: skip

@@ -243,10 +243,29 @@ def parse_choice(
         return NotUnderstood(f"error: {type(exc).__name__}")
 
 
-_NEGATION = {"not", "never", "isn't", "isnt", "aren't", "arent"}
+_NEGATION = {"not", "never", "isn't", "isnt", "aren't", "arent", "don't", "dont", "doesn't",
+             "doesnt", "didn't", "didnt", "won't", "wont", "no", "without", "nahi"}  # fmt: skip
+REPORTING_VERBS = frozenset({
+    "told", "tell", "tells", "said", "says", "say", "asked", "asks", "wants", "wanted",
+    "gave", "booked", "called", "calls", "mentioned", "recommended", "suggested", "advised",
+    "sent", "referred", "rang", "phoned", "texted", "messaged", "emailed", "explained",
+    "confirmed", "prescribed", "checked", "thinks", "thought", "reminded", "changed", "moved",
+    "cancelled", "canceled", "forgot", "noted", "wrote", "left", "was", "were", "had",
+})  # fmt: skip
+"""A person word followed by one of these is someone in the caller's story, not a request:
+"The receptionist told me to come back", "the nurse said it's due"."""
 _ASKING_ABOUT = {"hours", "hour", "timings", "timing", "times", "open", "opens", "opening",
                  "close", "closes", "closing", "closed", "number", "address"}  # fmt: skip
 _TALK = {"speak", "talk"}
+
+
+def _clause_before(toks: list[str], i: int, span: int = 6) -> list[str]:
+    """Up to `span` tokens before i, back to a "but" ("not now, but can I talk to a person")."""
+    out = toks[max(0, i - span) : i]
+    for j in range(len(out) - 1, -1, -1):
+        if out[j] in {"but", "though", "although"}:
+            return out[j + 1 :]
+    return out
 
 
 def _asks_for_person(toks: list[str]) -> bool:
@@ -260,16 +279,21 @@ def _asks_for_person(toks: list[str]) -> bool:
         if tok not in words and phrase is None:
             continue
         end = i + (2 if phrase else 1)
-        before, after = toks[max(0, i - 3) : i], toks[end] if end < len(toks) else ""
+        before, after = _clause_before(toks, i), toks[end] if end < len(toks) else ""
         if tok == "person" and i and toks[i - 1] == "in":
             continue  # "in person": how they will come, not who they want
         if _NEGATION & set(before) or after in _ASKING_ABOUT:
-            continue  # "i'm not an agent", "reception hours"
+            continue  # "i'm not an agent", "i don't need a person", "reception hours"
+        if REPORTING_VERBS & set(toks[end : end + 4]):
+            continue  # "the receptionist told me to come back"
+        if "by" in before and REPORTING_VERBS & set(toks[max(0, i - 5) : i]):
+            continue  # "I was told by the receptionist to call back"
         return True
     for i, tok in enumerate(toks):
         if tok in _TALK and "to" in toks[i + 1 :] and "doctor" not in toks:
-            if not _NEGATION & set(toks[max(0, i - 3) : i]):
-                return True
+            before = set(_clause_before(toks, i))
+            if not _NEGATION & before and not REPORTING_VERBS & before:
+                return True  # not "she said to speak to you first"
     return False
 
 
