@@ -244,7 +244,7 @@ def parse_choice(
 
 
 _NEGATION = {"not", "never", "isn't", "isnt", "aren't", "arent", "don't", "dont", "doesn't",
-             "doesnt", "didn't", "didnt", "won't", "wont", "no", "without", "nahi"}  # fmt: skip
+             "doesnt", "didn't", "didnt", "won't", "wont", "without", "nahi"}  # fmt: skip
 REPORTING_VERBS = frozenset({
     "told", "tell", "tells", "said", "says", "say", "asked", "asks", "wants", "wanted",
     "gave", "booked", "called", "calls", "mentioned", "recommended", "suggested", "advised",
@@ -257,6 +257,13 @@ REPORTING_VERBS = frozenset({
 _ASKING_ABOUT = {"hours", "hour", "timings", "timing", "times", "open", "opens", "opening",
                  "close", "closes", "closing", "closed", "number", "address"}  # fmt: skip
 _TALK = {"speak", "talk"}
+
+
+def _negated(before: list[str]) -> bool:
+    """A negator in the clause; "no" only right before or as "no need" ("no, I want a person"
+    is a request)."""
+    text = " " + " ".join(before) + " "
+    return bool(_NEGATION & set(before)) or "no" in before[-2:] or " no need " in text
 
 
 def _clause_before(toks: list[str], i: int, span: int = 6) -> list[str]:
@@ -282,7 +289,7 @@ def _asks_for_person(toks: list[str]) -> bool:
         before, after = _clause_before(toks, i), toks[end] if end < len(toks) else ""
         if tok == "person" and i and toks[i - 1] == "in":
             continue  # "in person": how they will come, not who they want
-        if _NEGATION & set(before) or after in _ASKING_ABOUT:
+        if _negated(before) or after in _ASKING_ABOUT:
             continue  # "i'm not an agent", "i don't need a person", "reception hours"
         if REPORTING_VERBS & set(toks[end : end + 4]):
             continue  # "the receptionist told me to come back"
@@ -291,8 +298,8 @@ def _asks_for_person(toks: list[str]) -> bool:
         return True
     for i, tok in enumerate(toks):
         if tok in _TALK and "to" in toks[i + 1 :] and "doctor" not in toks:
-            before = set(_clause_before(toks, i))
-            if not _NEGATION & before and not REPORTING_VERBS & before:
+            before = _clause_before(toks, i)
+            if not _negated(before) and not REPORTING_VERBS & set(before):
                 return True  # not "she said to speak to you first"
     return False
 
