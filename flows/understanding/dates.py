@@ -127,8 +127,8 @@ def resolve_weekday(
     if modifier == "after_next":  # a week after "next Monday", as unsure as that one
         nxt = resolve_weekday(wd, "next", today, 0)
         return DateFound(nxt.value + timedelta(days=7) if nxt.value else None, sure=nxt.sure)
-    if weeks_on:
-        return DateFound(today + timedelta(days=(delta or 7) + 7 * weeks_on))
+    if weeks_on:  # said on that weekday, "a week on Monday" may mean a week today: read back
+        return DateFound(today + timedelta(days=(delta or 7) + 7 * weeks_on), sure=delta != 0)
     if modifier == "this":
         return DateFound(today + timedelta(days=delta))
     if modifier == "next":

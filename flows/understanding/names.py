@@ -224,7 +224,8 @@ def parse_person_name(answer: Answer, ctx: Context) -> Understood[tuple[str, str
             return NotUnderstood("not_a_name")  # "<script>...": reprompt, never store it
         if "?" in answer.speech or "؟" in answer.speech:
             return NotUnderstood("question")  # "Sorry, what?", "Why do you need that?"
-        text = " " + " ".join(_name_tokens(answer.speech)) + " "
+        # Spelled letters first: "D A N I S H" must not lose its "i" and "a" as fillers.
+        text = " " + " ".join(spelled_words(_name_tokens(answer.speech))) + " "
         if any(f" {w} " in text for w in NOT_NAME_WORDS):
             stripped = text
             for lead in _LEADS_LONGEST_FIRST:
@@ -241,7 +242,7 @@ def parse_person_name(answer: Answer, ctx: Context) -> Understood[tuple[str, str
             toks.pop()
         while len(toks) > 2 and toks[0] in _NAME_RELATIONS:
             toks.pop(0)
-        toks = drop_repeats(spelled_words(toks))
+        toks = drop_repeats(toks)
         if len(toks) < 2:
             return NotUnderstood("need_first_and_last" if toks else "no_name")
         if len(toks) > 4:

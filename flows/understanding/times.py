@@ -245,6 +245,10 @@ def find_window(
                 if end is None:
                     return NotUnderstood("bad_window"), used, False
                 return TimeOfDay(start, end), used, sure
+        if t in _POST_CUES and i > 0:  # Urdu: the cue follows the time ("4 بجے کے بعد")
+            got = _post_window(toks, i, ctx, day, hint)
+            if got is not None and not (got[1] & skip):
+                return got
         if i > 0 and _minute_token(toks[i - 1]) is not None and t in {"after", "before", "till"}:
             continue  # "20 after 3" is a clock
         for cue, side in _OPEN_CUES.items():
@@ -263,6 +267,49 @@ def find_window(
                 return NotUnderstood("bad_window"), used, False
             return TimeOfDay(_DAY_START if moment > _DAY_START else time(0, 0), moment), used, sure
     return None, frozenset(), True
+
+
+_POST_CUES = {"post_after", "post_before", "post_between", "post_until"}
+
+
+def _clock_before(toks: list[str], stop: int) -> _Clock | None:
+    """The clock that ends just before `stop` ("4 بجے" before "کے بعد")."""
+    for start in range(max(0, stop - 3), stop):
+        c = _clock_in(toks, start, stop)
+        if c is not None:
+            return c
+    return None
+
+
+def _post_window(
+    toks: list[str], i: int, ctx: Context, day: date | None, hint: str | None
+) -> tuple[TimeOfDay | NotUnderstood, frozenset[int], bool] | None:
+    """Urdu order: "4 بجے کے بعد" (after 4), "11 سے پہلے" (before 11), "2 سے 3 کے درمیان" /
+    "2 سے 3 بجے تک" (from 2 to 3)."""
+    cue = toks[i]
+    b = _clock_before(toks, i)
+    if b is None:
+        return None
+    if cue in {"post_between", "post_until"}:
+        k = min(b.used) - 1
+        if k >= 1 and toks[k] == "se":
+            a = _clock_before(toks, k)
+            if a is not None:
+                used = frozenset({i, k}) | a.used | b.used
+                start, sure = _resolve(a, hint, ctx, day)
+                end = _after(b, start, hint)
+                if end is None:
+                    return NotUnderstood("bad_window"), used, False
+                return TimeOfDay(start, end), used, sure
+        if cue == "post_between":
+            return None
+    moment, sure = _resolve(b, hint, ctx, day)
+    used = frozenset({i}) | b.used
+    if cue == "post_after":
+        return TimeOfDay(moment, _DAY_END if moment < _DAY_END else time(23, 59)), used, sure
+    if moment == time(0, 0):
+        return NotUnderstood("bad_window"), used, False
+    return TimeOfDay(_DAY_START if moment > _DAY_START else time(0, 0), moment), used, sure
 
 
 def _after(clock: _Clock, start: time, hint: str | None) -> time | None:

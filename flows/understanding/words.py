@@ -141,7 +141,18 @@ PHRASES_UR: dict[str, str] = {
     "نہیں": "no", "nahi": "no", "nahin": "no", "nai": "no", "nahi ji": "no", "نہ": "no",
     "na": "no", "غلط": "wrong", "ghalat": "wrong", "galat": "wrong", "بدل": "change",
     "بدلیں": "change", "badal": "change", "badlo": "change", "badlein": "change",
-    "تبدیل": "change", "tabdeel": "change",
+    "تبدیل": "change", "tabdeel": "change", "بالکل نہیں": "no", "bilkul nahi": "no",
+    "bilkul nahin": "no",
+    # weeks ("ہفتہ" is also Saturday: only these phrases make it a week)
+    "اگلے ہفتے": "next week", "agle hafte": "next week", "aglay haftay": "next week",
+    "ہفتے بعد": "week later", "hafte baad": "week later", "haftay baad": "week later",
+    "ہفتے کے بعد": "week later", "ہفتوں بعد": "weeks later", "hafton baad": "weeks later",
+    "دن بعد": "days later", "din baad": "days later", "دن کے بعد": "days later",
+    # time windows, said after the time: "4 بجے کے بعد", "11 سے پہلے", "2 سے 3 کے درمیان"
+    "کے بعد": "post_after", "ke baad": "post_after", "بعد": "post_after", "baad": "post_after",
+    "سے پہلے": "post_before", "se pehle": "post_before", "se pehlay": "post_before",
+    "کے درمیان": "post_between", "ke darmiyan": "post_between", "درمیان": "post_between",
+    "تک": "post_until", "tak": "post_until", "سے": "se",
     # people, menus, languages
     "ریسپشن": "reception", "ریسیپشن": "reception", "ریسپشنسٹ": "receptionist",
     "ایجنٹ": "agent", "آپریٹر": "operator", "انسان": "human", "insaan": "human",
