@@ -28,7 +28,7 @@ import calendar
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from flows.understanding.corrections import corrected
+from flows.understanding.corrections import split_corrections
 from flows.understanding.named_days import find_named_days
 from flows.understanding.text import (
     canonical,
@@ -157,7 +157,39 @@ def extract_date(
     *,
     bare_numbers: bool = True,
 ) -> DateFound | None:
-    """Find a date in canonical tokens; None when the tokens say nothing about a day."""
+    """Find a date in canonical tokens; None when the tokens say nothing about a day.
+
+    "The day after Christmas" / "the day before New Year's Eve" shift the day they name.
+    """
+    for i, t in enumerate(toks):
+        if i in skip:
+            continue
+        shift, width = 0, 0
+        if t == "dayafter" and i + 1 < len(toks):
+            shift, width = 1, 1
+        elif t == "day" and i + 1 < len(toks) and toks[i + 1] == "before":
+            shift, width = -1, 2
+        if not shift:
+            continue
+        rest = _extract_date(toks, ctx, skip | set(range(i, i + width)), bare_numbers=bare_numbers)
+        if rest is None:
+            break  # "the day after" alone is the day after tomorrow
+        if rest.value is None:
+            return rest
+        moved = rest.value + timedelta(days=shift)
+        if moved < ctx.today:
+            return DateFound(None, "past", used=rest.used)
+        return DateFound(moved, sure=rest.sure, used=rest.used | set(range(i, i + width)))
+    return _extract_date(toks, ctx, skip, bare_numbers=bare_numbers)
+
+
+def _extract_date(
+    toks: list[str],
+    ctx: Context,
+    skip: frozenset[int] = frozenset(),
+    *,
+    bare_numbers: bool = True,
+) -> DateFound | None:
     today = ctx.today
     n = len(toks)
     found: list[DateFound] = []
@@ -301,6 +333,33 @@ def extract_date(
     return DateFound(r.value, sure=r.sure, used=all_used)
 
 
+def corrected_date(segments: list[list[str]], ctx: Context) -> DateFound | None:
+    """The day of the last part of a self-corrected answer that says one.
+
+    A bare number after a correction ("..., no, 3") corrects what came before it: a day of
+    the month after a date ("the 2nd, no, 3"), a time after a time ("Thursday at 2, no, 3":
+    the day stays Thursday); otherwise it is NotUnderstood("ambiguous").
+    """
+    from flows.understanding.times import extract_time
+
+    def read(seg: list[str], bare: bool) -> DateFound | None:
+        _t, time_used, _s = extract_time(seg, ctx, None, marked_only=True)
+        return extract_date(seg, ctx, time_used, bare_numbers=bare)
+
+    for k in range(len(segments) - 1, -1, -1):
+        seg = segments[k]
+        r = read(seg, k == 0)
+        if r is None and k and any(is_num(t) and len(t) <= 2 for t in seg):
+            prev = segments[k - 1]
+            if any(is_ord(t) or month_of(t) is not None for t in prev):
+                r = read(seg, True)
+            elif extract_time(prev, ctx, None, marked_only=True)[0] is None:
+                r = DateFound(None, "ambiguous")
+        if r is not None:
+            return r
+    return None
+
+
 def keyed_date(digits: str, ctx: Context) -> DateFound:
     """Keyed DD, DDMM, DDMMYY or DDMMYYYY."""
     today = ctx.today
@@ -324,14 +383,8 @@ def parse_date(answer: Answer, ctx: Context) -> Understood[date] | NotUnderstood
         if answer.keyed:
             r = keyed_date(answer.keyed, ctx)
         else:
-            from flows.understanding.times import extract_time
-
-            def read(seg: list[str]) -> DateFound | None:
-                _t, time_used, _s = extract_time(seg, ctx, None, marked_only=True)
-                return extract_date(seg, ctx, time_used)
-
             toks = date_tokens(answer.speech, ctx.language)
-            r = corrected(toks, read) or DateFound(None, "no_date")
+            r = corrected_date(split_corrections(toks), ctx) or DateFound(None, "no_date")
         if r.value is None:
             return NotUnderstood(r.reason or "no_date")
         if r.value < ctx.today:

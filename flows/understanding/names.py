@@ -142,7 +142,8 @@ NOT_NAME_WORDS = frozenset({
     "that", "there", "nothing", "nobody", "anonymous", "unknown", "sure", "idea", "hello",
     "huh", "eh", "appointment", "booking", "doctor", "spell", "spelling", "okay",
     "yes", "yeah", "privacy", "private", "rather", "prefer", "won't", "wont", "can't", "cant",
-    "isn't", "got", "get", "let", "it", "is", "are", "was", "were", "be", "just", "the",
+    "isn't", "got", "get", "let", "hold", "wait", "moment", "minute", "sec", "hang", "it",
+    "is", "are", "was", "were", "be", "just", "the",
 })  # fmt: skip
 """Words that show an answer is not a name ("I don't know", "Sorry, what?", "Do I have to
 give my name?"); checked after lead-ins, fillers and framing are dropped."""

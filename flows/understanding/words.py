@@ -79,7 +79,7 @@ PHRASES_EN: dict[str, str] = {
     "lunch time": "noon", "mid night": "midnight",
     "this coming": "this", "coming": "this", "upcoming": "this", "the coming": "this",
     "the next": "next", "next week's": "next", "following": "next",
-    "yesterday": "past",
+    "yesterday": "past", "fortnight's": "fortnight", "week's": "week",
 }  # fmt: skip
 
 # Urdu: native script and Roman Urdu spellings.
