@@ -76,7 +76,8 @@ def test_backchannels(text: str, yes: bool) -> None:
 @pytest.mark.parametrize(
     ("text", "yes"),
     [("Yes, of course.", True), ("That works, thanks.", True), ("Suits me fine.", True),
-     ("Sounds perfect.", True), ("I wouldn't mind that.", True), ("Certainly not.", False),
+     ("Sounds perfect.", True), ("I wouldn't mind that.", True), ("I guess so.", True),
+     ("Certainly not.", False),
      ("No, definitely not.", False), ("That doesn't work for me.", False),
      ("It's not fine, no.", False), ("Of course not, no.", False), ("Not really, no.", False)],
 )  # fmt: skip
@@ -228,8 +229,11 @@ def test_non_names_are_refused(text: str) -> None:
         ("Your front desk called me about a refund.", False),
         ("I don't need the receptionist, just book me in.", False),
         ("No need to speak to anyone.", False),
+        ("My brother worked at your reception last year.", False),
+        ("The nurse who saw me last time was lovely.", False),
         ("Can I speak to the receptionist?", True),
         ("Reception, please.", True),
+        ("Operator please, I was on hold for ages.", True),
     ],
 )
 def test_people_in_a_reason_and_negation(text: str, wanted: bool) -> None:

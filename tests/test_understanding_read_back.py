@@ -18,7 +18,7 @@ def _at_times_menu(r):  # noqa: ANN001, ANN202
 
 
 def test_an_unsure_relative_day_is_read_back_as_the_date_understood():
-    """"Next to next Thursday" said on a Monday: a week after the coming Thursday, read back."""
+    """ "Next to next Thursday" said on a Monday: a week after the coming Thursday, read back."""
     with rig() as r:
         call = _at_times_menu(r)
         call.say("Next to next Thursday at 10.", confidence=0.9)

@@ -23,7 +23,8 @@ _YES_PHRASES = ["no problem", "no worries", "why not", "go ahead", "book it", "d
                 "by all means", "go for it", "go on", "suits me", "that suits", "works for me",
                 "fine by me", "sounds great", "sounds fine", "sounds perfect", "that'll do",
                 "you got it", "that's it", "spot on", "that's the one", "yes that's it",
-                "i'd like that", "lets do it", "let's do it", "why not"]  # fmt: skip
+                "i'd like that", "lets do it", "let's do it", "why not", "think so",
+                "guess so", "suppose so", "i suppose", "i guess", "believe so"]  # fmt: skip
 _NEGATORS = {"not", "don't", "dont", "doesn't", "doesnt", "isn't", "isnt", "won't", "wont",
              "can't", "cant", "never", "hardly", "wouldn't", "wouldnt", "shouldn't", "didn't",
              "didnt", "aren't", "arent", "wasn't", "wasnt"}  # fmt: skip
@@ -254,6 +255,10 @@ REPORTING_VERBS = frozenset({
 })  # fmt: skip
 """A person word followed by one of these is someone in the caller's story, not a request:
 "The receptionist told me to come back", "the nurse said it's due"."""
+_STORY_BEFORE = {"works", "worked", "work", "working", "met", "saw", "seen", "knows", "friend",
+                 "friends", "sister", "brother", "cousin", "whose", "when"}  # fmt: skip
+"""Before a person word these tell a story: "my sister works at reception"."""
+_DETERMINERS = {"the", "my", "your", "our", "his", "her", "their", "that", "this"}
 _ASKING_ABOUT = {"hours", "hour", "timings", "timing", "times", "open", "opens", "opening",
                  "close", "closes", "closing", "closed", "number", "address"}  # fmt: skip
 _TALK = {"speak", "talk"}
@@ -291,8 +296,19 @@ def _asks_for_person(toks: list[str]) -> bool:
             continue  # "in person": how they will come, not who they want
         if _negated(before) or after in _ASKING_ABOUT:
             continue  # "i'm not an agent", "i don't need a person", "reception hours"
+        if after == "please":
+            return True  # "Reception, please, I was told to call"
         if REPORTING_VERBS & set(toks[end : end + 4]):
             continue  # "the receptionist told me to come back"
+        if (
+            i
+            and toks[i - 1] in _DETERMINERS
+            and "please" not in toks[end : end + 2]
+            and REPORTING_VERBS & set(toks[end : end + 6])
+        ):
+            continue  # "the agent on the phone last week was rude"
+        if _STORY_BEFORE & set(before):
+            continue  # "my sister works at reception"
         if "by" in before and REPORTING_VERBS & set(toks[max(0, i - 5) : i]):
             continue  # "I was told by the receptionist to call back"
         return True
