@@ -24,7 +24,7 @@ CORRECTION_MARKERS: tuple[tuple[str, ...], ...] = (
 
 NOT_A_CORRECTION_AFTER = frozenset(
     {"later", "earlier", "sooner", "problem", "problems", "worries", "need", "preference",
-     "rush", "hurry", "matter", "thanks", "thank"}
+     "rush", "hurry", "matter", "thanks", "thank", "good", "longer", "one", "way", "doubt"}
 )  # fmt: skip
 """A marker followed by one of these is an ordinary phrase ("no later than 4", "sorry, thanks")."""
 

@@ -124,9 +124,10 @@ def resolve_weekday(
     if next_week:  # "Tuesday next week": in the next calendar week (Monday to Sunday)
         weeks = 7 * int(next_week)
         return DateFound(today + timedelta(days=weeks - today.weekday() + wd))
-    if modifier == "after_next":  # a week after "next Monday", as unsure as that one
+    if modifier in {"after_next", "after"}:  # a week after "next Monday", as unsure as that
         nxt = resolve_weekday(wd, "next", today, 0)
-        return DateFound(nxt.value + timedelta(days=7) if nxt.value else None, sure=nxt.sure)
+        sure = nxt.sure and modifier == "after_next"  # "the Monday after" (what?) is read back
+        return DateFound(nxt.value + timedelta(days=7) if nxt.value else None, sure=sure)
     if weeks_on:  # said on that weekday, "a week on Monday" may mean a week today: read back
         return DateFound(today + timedelta(days=(delta or 7) + 7 * weeks_on), sure=delta != 0)
     if modifier == "this":
@@ -261,6 +262,9 @@ def _extract_date(
             elif tok(i + 1) == "after" and tok(i + 2) == "next":
                 mod = "after_next"  # "Monday after next"
                 used.update({i + 1, i + 2})
+            elif tok(i + 1) == "after" and i + 2 >= n:
+                mod = "after"  # "next Monday. No, the Monday after.": read back
+                used.add(i + 1)
             elif tok(i + 1) == "week" and tok(i + 2) not in {"after"} and tok(i - 1) != "next":
                 weeks_on = weeks_on or 1  # "Monday week"
                 used.add(i + 1)
@@ -333,12 +337,15 @@ def _extract_date(
     return DateFound(r.value, sure=r.sure, used=all_used)
 
 
-def corrected_date(segments: list[list[str]], ctx: Context) -> DateFound | None:
-    """The day of the last part of a self-corrected answer that says one.
+def segment_date(
+    segments: list[list[str]], k: int, ctx: Context, *, bare_numbers: bool = True
+) -> DateFound | None:
+    """The day said in part k of a self-corrected answer (None if it says none).
 
     A bare number after a correction ("..., no, 3") corrects what came before it: a day of
-    the month after a date ("the 2nd, no, 3"), a time after a time ("Thursday at 2, no, 3":
-    the day stays Thursday); otherwise it is NotUnderstood("ambiguous").
+    the month after a date ("the 2nd, no, 3", "December 4, no, 5"), a time after a time
+    ("Thursday at 2, no, 3": no day here, the day stays Thursday); otherwise it is
+    NotUnderstood("ambiguous"). `bare_numbers` is for the first part, as in `extract_date`.
     """
     from flows.understanding.times import extract_time
 
@@ -346,15 +353,23 @@ def corrected_date(segments: list[list[str]], ctx: Context) -> DateFound | None:
         _t, time_used, _s = extract_time(seg, ctx, None, marked_only=True)
         return extract_date(seg, ctx, time_used, bare_numbers=bare)
 
+    seg = segments[k]
+    r = read(seg, bare_numbers and k == 0)
+    if r is None and k and any(is_num(t) and len(t) <= 2 for t in seg):
+        prev = segments[k - 1]
+        if any(is_ord(t) or month_of(t) is not None for t in prev):
+            r = read(seg, True)
+        elif extract_time(prev, ctx, None, marked_only=True)[0] is None:
+            r = DateFound(None, "ambiguous")
+    return r
+
+
+def corrected_date(
+    segments: list[list[str]], ctx: Context, *, bare_numbers: bool = True
+) -> DateFound | None:
+    """The day of the last part of a self-corrected answer that says one (`segment_date`)."""
     for k in range(len(segments) - 1, -1, -1):
-        seg = segments[k]
-        r = read(seg, k == 0)
-        if r is None and k and any(is_num(t) and len(t) <= 2 for t in seg):
-            prev = segments[k - 1]
-            if any(is_ord(t) or month_of(t) is not None for t in prev):
-                r = read(seg, True)
-            elif extract_time(prev, ctx, None, marked_only=True)[0] is None:
-                r = DateFound(None, "ambiguous")
+        r = segment_date(segments, k, ctx, bare_numbers=bare_numbers)
         if r is not None:
             return r
     return None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flows.understanding.corrections import split_corrections
-from flows.understanding.dates import DateFound, date_tokens, extract_date
+from flows.understanding.dates import date_tokens, segment_date
 from flows.understanding.names import match_doctor
 from flows.understanding.text import canonical
 from flows.understanding.times import extract_time, keyed_time
@@ -26,12 +26,8 @@ def parse_when(answer: Answer, ctx: Context) -> Understood[When] | NotUnderstood
             return Understood(When(time=t.value), sure=t.sure)
         toks = date_tokens(answer.speech, ctx.language)
         segments = split_corrections(toks)
-
-        def day_in(seg: list[str]) -> DateFound | None:
-            _t, time_used, _s = extract_time(seg, ctx, None, marked_only=True)
-            return extract_date(seg, ctx, time_used, bare_numbers=False)
-
-        found = next((f for f in map(day_in, reversed(segments)) if f is not None), None)
+        days = [segment_date(segments, k, ctx, bare_numbers=False) for k in range(len(segments))]
+        found = next((f for f in reversed(days) if f is not None), None)
         sure = not answer.low_confidence
         day = None
         skip = frozenset()
@@ -42,8 +38,7 @@ def parse_when(answer: Answer, ctx: Context) -> Understood[When] | NotUnderstood
                 return NotUnderstood("past")
             day, sure, skip = found.value, sure and found.sure, found.used
         tod, tsure = None, True
-        for seg in reversed(segments):
-            seg_day = day_in(seg) if len(segments) > 1 else found
+        for seg, seg_day in reversed(list(zip(segments, days, strict=True))):
             skip = seg_day.used if seg_day is not None else frozenset()
             tod, _used, tsure = extract_time(seg, ctx, day, skip)
             if tod is not None:
