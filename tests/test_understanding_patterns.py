@@ -191,6 +191,13 @@ def test_past_days_are_refused_not_moved(text: str) -> None:
     assert isinstance(parse_when(said(text), CTX), NotUnderstood)
 
 
+def test_a_day_window_is_not_that_day() -> None:
+    """ "Before Christmas" is not Christmas; "after Monday" is offered as Tuesday, read back."""
+    for text in ["Any day before Friday.", "By the 1st of December.", "Till Saturday."]:
+        assert parse_date(said(text), CTX) == NotUnderstood("vague"), text
+    assert parse_date(said("Some day after Thursday."), CTX) == Understood(FRI, sure=False)
+
+
 def test_a_passed_month_soon_enough_next_year_is_next_years() -> None:
     assert value(parse_date(said("The 4th of January."), CTX)) == date(2027, 1, 4)
     assert value(parse_date(said("February 20th."), CTX)) == date(2027, 2, 20)

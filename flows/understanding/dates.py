@@ -161,7 +161,20 @@ def extract_date(
     """Find a date in canonical tokens; None when the tokens say nothing about a day.
 
     "The day after Christmas" / "the day before New Year's Eve" shift the day they name.
+    A day window is not a day: "after Monday" is the day after, read back; "before
+    Christmas", "by Friday", "until the 10th" are NotUnderstood("vague") (asked again).
     """
+    for i, t in enumerate(toks):
+        if i in skip or t not in _DAY_WINDOW_CUES or not _starts_day(toks, i + 1, ctx.region):
+            continue
+        if t == "before" and i and toks[i - 1] == "day":
+            continue  # "the day before New Year's Eve": a shift, below
+        rest = _extract_date(toks, ctx, skip | {i}, bare_numbers=bare_numbers)
+        if rest is None or rest.value is None:
+            return rest
+        if t != "after":
+            return DateFound(None, "vague", used=rest.used | {i})
+        return DateFound(rest.value + timedelta(days=1), sure=False, used=rest.used | {i})
     for i, t in enumerate(toks):
         if i in skip:
             continue
@@ -180,8 +193,33 @@ def extract_date(
         moved = rest.value + timedelta(days=shift)
         if moved < ctx.today:
             return DateFound(None, "past", used=rest.used)
-        return DateFound(moved, sure=rest.sure, used=rest.used | set(range(i, i + width)))
+        loose = i and toks[i - 1] in {"some", "any", "a", "one"}  # "some day after Thursday"
+        if loose and shift < 0:
+            return DateFound(None, "vague", used=rest.used)
+        sure = rest.sure and not loose
+        return DateFound(moved, sure=sure, used=rest.used | set(range(i, i + width)))
     return _extract_date(toks, ctx, skip, bare_numbers=bare_numbers)
+
+
+_DAY_WINDOW_CUES = {"before", "after", "until", "till", "by"}
+
+
+def _starts_day(toks: list[str], i: int, region: str) -> bool:
+    """Whether a day is named from token i on ("Monday", "the 5th", "Christmas", "tomorrow")."""
+    if i < len(toks) and toks[i] == "the":
+        i += 1
+    if i >= len(toks):
+        return False
+    t = toks[i]
+    nxt = toks[i + 1] if i + 1 < len(toks) else ""
+    if t in {"next", "this"}:
+        return weekday_of(nxt) is not None or nxt in {"week", "weeks"}
+    if t in {"today", "tomorrow", "dayafter"} or is_ord(t):
+        return True
+    if weekday_of(t) is not None or month_of(t) is not None:
+        return True
+    named = find_named_days(toks[i:], region)
+    return bool(named) and min(named[0][2]) == 0
 
 
 def _extract_date(
