@@ -118,6 +118,11 @@ def yes_or_no(toks: Sequence[str]) -> bool | NotUnderstood | None:
     text = " " + " ".join(toks) + " "
     if any(f" {p} " in text for p in _SKIP_NOT_SURE):
         return NotUnderstood("unsure")
+    im_good = _IM_GOOD.search(text)
+    if im_good:  # "I'm good, thanks" is often a polite no: only the other words count
+        text = text[: im_good.start()] + " "
+        if not text.strip():
+            return NotUnderstood("ambiguous")
     yes = no = False
     for p in _YES_PHRASES:
         if f" {p} " in text and not _negated_phrase(text, p):
@@ -146,6 +151,11 @@ def yes_or_no(toks: Sequence[str]) -> bool | NotUnderstood | None:
     if yes or (weak and rest and all(t in _WEAK_YES | _FILLERS for t in rest)):
         return True
     return None
+
+
+_IM_GOOD = re.compile(
+    r" (?:i'm|im|i am) (?:good|fine|ok|okay|alright|all right)(?: thanks| thank you)? $"
+)
 
 
 def _negated_phrase(text: str, phrase: str) -> bool:
