@@ -123,7 +123,8 @@ _NAME_LEADS = [
     "the name's", "my good name is", "good name is", "good name", "you're speaking to",
     "you are speaking to", "you're speaking with", "you are speaking with", "speaking to",
     "the patient's name is", "patient's name is", "his name is", "her name is", "their name is",
-    "they call me", "i am called", "it's for", "it is for", "this is for",
+    "they call me", "i am called", "it's for", "it is for", "this is for", "i'm calling for",
+    "i am calling for", "calling for", "calling on behalf of", "on behalf of", "it's about",
 ]  # fmt: skip
 _LEADS_LONGEST_FIRST = sorted(_NAME_LEADS, key=len, reverse=True)  # "my good name is" first
 # Framing after the name: "This is Sana Tariq speaking", "Sana here", "Zoya calling".
@@ -152,7 +153,7 @@ _NAME_FILLERS = {"uh", "um", "umm", "er", "erm", "hmm", "ah", "well", "yes", "ye
                  "name", "is", "my", "mr", "mrs", "ms", "miss", "dr", "doctor", "sir",
                  "madam", "thanks", "thank", "you", "the", "first", "last", "surname",
                  "its", "it's", "im", "i'm", "i", "am", "this", "called", "naam", "نام",
-                 "mera", "میرا", "no", "sorry", "oh"}  # fmt: skip
+                 "mera", "میرا", "no", "sorry", "oh", "fine", "right", "alright"}  # fmt: skip
 
 
 _NAME_WORD = re.compile(r"[^\W\d_]+(?:['-][^\W\d_]+)*|\d+")
@@ -172,14 +173,16 @@ def _name_tokens(speech: str) -> list[str]:
 def spelled_words(toks: list[str]) -> list[str]:
     """Letters spelled out joined into words: "s a n a" / "s-a-n-a" -> "sana".
 
-    A spelled word that repeats a word said beside it ("Sana, S A N A") only confirms it and
-    is dropped.
+    A spelled word that repeats a word said in the answer ("Sana, S A N A", "Nida Yasir,
+    N I D A") only confirms it and is dropped.
     """
     out: list[str] = []
+    spelled: set[int] = set()  # positions in `out`
     run: list[str] = []
 
     def flush() -> None:
         if len(run) >= 2:
+            spelled.add(len(out))
             out.append("".join(run))
         else:
             out.extend(run)
@@ -189,6 +192,7 @@ def spelled_words(toks: list[str]) -> list[str]:
         parts = t.split("-")
         if len(parts) >= 2 and all(len(p) == 1 and p.isalpha() for p in parts):
             flush()
+            spelled.add(len(out))
             out.append("".join(parts))
         elif len(t) == 1 and t.isalpha():
             run.append(t)
@@ -196,18 +200,17 @@ def spelled_words(toks: list[str]) -> list[str]:
             flush()
             out.append(t)
     flush()
-    return out
+    said = {t for k, t in enumerate(out) if k not in spelled}
+    return [t for k, t in enumerate(out) if k not in spelled or t not in said]
 
 
 def drop_repeats(toks: list[str]) -> list[str]:
-    """A name said twice once: "Saima, Saima Naz" -> "Saima Naz"; "Sana Tariq, Sana Tariq"."""
-    half = len(toks) // 2
-    if len(toks) >= 4 and len(toks) % 2 == 0 and toks[:half] == toks[half:]:
-        toks = toks[:half]
+    """A name said twice once, as said the last time: "Saima, Saima Naz" -> "Saima Naz",
+    "Khan. Imran Khan." -> "Imran Khan", "Sana Tariq, Sana Tariq" -> "Sana Tariq"."""
     out: list[str] = []
-    for t in toks:
+    for t in reversed(toks):
         if t not in out:
-            out.append(t)
+            out.insert(0, t)
     return out
 
 
