@@ -262,7 +262,11 @@ REPORTING_VERBS = frozenset({
     "sent", "referred", "rang", "phoned", "texted", "messaged", "emailed", "explained",
     "confirmed", "prescribed", "checked", "thinks", "thought", "reminded", "changed", "moved",
     "cancelled", "canceled", "forgot", "noted", "wrote", "left", "was", "were", "had",
+    # Urdu: "ریسپشنسٹ نے کہا" (the receptionist said); "ne" marks who did it
+    "ne", "نے", "kaha", "کہا", "bola", "بولا", "bataya", "بتایا",
 })  # fmt: skip
+_NEGATION_AFTER = {"no", "nahi", "nahin", "نہیں", "mat", "مت"}
+"""Urdu negates after the verb: "کسی سے بات نہیں کرنی" (I don't want to talk to anyone)."""
 """A person word followed by one of these is someone in the caller's story, not a request:
 "The receptionist told me to come back", "the nurse said it's due"."""
 _STORY_BEFORE = {"works", "worked", "work", "working", "met", "saw", "seen", "knows", "friend",
@@ -308,6 +312,8 @@ def _asks_for_person(toks: list[str]) -> bool:
             continue  # "i'm not an agent", "i don't need a person", "reception hours"
         if after == "please":
             return True  # "Reception, please, I was told to call"
+        if _NEGATION_AFTER & set(toks[end : end + 3]):
+            continue  # "kisi se baat nahi karni"
         if REPORTING_VERBS & set(toks[end : end + 4]):
             continue  # "the receptionist told me to come back"
         if (
