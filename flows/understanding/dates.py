@@ -179,7 +179,7 @@ def extract_date(
         if i in skip:
             continue
         shift, width = 0, 0
-        if t == "dayafter" and i + 1 < len(toks):
+        if t == "dayafterof" and i + 1 < len(toks):  # not "the day after tomorrow"
             shift, width = 1, 1
         elif t == "day" and i + 1 < len(toks) and toks[i + 1] == "before":
             shift, width = -1, 2
@@ -214,7 +214,7 @@ def _starts_day(toks: list[str], i: int, region: str) -> bool:
     nxt = toks[i + 1] if i + 1 < len(toks) else ""
     if t in {"next", "this"}:
         return weekday_of(nxt) is not None or nxt in {"week", "weeks"}
-    if t in {"today", "tomorrow", "dayafter"} or is_ord(t):
+    if t in {"today", "tomorrow", "dayafter", "dayafterof"} or is_ord(t):
         return True
     if weekday_of(t) is not None or month_of(t) is not None:
         return True
@@ -284,7 +284,7 @@ def _extract_date(
             found.append(DateFound(today, used=frozenset({i})))
         elif t == "tomorrow":
             found.append(DateFound(today + timedelta(days=1), used=frozenset({i})))
-        elif t == "dayafter":
+        elif t in {"dayafter", "dayafterof"}:  # "the day after" alone: after tomorrow
             found.append(DateFound(today + timedelta(days=2), used=frozenset({i})))
         elif t == "past" or (
             t == "last" and (weekday_of(tok(i + 1)) is not None or tok(i + 1) == "week")

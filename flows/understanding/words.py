@@ -65,7 +65,7 @@ PHRASES_EN: dict[str, str] = {
     "tmrw": "tomorrow", "tomorrows": "tomorrow", "two morrow": "tomorrow",
     "to day": "today", "2day": "today", "tonight": "today night",
     "the day after tomorrow": "dayafter", "day after tomorrow": "dayafter",
-    "the day after": "dayafter", "day after": "dayafter", "overmorrow": "dayafter",
+    "the day after": "dayafterof", "day after": "dayafterof", "overmorrow": "dayafter",
     "a m": "am", "a.m": "am", "p m": "pm", "p.m": "pm", "in the morning": "morning",
     "in the afternoon": "afternoon", "in the evening": "evening", "at night": "night",
     "o'clock": "oclock", "o clock": "oclock", "o'clocks": "oclock", "a clock": "oclock",
