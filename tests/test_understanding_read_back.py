@@ -43,3 +43,26 @@ def test_a_past_day_is_refused_with_the_reason():
         assert "that day has already passed" in call.last_heard
         call.say("The 3rd of November.", confidence=0.9)
         assert "that day has already passed" in call.last_heard
+
+
+def test_read_back_wording_in_both_catalogues():
+    from datetime import date, time
+
+    from flows.lang.en import ENGLISH
+    from flows.lang.second import CATALOGUE as URDU
+
+    today = date(2026, 11, 23)
+    jan4 = date(2027, 1, 4)
+    assert ENGLISH.say_understood(jan4, time(10), None, today) == (
+        "Monday the 4th of January 2027 at 10 a.m."
+    )
+    assert ENGLISH.say_understood(None, time(12), time(17), today) == "in the afternoon"
+    assert ENGLISH.say_understood(None, time(16), time(21), today) == "after 4 p.m."
+    assert ENGLISH.say_understood(None, time(8), time(11), today) == "before 11 a.m."
+    assert ENGLISH.say_understood(today, None, None, today, doctor="Dr. Nadia Farooq") == (
+        "today, with Dr. Nadia Farooq"
+    )
+    assert URDU.say_understood(jan4, time(10), None, today) == "پیر، 4 جنوری 2027، صبح 10 بجے"
+    assert URDU.say_understood(None, time(14), time(15), today) == (
+        "دوپہر 2 بجے سے دوپہر 3 بجے کے درمیان"
+    )
