@@ -34,6 +34,22 @@ YES_NO_MARKERS: tuple[tuple[str, ...], ...] = tuple(
 """For yes/no answers "no" is the value itself, never a correction marker."""
 
 
+REPLACED_MARKERS: tuple[tuple[str, ...], ...] = (("instead", "of"), ("rather", "than"))
+"""What follows these is the value being replaced: "2:40 p.m. instead of 2"."""
+
+
+def drop_replaced(toks: Sequence[str]) -> list[str]:
+    """The answer without the value it replaces: "thursday instead of friday" -> ["thursday"].
+
+    Only when something comes before the marker ("Instead of Tuesday, Wednesday" is left
+    whole, so it stays two days and is asked again).
+    """
+    for i in range(1, len(toks)):
+        if any(tuple(toks[i : i + len(m)]) == m for m in REPLACED_MARKERS):
+            return list(toks[:i])
+    return list(toks)
+
+
 def split_corrections(
     toks: Sequence[str], markers: Sequence[tuple[str, ...]] = CORRECTION_MARKERS
 ) -> list[list[str]]:
@@ -42,6 +58,7 @@ def split_corrections(
     Markers are dropped; a marker at the very start ("No, Wednesday") leaves an empty first
     segment. Always returns at least one segment.
     """
+    toks = drop_replaced(toks)
     out: list[list[str]] = [[]]
     i = 0
     ordered = sorted(markers, key=len, reverse=True)
@@ -82,5 +99,5 @@ def corrected(
     """
     segments = split_corrections(toks, markers)
     if len(segments) == 1:
-        return read(list(toks))
+        return read(segments[0])
     return last_said(segments, read)

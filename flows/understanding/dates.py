@@ -303,8 +303,12 @@ def _extract_date(
             elif tok(i + 1) == "after" and i + 2 >= n:
                 mod = "after"  # "next Monday. No, the Monday after.": read back
                 used.add(i + 1)
-            elif tok(i + 1) == "week" and tok(i + 2) not in {"after"} and tok(i - 1) != "next":
-                weeks_on = weeks_on or 1  # "Monday week"
+            elif (
+                tok(i + 1) in {"week", "fortnight"}
+                and tok(i + 2) != "after"
+                and tok(i - 1) != "next"
+            ):
+                weeks_on = weeks_on or (1 if tok(i + 1) == "week" else 2)  # "Tuesday fortnight"
                 used.add(i + 1)
             for back in (1, 2):
                 if mod is not None:

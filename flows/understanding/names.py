@@ -125,6 +125,8 @@ _NAME_LEADS = [
     "the patient's name is", "patient's name is", "his name is", "her name is", "their name is",
     "they call me", "i am called", "it's for", "it is for", "this is for", "i'm calling for",
     "i am calling for", "calling for", "calling on behalf of", "on behalf of", "it's about",
+    "good morning", "good afternoon", "good evening", "assalam o alaikum", "assalamu alaikum",
+    "assalamualaikum", "salaam", "salam", "aoa",
 ]  # fmt: skip
 _LEADS_LONGEST_FIRST = sorted(_NAME_LEADS, key=len, reverse=True)  # "my good name is" first
 # Framing after the name: "This is Sana Tariq speaking", "Sana here", "Zoya calling".

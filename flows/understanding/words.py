@@ -80,6 +80,8 @@ PHRASES_EN: dict[str, str] = {
     "this coming": "this", "coming": "this", "upcoming": "this", "the coming": "this",
     "the next": "next", "next week's": "next", "following": "next",
     "yesterday": "past", "fortnight's": "fortnight", "week's": "week",
+    "this time next week": "a week today", "same time next week": "a week today",
+    "same day next week": "a week today", "this day next week": "a week today",
 }  # fmt: skip
 
 # Urdu: native script and Roman Urdu spellings.

@@ -269,9 +269,10 @@ _NEGATION_AFTER = {"no", "nahi", "nahin", "نہیں", "mat", "مت"}
 """Urdu negates after the verb: "کسی سے بات نہیں کرنی" (I don't want to talk to anyone)."""
 """A person word followed by one of these is someone in the caller's story, not a request:
 "The receptionist told me to come back", "the nurse said it's due"."""
-_STORY_BEFORE = {"works", "worked", "work", "working", "met", "saw", "seen", "knows", "friend",
-                 "friends", "sister", "brother", "cousin", "whose", "when"}  # fmt: skip
-"""Before a person word these tell a story: "my sister works at reception"."""
+_STORY_BEFORE = {"works", "worked", "work", "working", "met", "saw", "seen", "knows", "whose",
+                 "when", "spoke", "spoken", "talked"}  # fmt: skip
+"""Before a person word these tell a story: "my sister works at reception", "my mum spoke to
+someone yesterday"."""
 _DETERMINERS = {"the", "my", "your", "our", "his", "her", "their", "that", "this"}
 _ASKING_ABOUT = {"hours", "hour", "timings", "timing", "times", "open", "opens", "opening",
                  "close", "closes", "closing", "closed", "number", "address"}  # fmt: skip
