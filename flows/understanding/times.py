@@ -184,7 +184,8 @@ _RANGE_JOIN = {"and", "to", "till", "until", "til"}
 # Open-ended windows: cue tokens -> which side the clock is ("start": after it, "end": before it).
 _OPEN_CUES: dict[tuple[str, ...], str] = {
     ("no", "earlier", "than"): "start", ("not", "earlier", "than"): "start",
-    ("not", "before"): "start", ("any", "time", "after"): "start", ("anytime", "after"): "start",
+    ("not", "before"): "start", ("not", "until"): "start", ("not", "till"): "start",
+    ("any", "time", "after"): "start", ("anytime", "after"): "start",
     ("later", "than"): "start", ("after",): "start", ("from",): "start",
     ("no", "later", "than"): "end", ("not", "later", "than"): "end", ("not", "after"): "end",
     ("earlier", "than"): "end", ("before",): "end", ("until",): "end", ("till",): "end",
