@@ -25,7 +25,7 @@ from flows.understanding import (
     parse_when,
     parse_yes_no,
 )
-from flows.understanding.types import NotUnderstood, TimeOfDay
+from flows.understanding.types import NotUnderstood, TimeOfDay, When
 
 MENU_WORDS = {"1": ["book", "appointment", "booking", "schedule"], "0": []}
 NOTES_MAX = 200  # Clinicea notes are short; a rambling transcript is cut, not rejected
@@ -38,9 +38,25 @@ def _flag_unsure(turn: Turn, result: Understood[object], heard: str) -> None:
 
 
 def _explain(turn: Turn, result: object) -> None:
-    """ "Tuesday the 25th" when the 25th is a Wednesday: say so, instead of "didn't catch"."""
-    if isinstance(result, NotUnderstood) and result.reason == "weekday_mismatch":
-        turn.problem = "weekday_mismatch"
+    """ "Tuesday the 25th" when the 25th is a Wednesday, "last Tuesday": say so, instead of
+    "didn't catch"."""
+    if isinstance(result, NotUnderstood) and result.reason in _EXPLAINED:
+        turn.problem = _EXPLAINED[result.reason]
+
+
+_EXPLAINED = {"weekday_mismatch": "weekday_mismatch", "past": "past_day",
+              "movable_day": "movable_day"}  # fmt: skip
+
+
+def _understood(turn: Turn, when: When) -> str:
+    """An unsure day/time read back as understood ("Monday the 4th of January at 10 a.m."),
+    never as the transcript."""
+    t = when.time
+    doctor = turn.profile.doctor(when.doctor_id) if when.doctor_id else None
+    return turn.lang.say_understood(
+        when.day, t.start if t else None, t.end if t else None, turn.today,
+        doctor=doctor.name if doctor else None,
+    )  # fmt: skip
 
 
 # --- identification --------------------------------------------------------------------
@@ -285,7 +301,7 @@ def choose_slot(answer: Answer, turn: Turn) -> str | None:
     when = result.value
     if when.doctor_id:
         turn.data["doctor_id"] = when.doctor_id
-    _flag_unsure(turn, result, answer.speech or "")
+    _flag_unsure(turn, result, _understood(turn, when))
     day = when.day
     if day is None and when.time is not None:
         # "at 4" refers to the day being discussed, else to the first day offered.
@@ -319,6 +335,7 @@ def keyed_date(answer: Answer, turn: Turn) -> str | None:
     if not isinstance(result, Understood):
         _explain(turn, result)
         return None
+    _flag_unsure(turn, result, _understood(turn, When(day=result.value)))
     turn.data["keyed_day"] = result.value.isoformat()
     return "ok"
 
@@ -329,6 +346,7 @@ def keyed_time(answer: Answer, turn: Turn) -> str | None:
     result = parse_time(answer, turn.context(), day=day)
     if not isinstance(result, Understood):
         return None
+    _flag_unsure(turn, result, _understood(turn, When(day=day, time=result.value)))
     return _pick_time(turn, day, result.value)
 
 

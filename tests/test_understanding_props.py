@@ -41,7 +41,11 @@ VOCAB = [
     "yes", "no", "not", "right", "uh", "31", "12/12", "16:30", "99:99", "0/0", "00", "کل",
     "منگل", "بجے", "ساڑھے", "تاریخ", "نہیں", "ہاں", "اگلے", "kal", "baje", "feb", "30th",
     "2026", "1999", "9999", "noon", "hundred", "-", "/", ":", "#", "*", "!", "", "february",
-    "29", "wednesday", "day", "after", "o'clock",
+    "29", "wednesday", "day", "after", "o'clock", "between", "and", "before", "sorry,",
+    "actually", "i mean", "no,", "week", "fortnight", "last", "christmas", "eve", "new",
+    "year's", "eid", "a", "on", "Uh-huh.", "Mm-hmm", "uh-uh", "haan", "ji", "nahi", "definitely",
+    "speaking", "s", "n", "?", "told", "receptionist", "don't", "need", "tak", "سے", "کے", "بعد",
+    "درمیان", "tomorrow's", "Dr.", "p.m.", "until", "than", "later", "next to next",
 ]  # fmt: skip
 speech = st.one_of(
     st.text(max_size=60),
@@ -140,3 +144,31 @@ def test_weekday_names_land_within_two_weeks(offset: int, weekday: int) -> None:
         assert isinstance(got, Understood)
         assert got.value.weekday() == weekday
         assert 0 <= (got.value - now.date()).days <= 13
+
+
+WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(0, 6), st.integers(0, 6), st.sampled_from(["no", "sorry", "I mean", "actually"]))
+def test_a_corrected_weekday_is_the_last_one(first: int, last: int, marker: str) -> None:
+    ctx = _ctx(datetime(2026, 11, 23, 10), "en")
+    got = parse_date(Answer(speech=f"{WEEKDAYS[first]}, {marker}, {WEEKDAYS[last]}."), ctx)
+    assert isinstance(got, Understood) and got.value.weekday() == last
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(1, 11), st.integers(1, 4), nows)
+def test_a_corrected_hour_is_the_last_one(first: int, last: int, now: datetime) -> None:
+    got = parse_time(Answer(speech=f"{first}, no, {last} p.m."), _ctx(now, "en"))
+    assert isinstance(got, Understood) and got.value.start.hour == last + 12
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(0, 6), nows, st.sampled_from(["{d} after next", "next to next {d}"]))
+def test_after_next_is_a_week_after_next(weekday: int, now: datetime, form: str) -> None:
+    ctx = _ctx(now, "en")
+    after = parse_date(Answer(speech=form.format(d=WEEKDAYS[weekday])), ctx)
+    nxt = parse_date(Answer(speech=f"next {WEEKDAYS[weekday]}"), ctx)
+    assert isinstance(after, Understood) and isinstance(nxt, Understood)
+    assert after.value - nxt.value == timedelta(days=7) and after.sure == nxt.sure

@@ -36,6 +36,18 @@ class Catalogue(Protocol):
         """A keypad menu: "For Ali, press 1. For Sara, press 2."."""
         ...
 
+    def say_understood(
+        self,
+        day: date | None,
+        start: time | None,
+        end: time | None,
+        today: date,
+        *,
+        doctor: str | None = None,
+    ) -> str:
+        """What a read-back confirms, from the parsed value (never the transcript)."""
+        ...
+
 
 @dataclass(frozen=True)
 class Missing:

@@ -96,6 +96,8 @@ PROMPTS: dict[str, str] = {
     "give_up": "Let me get someone to help you.",
     "not_understood": "Sorry, I didn't catch that.",
     "weekday_mismatch": "Sorry, that day and date don't match.",
+    "past_day": "Sorry, that day has already passed.",
+    "movable_day": "Sorry, I need the date of that day.",
     "goodbye": "Goodbye.",
     "thanks_goodbye": "Thank you for calling. Goodbye.",
     "fallback": "Sorry, something went wrong on our side.",
@@ -113,6 +115,12 @@ _ORDINAL_SUFFIX = {1: "st", 2: "nd", 3: "rd", 21: "st", 22: "nd", 23: "rd", 31: 
 _WEEKDAY = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 _MONTH = ("January", "February", "March", "April", "May", "June", "July", "August",
           "September", "October", "November", "December")
+
+
+_PART_SPANS = {
+    (time(8), time(12)): "morning", (time(12), time(17)): "afternoon",
+    (time(17), time(21)): "evening",
+}  # fmt: skip
 
 
 def ordinal(n: int) -> str:
@@ -153,6 +161,38 @@ class English:
         if previous == moment.date():
             return f"at {self.say_time(moment.time())}"
         return f"{self.say_date(moment.date(), today)} at {self.say_time(moment.time())}"
+
+    def say_understood(
+        self,
+        day: date | None,
+        start: time | None,
+        end: time | None,
+        today: date,
+        *,
+        doctor: str | None = None,
+    ) -> str:
+        """What a read-back confirms, from the parsed value (never the transcript): "Monday the
+        30th of November at 10 a.m.", "tomorrow, Tuesday the 24th, in the afternoon",
+        "between 2 p.m. and 3 p.m.", "after 4 p.m.", with ", with Dr. Farooq"."""
+        parts = [self.say_date(day, today)] if day is not None else []
+        if start is not None and end is None:
+            parts.append(f"at {self.say_time(start)}")
+        elif start is not None and end is not None:
+            parts.append(self._say_span(start, end))
+        text = " ".join(parts)
+        if doctor:
+            text = f"{text}, with {doctor}" if text else doctor
+        return text
+
+    def _say_span(self, start: time, end: time) -> str:
+        part = _PART_SPANS.get((start, end))
+        if part:
+            return f"in the {part}"
+        if end >= time(21):
+            return f"after {self.say_time(start)}"
+        if start <= time(8):
+            return f"before {self.say_time(end)}"
+        return f"between {self.say_time(start)} and {self.say_time(end)}"
 
     def say_options(self, labels: Sequence[str], *, template: str = "option") -> str:
         """ "For Ali, press 1. For Sara, press 2."."""

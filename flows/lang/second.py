@@ -91,6 +91,8 @@ PROMPTS: dict[str, str] = {
     "give_up": "میں آپ کی مدد کے لیے کسی کو بلاتی ہوں۔",
     "not_understood": "معذرت، میں سمجھ نہیں پائی۔",
     "weekday_mismatch": "معذرت، دن اور تاریخ آپس میں نہیں ملتے۔",
+    "past_day": "معذرت، یہ دن گزر چکا ہے۔",
+    "movable_day": "معذرت، اس دن کی تاریخ بتا دیں۔",
     "goodbye": "خدا حافظ۔",
     "thanks_goodbye": "کال کرنے کا شکریہ۔ خدا حافظ۔",
     "fallback": "معذرت، ہماری طرف کچھ خرابی ہو گئی ہے۔",
@@ -103,6 +105,9 @@ PROMPTS: dict[str, str] = {
     "part_evening": "شام",
 }
 
+_PART_SPANS = {
+    (time(8), time(12)): "صبح", (time(12), time(17)): "دوپہر", (time(17), time(21)): "شام",
+}  # fmt: skip
 _WEEKDAY = ("پیر", "منگل", "بدھ", "جمعرات", "جمعہ", "ہفتہ", "اتوار")
 _MONTH = ("جنوری", "فروری", "مارچ", "اپریل", "مئی", "جون", "جولائی", "اگست", "ستمبر", "اکتوبر",
           "نومبر", "دسمبر")
@@ -140,6 +145,33 @@ class Urdu:
         if previous == moment.date():
             return self.say_time(moment.time())
         return f"{self.say_date(moment.date(), today)}، {self.say_time(moment.time())}"
+
+    def say_understood(
+        self,
+        day: date | None,
+        start: time | None,
+        end: time | None,
+        today: date,
+        *,
+        doctor: str | None = None,
+    ) -> str:
+        """What a read-back confirms, from the parsed value: "پیر، 30 نومبر، صبح 10 بجے"."""
+        parts = [self.say_date(day, today)] if day is not None else []
+        if start is not None and end is None:
+            parts.append(self.say_time(start))
+        elif start is not None and end is not None:
+            part = _PART_SPANS.get((start, end))
+            if part:
+                parts.append(part)
+            elif end >= time(21):
+                parts.append(f"{self.say_time(start)} کے بعد")
+            elif start <= time(8):
+                parts.append(f"{self.say_time(end)} سے پہلے")
+            else:
+                parts.append(f"{self.say_time(start)} سے {self.say_time(end)} کے درمیان")
+        if doctor:
+            parts.append(doctor)
+        return "، ".join(parts)
 
     def say_options(self, labels: Sequence[str], *, template: str = "option") -> str:
         """ "کامران کے لیے 1 دبائیں۔ ..."."""

@@ -119,14 +119,43 @@ def parse_doctor(
 _NAME_LEADS = [
     "my name is", "my name's", "name is", "the name is", "this is", "it's", "it is", "i am",
     "i'm", "im", "call me", "i'm called", "you can call me", "mera naam", "میرا نام",
-    "my full name is", "the patient is", "patient name is", "full name",
+    "my full name is", "the patient is", "patient name is", "full name", "name's",
+    "the name's", "my good name is", "good name is", "good name", "you're speaking to",
+    "you are speaking to", "you're speaking with", "you are speaking with", "speaking to",
+    "the patient's name is", "patient's name is", "his name is", "her name is", "their name is",
+    "they call me", "i am called", "it's for", "it is for", "this is for", "i'm calling for",
+    "i am calling for", "calling for", "calling on behalf of", "on behalf of", "it's about",
+    "good morning", "good afternoon", "good evening", "assalam o alaikum", "assalamu alaikum",
+    "assalamualaikum", "salaam", "salam", "aoa",
 ]  # fmt: skip
+_LEADS_LONGEST_FIRST = sorted(_NAME_LEADS, key=len, reverse=True)  # "my good name is" first
+# Framing after the name: "This is Sana Tariq speaking", "Sana here", "Zoya calling".
+_NAME_TRAILERS = {"speaking", "here", "calling", "thanks", "thank", "you", "please", "sahib",
+                  "sahiba", "ji"}  # fmt: skip
+# The patient described before the name: "it's for my son, Ahmed Ali".
+_NAME_RELATIONS = {"for", "my", "son", "daughter", "mother", "father", "wife", "husband",
+                   "child", "kid", "baby", "brother", "sister", "mom", "mum", "dad", "mummy",
+                   "daddy", "grandmother", "grandfather", "aunt", "uncle", "patient",
+                   "of"}  # fmt: skip
+NOT_NAME_WORDS = frozenset({
+    "don't", "dont", "know", "what", "why", "who", "how", "where", "when", "pardon",
+    "need", "have", "has", "give", "want", "do", "does", "did", "can", "could", "should",
+    "would", "not", "repeat", "again", "understand", "hear", "heard", "mean", "say",
+    "said", "excuse", "tell", "told", "question", "because", "busy", "wrong", "number",
+    "that", "there", "nothing", "nobody", "anonymous", "unknown", "sure", "idea", "hello",
+    "huh", "eh", "appointment", "booking", "doctor", "spell", "spelling", "okay",
+    "yes", "yeah", "privacy", "private", "rather", "prefer", "won't", "wont", "can't", "cant",
+    "isn't", "got", "get", "let", "hold", "wait", "moment", "minute", "sec", "hang", "it",
+    "is", "are", "was", "were", "be", "just", "the",
+})  # fmt: skip
+"""Words that show an answer is not a name ("I don't know", "Sorry, what?", "Do I have to
+give my name?"); checked after lead-ins, fillers and framing are dropped."""
 _NAME_FILLERS = {"uh", "um", "umm", "er", "erm", "hmm", "ah", "well", "yes", "yeah", "okay",
                  "ok", "so", "hello", "hi", "please", "hai", "ہے", "ji", "جی", "sure", "and",
                  "name", "is", "my", "mr", "mrs", "ms", "miss", "dr", "doctor", "sir",
                  "madam", "thanks", "thank", "you", "the", "first", "last", "surname",
                  "its", "it's", "im", "i'm", "i", "am", "this", "called", "naam", "نام",
-                 "mera", "میرا"}  # fmt: skip
+                 "mera", "میرا", "no", "sorry", "oh", "fine", "right", "alright"}  # fmt: skip
 
 
 _NAME_WORD = re.compile(r"[^\W\d_]+(?:['-][^\W\d_]+)*|\d+")
@@ -143,19 +172,83 @@ def _name_tokens(speech: str) -> list[str]:
     return _NAME_WORD.findall(normalise(speech))
 
 
+def spelled_words(toks: list[str]) -> list[str]:
+    """Letters spelled out joined into words: "s a n a" / "s-a-n-a" -> "sana".
+
+    A spelled word that repeats a word said in the answer ("Sana, S A N A", "Nida Yasir,
+    N I D A") only confirms it and is dropped.
+    """
+    out: list[str] = []
+    spelled: set[int] = set()  # positions in `out`
+    run: list[str] = []
+
+    def flush() -> None:
+        if len(run) >= 2:
+            spelled.add(len(out))
+            out.append("".join(run))
+        else:
+            out.extend(run)
+        run.clear()
+
+    for t in toks:
+        parts = t.split("-")
+        if len(parts) >= 2 and all(len(p) == 1 and p.isalpha() for p in parts):
+            flush()
+            spelled.add(len(out))
+            out.append("".join(parts))
+        elif len(t) == 1 and t.isalpha():
+            run.append(t)
+        else:
+            flush()
+            out.append(t)
+    flush()
+    said = {t for k, t in enumerate(out) if k not in spelled}
+    return [t for k, t in enumerate(out) if k not in spelled or t not in said]
+
+
+def drop_repeats(toks: list[str]) -> list[str]:
+    """A name said twice once, as said the last time: "Saima, Saima Naz" -> "Saima Naz",
+    "Khan. Imran Khan." -> "Imran Khan", "Sana Tariq, Sana Tariq" -> "Sana Tariq"."""
+    out: list[str] = []
+    for t in reversed(toks):
+        if t not in out:
+            out.insert(0, t)
+    return out
+
+
 def parse_person_name(answer: Answer, ctx: Context) -> Understood[tuple[str, str]] | NotUnderstood:
-    """(first, last) title-cased, lead-ins and fillers removed; never sure from speech."""
+    """(first, last) title-cased, lead-ins, fillers and framing removed; never sure from speech.
+
+    Not a name: a question ("Do I have to give my name?"), an answer with words no name has
+    ("I don't know", "Sorry, what?"), markup. Spelled letters are joined ("S A N A Tariq"),
+    a repeated name is said once ("Saima, Saima Naz").
+    """
     try:
         if answer.keyed or not answer.speech:
             return NotUnderstood("no_speech")
         if not _plain_speech(normalise(answer.speech)):
             return NotUnderstood("not_a_name")  # "<script>...": reprompt, never store it
-        text = " " + " ".join(_name_tokens(answer.speech)) + " "
-        for lead in _NAME_LEADS:
+        if "?" in answer.speech or "؟" in answer.speech:
+            return NotUnderstood("question")  # "Sorry, what?", "Why do you need that?"
+        # Spelled letters first: "D A N I S H" must not lose its "i" and "a" as fillers.
+        text = " " + " ".join(spelled_words(_name_tokens(answer.speech))) + " "
+        if any(f" {w} " in text for w in NOT_NAME_WORDS):
+            stripped = text
+            for lead in _LEADS_LONGEST_FIRST:
+                stripped = stripped.replace(" " + " ".join(_name_tokens(lead)) + " ", " ")
+            left = [t for t in stripped.split() if t not in _NAME_FILLERS]
+            if any(t in NOT_NAME_WORDS for t in left):
+                return NotUnderstood("not_a_name")
+        for lead in _LEADS_LONGEST_FIRST:
             text = text.replace(" " + " ".join(_name_tokens(lead)) + " ", " ")
         toks = [
             t for t in text.split() if t not in _NAME_FILLERS and not any(c.isdigit() for c in t)
         ]
+        while toks and toks[-1] in _NAME_TRAILERS:
+            toks.pop()
+        while len(toks) > 2 and toks[0] in _NAME_RELATIONS:
+            toks.pop(0)
+        toks = drop_repeats(toks)
         if len(toks) < 2:
             return NotUnderstood("need_first_and_last" if toks else "no_name")
         if len(toks) > 4:

@@ -1,8 +1,15 @@
 """Accuracy of the parsers on the utterance table: `python -m flows.understanding.report [path]`.
 
 The table (tests/data/utterances.tsv) has one utterance per row: parser, language, keyed
-digits, speech transcript, confidence, expected value (or `not_understood`), extra arguments.
+digits, speech transcript, confidence, expected value (or `not_understood`), extra arguments
+(`day=`, `length=`, `by_digit=`; `kind=` names the pattern class a row tests, e.g.
+`correction`; `ask=1` marks a row whose value may be given only unsure, i.e. read back).
 All rows are read against the fixed clinic below (Monday 2026-11-23 10:00, Karachi, PK).
+
+Outcomes: right; missed (NotUnderstood where a value was expected: the caller is asked again);
+wrong value (a different value, or any value for a row that must be asked again). A wrong value
+is "acted on" when the parser was sure (the flow would use it without a read-back), else
+"read back". Printed per parser (kind of answer) and per pattern class.
 """
 
 from __future__ import annotations
@@ -137,20 +144,31 @@ def run(row: Row) -> Understood[Any] | NotUnderstood | bool:
 
 @dataclass
 class Score:
-    """Per-parser tally: right, missed (NotUnderstood where a value was expected), wrong value."""
+    """Tally: right, missed (NotUnderstood where a value was expected), wrong value (of which
+    `acted_on`: given as sure, so the flow would act on it without reading it back)."""
 
     total: int = 0
     right: int = 0
     missed: int = 0
     wrong: int = 0
+    acted_on: int = 0
 
     @property
     def accuracy(self) -> float:
         return self.right / self.total if self.total else 1.0
 
 
+def confident(row: Row) -> bool:
+    """Whether the parser gave a value it is sure of (a bool from `wants_person` counts)."""
+    got = run(row)
+    return isinstance(got, bool) or (isinstance(got, Understood) and got.sure)
+
+
 def outcome(row: Row) -> tuple[str, str]:
-    """("right" | "missed" | "wrong", what the parser gave)."""
+    """("right" | "missed" | "wrong", what the parser gave).
+
+    A row marked `ask=1` is right only when the value is given unsure (it will be read back).
+    """
     got = run(row)
     if isinstance(got, bool):
         text = render(row.parser, got)
@@ -159,49 +177,63 @@ def outcome(row: Row) -> tuple[str, str]:
         ok = row.expected == NOT_UNDERSTOOD
         return ("right" if ok else "missed"), f"{NOT_UNDERSTOOD}({got.reason})"
     text = render(row.parser, got.value)
-    return ("right" if text == row.expected else "wrong"), text
+    if row.args.get("ask") == "1" and got.sure:
+        return "wrong", f"{text} (sure, must be read back)"
+    return ("right" if text == row.expected else "wrong"), text + ("" if got.sure else " (unsure)")
 
 
-def evaluate(rows: Iterable[Row]) -> tuple[dict[str, Score], list[tuple[Row, str, str]]]:
-    """Scores per parser and the rows that were not right (row, kind, got)."""
+def evaluate(
+    rows: Iterable[Row], *, by: str = "parser"
+) -> tuple[dict[str, Score], list[tuple[Row, str, str]]]:
+    """Scores per parser (`by="parser"`) or per pattern class (`by="kind"`, rows without a
+    `kind=` count as "other"), and the rows that were not right (row, outcome, got)."""
     scores: dict[str, Score] = {}
     misses: list[tuple[Row, str, str]] = []
     for row in rows:
         kind, got = outcome(row)
-        s = scores.setdefault(row.parser, Score())
+        key = row.parser if by == "parser" else row.args.get("kind", "other")
+        s = scores.setdefault(key, Score())
         s.total += 1
         setattr(s, kind, getattr(s, kind) + 1)
+        if kind == "wrong" and confident(row):
+            s.acted_on += 1
         if kind != "right":
             misses.append((row, kind, got))
     return scores, misses
 
 
-def table(scores: dict[str, Score]) -> str:
-    """A Markdown accuracy table."""
+def table(scores: dict[str, Score], heading: str = "parser") -> str:
+    """A Markdown accuracy table; "wrong value" is split into acted on / read back."""
     lines = [
-        "| parser | rows | right | missed | wrong value | accuracy |",
+        f"| {heading} | rows | right | missed | wrong value (acted on / read back) | accuracy |",
         "|---|---|---|---|---|---|",
     ]
+
+    def line(name: str, s: Score) -> str:
+        wrong = f"{s.wrong} ({s.acted_on} / {s.wrong - s.acted_on})"
+        return f"| {name} | {s.total} | {s.right} | {s.missed} | {wrong} | {s.accuracy:.1%} |"
+
     for name, s in sorted(scores.items()):
-        lines.append(
-            f"| {name} | {s.total} | {s.right} | {s.missed} | {s.wrong} | {s.accuracy:.1%} |"
-        )
+        lines.append(line(name, s))
     total = Score(
         sum(s.total for s in scores.values()), sum(s.right for s in scores.values()),
         sum(s.missed for s in scores.values()), sum(s.wrong for s in scores.values()),
+        sum(s.acted_on for s in scores.values()),
     )  # fmt: skip
-    lines.append(
-        f"| **all** | {total.total} | {total.right} | {total.missed} | {total.wrong} "
-        f"| {total.accuracy:.1%} |"
-    )
+    lines.append(line("**all**", total))
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Print the accuracy table and the rows that were not right."""
     argv = sys.argv[1:] if argv is None else argv
-    scores, misses = evaluate(load(argv[0] if argv else DEFAULT_TABLE))
+    rows = load(argv[0] if argv else DEFAULT_TABLE)
+    scores, misses = evaluate(rows)
     print(table(scores))
+    if any("kind" in r.args for r in rows):
+        print()
+        print(table(evaluate(rows, by="kind")[0], heading="pattern"))
+    print()
     for row, kind, got in misses:
         said = row.speech or f"keyed {row.digits}"
         print(

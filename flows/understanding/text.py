@@ -84,7 +84,14 @@ def canonical(text: str | None, language: str = "en") -> list[str]:
                 i += n
                 break
         else:
-            out.append(W.ALWAYS_NUMBERS.get(toks[i], toks[i]))
+            tok = toks[i]
+            base = (tok[:-2],) if tok.endswith("'s") else ()
+            if base in table:  # "Monday's good"
+                out.extend(table[base])
+            elif base and base[0] in {"today", "tomorrow"}:  # "tomorrow's fine"
+                out.append(base[0])
+            else:
+                out.append(W.ALWAYS_NUMBERS.get(tok, tok))
             i += 1
     return out
 

@@ -2,6 +2,9 @@
 
 An hour said without am/pm ("4") is resolved with the clinic's opening hours: the reading that
 falls inside the hours of `day` (or of any day when no day is known) wins.
+Time windows ("between 2 and 3", "from 10 to 12", "after 4", "before noon", "not before 11",
+"no later than 3") are ranges like the parts of the day (`find_window`). A self-correction
+("3, no, 4 p.m.") keeps the last time said (`corrections`).
 Exact times snap to the nearest slot on a grid that starts at the day's first opening time
 (at midnight when the day is unknown or closed); a tie snaps to the earlier slot.
 """
@@ -11,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, time
 
+from flows.understanding.corrections import corrected
 from flows.understanding.text import canonical, numberize
 from flows.understanding.types import Answer, Context, NotUnderstood, TimeOfDay, Understood
 
@@ -174,6 +178,160 @@ def _resolve(clock: _Clock, hint: str | None, ctx: Context, day: date | None) ->
     return (am if 7 <= am.hour <= 11 else pm), False
 
 
+_DAY_START, _DAY_END = time(8, 0), time(21, 0)  # the span of the parts of the day
+_RANGE_CUES = {"between", "from"}
+_RANGE_JOIN = {"and", "to", "till", "until", "til"}
+# Open-ended windows: cue tokens -> which side the clock is ("start": after it, "end": before it).
+_OPEN_CUES: dict[tuple[str, ...], str] = {
+    ("no", "earlier", "than"): "start", ("not", "earlier", "than"): "start",
+    ("not", "before"): "start", ("not", "until"): "start", ("not", "till"): "start",
+    ("any", "time", "after"): "start", ("anytime", "after"): "start",
+    ("later", "than"): "start", ("after",): "start", ("from",): "start",
+    ("no", "later", "than"): "end", ("not", "later", "than"): "end", ("not", "after"): "end",
+    ("earlier", "than"): "end", ("before",): "end", ("until",): "end", ("till",): "end",
+}  # fmt: skip
+
+
+def _clock_in(toks: list[str], start: int, stop: int) -> _Clock | None:
+    """A clock said exactly in toks[start:stop] (indices of the whole list)."""
+    part = toks[start:stop]
+    if not part:
+        return None
+    c = _clock_at(part, 0, False)
+    if c is None or max(c.used) != len(part) - 1 or c.hour > 24 or c.minute > 59:
+        return None
+    return _Clock(c.hour, c.minute, c.meridiem, frozenset(start + k for k in c.used), c.before)
+
+
+def _clock_end(toks: list[str], start: int) -> int:
+    """Where a clock starting at `start` ends (exclusive), as `_clock_at` reads it."""
+    c = _clock_at(toks, start, False) if start < len(toks) else None
+    return max(c.used) + 1 if c is not None and min(c.used) >= start else start
+
+
+def find_window(
+    toks: list[str], ctx: Context, day: date | None, skip: frozenset[int] = frozenset()
+) -> tuple[TimeOfDay | NotUnderstood | None, frozenset[int], bool]:
+    """A time window in canonical tokens: (range or None, token indices used, sure).
+
+    "between 2 and 3" / "from 10 to 12": both ends, the second resolved to the first reading
+    after the first end (an am/pm said on the second end counts for both when it fits: "between
+    11 and 1 p.m." is 11:00-13:00); "after 4", "not before 11": from the time to the end of
+    the evening (21:00); "before noon", "no later than 3": from the start of the morning (08:00)
+    to the time. Ends are not snapped to the slot grid; the slot finder intersects the range
+    with what is free. A minute count before the cue ("20 after 3", "10 before 4") is a clock,
+    not a window.
+    """
+    n = len(toks)
+    hint = next((_PM_HINT[t] for t in toks if t in _PM_HINT), None)
+    for i in range(n):
+        if i in skip:
+            continue
+        t = toks[i]
+        if t in _RANGE_CUES:
+            join = next((c for c in range(i + 2, min(n, i + 6)) if toks[c] in _RANGE_JOIN), None)
+            a = _clock_in(toks, i + 1, join) if join is not None else None
+            b = _clock_in(toks, join + 1, _clock_end(toks, join + 1)) if a and join else None
+            if a is not None and b is not None and join is not None:
+                used = frozenset({i, join}) | a.used | b.used
+                if used & skip:
+                    continue
+                if a.meridiem is None and b.meridiem is not None:
+                    fits = a.hour <= b.hour or b.hour == 12
+                    a = _Clock(a.hour, a.minute, b.meridiem if fits else None, a.used, a.before)
+                    if not fits and b.meridiem == "pm" and a.hour <= 12:
+                        a = _Clock(a.hour, a.minute, "am", a.used, a.before)
+                start, sure = _resolve(a, hint, ctx, day)
+                end = _after(b, start, hint)
+                if end is None:
+                    return NotUnderstood("bad_window"), used, False
+                return TimeOfDay(start, end), used, sure
+        if t in _POST_CUES and i > 0:  # Urdu: the cue follows the time ("4 بجے کے بعد")
+            got = _post_window(toks, i, ctx, day, hint)
+            if got is not None and not (got[1] & skip):
+                return got
+        if i > 0 and _minute_token(toks[i - 1]) is not None and t in {"after", "before", "till"}:
+            continue  # "20 after 3" is a clock
+        for cue, side in _OPEN_CUES.items():
+            if tuple(toks[i : i + len(cue)]) != cue:
+                continue
+            at = i + len(cue)
+            c = _clock_in(toks, at, _clock_end(toks, at))
+            if c is None or (c.used & skip):
+                break
+            moment, sure = _resolve(c, hint, ctx, day)
+            used = frozenset(range(i, at)) | c.used
+            if side == "start":
+                end = _DAY_END if moment < _DAY_END else time(23, 59)
+                return TimeOfDay(moment, end), used, sure
+            if moment == time(0, 0):
+                return NotUnderstood("bad_window"), used, False
+            return TimeOfDay(_DAY_START if moment > _DAY_START else time(0, 0), moment), used, sure
+    return None, frozenset(), True
+
+
+_POST_CUES = {"post_after", "post_before", "post_between", "post_until"}
+
+
+def _clock_before(toks: list[str], stop: int) -> _Clock | None:
+    """The clock that ends just before `stop` ("4 بجے" before "کے بعد")."""
+    for start in range(max(0, stop - 3), stop):
+        c = _clock_in(toks, start, stop)
+        if c is not None:
+            return c
+    return None
+
+
+def _post_window(
+    toks: list[str], i: int, ctx: Context, day: date | None, hint: str | None
+) -> tuple[TimeOfDay | NotUnderstood, frozenset[int], bool] | None:
+    """Urdu order: "4 بجے کے بعد" (after 4), "11 سے پہلے" (before 11), "2 سے 3 کے درمیان" /
+    "2 سے 3 بجے تک" (from 2 to 3)."""
+    cue = toks[i]
+    b = _clock_before(toks, i)
+    if b is None:
+        return None
+    if cue in {"post_between", "post_until"}:
+        k = min(b.used) - 1
+        if k >= 1 and toks[k] == "se":
+            a = _clock_before(toks, k)
+            if a is not None:
+                used = frozenset({i, k}) | a.used | b.used
+                start, sure = _resolve(a, hint, ctx, day)
+                end = _after(b, start, hint)
+                if end is None:
+                    return NotUnderstood("bad_window"), used, False
+                return TimeOfDay(start, end), used, sure
+        if cue == "post_between":
+            return None
+    moment, sure = _resolve(b, hint, ctx, day)
+    used = frozenset({i}) | b.used
+    if cue == "post_after":
+        return TimeOfDay(moment, _DAY_END if moment < _DAY_END else time(23, 59)), used, sure
+    if moment == time(0, 0):
+        return NotUnderstood("bad_window"), used, False
+    return TimeOfDay(_DAY_START if moment > _DAY_START else time(0, 0), moment), used, sure
+
+
+def _after(clock: _Clock, start: time, hint: str | None) -> time | None:
+    """The end of a window: the reading of `clock` that comes first after `start`."""
+    h, m = clock.hour % 24, clock.minute
+    meridiem = clock.meridiem
+    if h > 12 or h == 0 or meridiem is not None:
+        if meridiem == "pm" and h < 12:
+            h += 12
+        if meridiem == "am" and h == 12:
+            h = 0
+        readings = [h]
+    else:
+        readings = [h, h + 12] if h < 12 else [12]
+    for hour in readings:
+        minutes = hour * 60 + m - clock.before
+        if 0 < minutes < 24 * 60 and minutes > start.hour * 60 + start.minute:
+            return time(minutes // 60, minutes % 60)
+    return None
+
+
 def snap(t: time, ctx: Context, day: date | None) -> time:
     """The nearest slot start on the grid (from the day's first opening time, or midnight)."""
     step = max(1, ctx.slot_minutes)
@@ -197,7 +355,13 @@ def extract_time(
     *,
     marked_only: bool = False,
 ) -> tuple[TimeOfDay | NotUnderstood | None, frozenset[int], bool]:
-    """Find a time in canonical tokens: (value or None, token indices used, sure)."""
+    """Find a time in canonical tokens: (value or None, token indices used, sure).
+
+    A window ("between 2 and 3") wins over the clocks inside it; it counts as marked.
+    """
+    window = find_window(toks, ctx, day, skip)
+    if window[0] is not None:
+        return window
     hint = next((_PM_HINT[t] for t in toks if t in _PM_HINT), None)
     clocks: list[_Clock] = []
     i = 0
@@ -252,7 +416,12 @@ def parse_time(
         if answer.keyed:
             return keyed_time(answer.keyed, ctx, day)
         toks = numberize(canonical(answer.speech, ctx.language))
-        value, _used, sure = extract_time(toks, ctx, day)
+
+        def read(seg: list[str]) -> tuple[TimeOfDay | NotUnderstood | None, frozenset[int], bool]:
+            found = extract_time(seg, ctx, day)
+            return found if found[0] is not None else None  # type: ignore[return-value]
+
+        value, _used, sure = corrected(toks, read) or (None, frozenset(), True)
         if value is None:
             return NotUnderstood("no_time")
         if isinstance(value, NotUnderstood):

@@ -65,7 +65,7 @@ PHRASES_EN: dict[str, str] = {
     "tmrw": "tomorrow", "tomorrows": "tomorrow", "two morrow": "tomorrow",
     "to day": "today", "2day": "today", "tonight": "today night",
     "the day after tomorrow": "dayafter", "day after tomorrow": "dayafter",
-    "the day after": "dayafter", "day after": "dayafter", "overmorrow": "dayafter",
+    "the day after": "dayafterof", "day after": "dayafterof", "overmorrow": "dayafter",
     "a m": "am", "a.m": "am", "p m": "pm", "p.m": "pm", "in the morning": "morning",
     "in the afternoon": "afternoon", "in the evening": "evening", "at night": "night",
     "o'clock": "oclock", "o clock": "oclock", "o'clocks": "oclock", "a clock": "oclock",
@@ -79,7 +79,9 @@ PHRASES_EN: dict[str, str] = {
     "lunch time": "noon", "mid night": "midnight",
     "this coming": "this", "coming": "this", "upcoming": "this", "the coming": "this",
     "the next": "next", "next week's": "next", "following": "next",
-    "yesterday": "past",
+    "yesterday": "past", "fortnight's": "fortnight", "week's": "week",
+    "this time next week": "a week today", "same time next week": "a week today",
+    "same day next week": "a week today", "this day next week": "a week today",
 }  # fmt: skip
 
 # Urdu: native script and Roman Urdu spellings.
@@ -141,7 +143,18 @@ PHRASES_UR: dict[str, str] = {
     "نہیں": "no", "nahi": "no", "nahin": "no", "nai": "no", "nahi ji": "no", "نہ": "no",
     "na": "no", "غلط": "wrong", "ghalat": "wrong", "galat": "wrong", "بدل": "change",
     "بدلیں": "change", "badal": "change", "badlo": "change", "badlein": "change",
-    "تبدیل": "change", "tabdeel": "change",
+    "تبدیل": "change", "tabdeel": "change", "بالکل نہیں": "no", "bilkul nahi": "no",
+    "bilkul nahin": "no",
+    # weeks ("ہفتہ" is also Saturday: only these phrases make it a week)
+    "اگلے ہفتے": "next week", "agle hafte": "next week", "aglay haftay": "next week",
+    "ہفتے بعد": "week later", "hafte baad": "week later", "haftay baad": "week later",
+    "ہفتے کے بعد": "week later", "ہفتوں بعد": "weeks later", "hafton baad": "weeks later",
+    "دن بعد": "days later", "din baad": "days later", "دن کے بعد": "days later",
+    # time windows, said after the time: "4 بجے کے بعد", "11 سے پہلے", "2 سے 3 کے درمیان"
+    "کے بعد": "post_after", "ke baad": "post_after", "بعد": "post_after", "baad": "post_after",
+    "سے پہلے": "post_before", "se pehle": "post_before", "se pehlay": "post_before",
+    "کے درمیان": "post_between", "ke darmiyan": "post_between", "درمیان": "post_between",
+    "تک": "post_until", "tak": "post_until", "سے": "se",
     # people, menus, languages
     "ریسپشن": "reception", "ریسیپشن": "reception", "ریسپشنسٹ": "receptionist",
     "ایجنٹ": "agent", "آپریٹر": "operator", "انسان": "human", "insaan": "human",
@@ -183,6 +196,21 @@ PERSON_WORDS = {
 LANGUAGE_NAMES = {
     "english": "en", "inglish": "en", "urdu": "ur", "oordu": "ur", "hindi": "hi",
     "arabic": "ar",
+}  # fmt: skip
+
+# Urdu yes/no words callers drop into an English answer ("Haan ji", "Theek hai", "Nahi, nahi",
+# "Bilkul"), in Roman Urdu as the en-US/en-IN recognisers write them and in Urdu script; only
+# the yes/no parser reads them (as whole-answer words they never clash with English ones).
+YES_NO_LOANS: dict[str, str] = {
+    "haan": "yes", "han": "yes", "haa": "yes", "haanji": "yes", "hanji": "yes", "haan ji": "yes",
+    "han ji": "yes", "ji haan": "yes", "jee haan": "yes", "ji han": "yes", "ji": "ji",
+    "jee": "ji", "jii": "ji", "bilkul": "bilkul absolutely", "zaroor": "yes", "zarur": "yes",
+    "theek": "okay", "thik": "okay", "theek hai": "okay", "thik hai": "okay", "teek": "okay",
+    "sahi": "correct", "sahih": "correct", "acha": "okay", "achha": "okay", "accha": "okay",
+    "nahi": "nahi", "nahin": "nahi", "nai": "nahi", "na": "nahi", "ji nahi": "nahi",
+    "jee nahi": "nahi", "ghalat": "wrong", "galat": "wrong", "mat": "nahi",
+    "ہاں": "yes", "جی": "ji", "بالکل": "bilkul absolutely", "ٹھیک": "okay", "صحیح": "correct",
+    "نہیں": "nahi", "غلط": "wrong", "hai": "", "ہے": "",
 }  # fmt: skip
 
 PHRASES: dict[str, dict[str, str]] = {"en": PHRASES_EN, "ur": PHRASES_UR}
