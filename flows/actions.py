@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
 
+from flows.domain import Slot
 from flows.engine import Turn
 from flows.services import BookingRequest
 from flows.understanding import (
@@ -256,6 +257,13 @@ def _pick_time(turn: Turn, day: date, when: TimeOfDay) -> str:
             turn.data["start"] = exact.isoformat()
             return "picked"
         turn.say("time_not_free", requested=turn.lang.say_when(exact, turn.today))
+        if slots:
+            # The nearest free times that day, in time order.
+            near = sorted(slots, key=lambda s: abs((s.start - exact).total_seconds()))[:3]
+            turn.data["offered"] = [s.start.isoformat() for s in sorted(near, key=_start_of)]
+            turn.data["offered_day"] = day.isoformat()
+            turn.data.pop("offer", None)
+            return "day"
         return _offer_day(turn, day)
     in_range = [s for s in slots if when.start <= s.start.time() < when.end]
     if in_range:
@@ -265,6 +273,10 @@ def _pick_time(turn: Turn, day: date, when: TimeOfDay) -> str:
         turn.data["offer"] = {"start": in_range[0].start.isoformat(), "part": part}
         return "offer"
     return _offer_day(turn, day)
+
+
+def _start_of(slot: Slot) -> datetime:
+    return slot.start
 
 
 def choose_slot(answer: Answer, turn: Turn) -> str | None:

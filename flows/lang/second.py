@@ -95,6 +95,27 @@ PROMPTS: dict[str, str] = {
     "thanks_goodbye": "کال کرنے کا شکریہ۔ خدا حافظ۔",
     "fallback": "معذرت، ہماری طرف کچھ خرابی ہو گئی ہے۔",
     "restart": "معذرت، آئیے دوبارہ شروع کرتے ہیں۔",
+    "anything_else": "کیا کچھ اور؟ بتائیں کیا چاہیے، یا بکنگ کے لیے 1 دبائیں۔ کال ختم کرنے کے "
+    "لیے نہیں کہیں۔",
+    "anything_else_hint": "بکنگ کے لیے 1 دبائیں، بتائیں کیا چاہیے، یا نہیں کہیں۔",
+    "next_appointment": "آپ کی اگلی اپوائنٹمنٹ {appt_when}، {appt_doctor} کے ساتھ، "
+    "{appt_address} پر ہے۔",
+    "no_next_appointment": "مجھے آپ کی کوئی آنے والی اپوائنٹمنٹ نہیں ملی۔",
+    "opening_hours": "ہمارے اوقات: {hours}",
+    "addresses": "{addresses}",
+    "site_address": "{name}: {address}۔",
+    "weekdays": "پیر,منگل,بدھ,جمعرات,جمعہ,ہفتہ,اتوار",
+    "days_range": "{first} سے {last}",
+    "hours_span": "{opens} سے {closes}",
+    "hours_open": "{days}، {times}۔",
+    "hours_closed": "{days} بند۔",
+    "cancel_confirm": "آپ کی اگلی اپوائنٹمنٹ {appt_when}، {appt_doctor} کے ساتھ ہے۔ منسوخ کرنے کے "
+    "لیے 1، برقرار رکھنے کے لیے 2 دبائیں۔",
+    "cancel_confirm_hint": "منسوخ کرنے کے لیے 1، برقرار رکھنے کے لیے 2 دبائیں۔",
+    "move_confirm": "آپ کی اگلی اپوائنٹمنٹ {appt_when}، {appt_doctor} کے ساتھ ہے۔ وقت بدلنے کے لیے "
+    "1 دبائیں یا نیا دن اور وقت بتائیں۔ برقرار رکھنے کے لیے 2 دبائیں۔",
+    "move_confirm_hint": "وقت بدلنے کے لیے 1، برقرار رکھنے کے لیے 2 دبائیں۔",
+    "cancel_requested": "میں نے ریسیپشن سے {appt_when} والی اپوائنٹمنٹ منسوخ کرنے کو کہہ دیا ہے۔",
     "option": "{label} کے لیے {n} دبائیں۔",
     "doctor_option": "{label} کے لیے {n} دبائیں۔",
     "slot_option": "{label}، {n} دبائیں۔",
