@@ -1010,7 +1010,8 @@ class Store:
         """Record the call's end and outcome (unless a stronger outcome is already recorded).
 
         Strength: booked > transferred > callback > answered > failed > abandoned. ``ended_at``
-        is set the first time only. Returns True when this outcome was recorded. Does not bump the version.
+        is set the first time only. Returns True when this outcome was recorded. Does not bump
+        the version.
         """
         _check_outcome(outcome)
         record, end_only = _finish_call_stmts(outcome)
