@@ -77,8 +77,8 @@ FLOW = Flow("booking", [
               "none": "no_slots"}),
     Say("no_slots", "no_slots", next="doctor"),
     # optional reason for the visit; silence or # skips it
-    Ask("reason", "reason", a.reason, input="speech dtmf", finish_on_key="#", on_silence="confirm",
-        timeout=3, when=c.needs_reason),
+    Ask("reason", "reason", c.reason, input="speech dtmf", finish_on_key="#", on_silence="confirm",
+        timeout=3, when=c.needs_reason, next={"change": "slots_find"}),
     # 7: read back and confirm
     Ask("confirm", "confirm", c.confirm, next={"yes": "book", "change": "slots_find"}, digits=1,
         hints=(*YES_NO, *WHEN_WORDS)),

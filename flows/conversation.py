@@ -213,6 +213,15 @@ def accept_offer(answer: Answer, turn: Turn) -> str | None:
     return a.accept_offer(answer, turn)
 
 
+def reason(answer: Answer, turn: Turn) -> str | None:
+    """The reason for the visit; "actually, Thursday" here changes the request instead."""
+    if not answer.keyed:
+        reading = _read(answer, turn)
+        if reading.has_request and turn.data.get("start"):
+            return confirm(answer, turn)
+    return a.reason(answer, turn)
+
+
 def confirm(answer: Answer, turn: Turn) -> str | None:
     """The read-back: yes books; "no, make it 5 p.m." changes only the time, and so on."""
     if answer.keyed:

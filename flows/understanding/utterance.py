@@ -49,6 +49,10 @@ _REASON_END = re.compile(
     r"\s+(?:on|at|with|tomorrow|today|next|this|in the|please)\b|[,.?!]", re.IGNORECASE
 )
 _NOT_REASON = {"me", "you", "it", "now", "a", "an", "the", "my", "that", "this"}
+# Urdu puts "for" after the reason: "کمر کے درد کے لیے" (for back pain); the reason is the words
+# before it, back to a word that belongs to the day, time or doctor.
+_UR_FOR = re.compile(r"\s+کے\s+لی[ےئ]")
+_UR_BOUNDARY = {"بجے", "کو", "ساتھ", "سے", "میں", "پر", "اور", "،", "ہے", "ہیں"}
 REASON_MAX = 200
 
 
@@ -139,6 +143,8 @@ def _intent(speech: str, answer: Answer) -> str | None:
 
 def _reason(speech: str, ctx: Context) -> str | None:
     """ "for my back pain" -> "my back pain"; not "for tomorrow" or "for Dr. Khan"."""
+    if not speech.isascii():
+        return _reason_urdu(speech, ctx)
     for match in _REASON.finditer(speech):
         rest = match.group(1)
         end = _REASON_END.search(rest)
@@ -151,4 +157,18 @@ def _reason(speech: str, ctx: Context) -> str | None:
         if toks and toks[0] in {"appointment", "booking", "book"}:
             continue
         return words[:REASON_MAX]
+    return None
+
+
+def _reason_urdu(speech: str, ctx: Context) -> str | None:
+    for match in _UR_FOR.finditer(speech):
+        words = speech[: match.start()].replace("،", " ، ").split()
+        kept: list[str] = []
+        for word in reversed(words):
+            if word in _UR_BOUNDARY or len(kept) >= 6:
+                break
+            kept.insert(0, word)
+        found = " ".join(kept)
+        if found and not isinstance(parse_when(Answer(speech=found), ctx), Understood):
+            return found[:REASON_MAX]
     return None
