@@ -48,6 +48,7 @@ _REASON = re.compile(r"\b(?:for|about|because of|regarding)\s+(.+)", re.IGNORECA
 _REASON_END = re.compile(
     r"\s+(?:on|at|with|tomorrow|today|next|this|in the|please)\b|[,.?!]", re.IGNORECASE
 )
+_TITLE_DOT = re.compile(r"\b(dr|mr|mrs|ms|st)\.", re.IGNORECASE)
 _NOT_REASON = {"me", "you", "it", "now", "a", "an", "the", "my", "that", "this"}
 # Urdu puts "for" after the reason: "کمر کے درد کے لیے" (for back pain); the reason is the words
 # before it, back to a word that belongs to the day, time or doctor.
@@ -145,6 +146,7 @@ def _reason(speech: str, ctx: Context) -> str | None:
     """ "for my back pain" -> "my back pain"; not "for tomorrow" or "for Dr. Khan"."""
     if not speech.isascii():
         return _reason_urdu(speech, ctx)
+    speech = _TITLE_DOT.sub(r"\1", speech)  # "Dr. Khan": the dot does not end the reason
     for match in _REASON.finditer(speech):
         rest = match.group(1)
         end = _REASON_END.search(rest)
@@ -154,7 +156,7 @@ def _reason(speech: str, ctx: Context) -> str | None:
         if isinstance(parse_when(Answer(speech=words), ctx), Understood):
             continue  # "for Friday", "for 10 a.m.", "for Dr. Khan": a when, not a reason
         toks = canonical(words, ctx.language)
-        if toks and toks[0] in {"appointment", "booking", "book"}:
+        if toks and toks[0] in {"appointment", "booking", "book", "doctor", "dr", "doc"}:
             continue
         return words[:REASON_MAX]
     return None
