@@ -57,7 +57,7 @@ FLOW = Flow("booking", [
     # the day and time already asked for, else the earliest free times
     Do("slots_find", c.find_times,
        next={"none": "no_slots", "picked": "reason", "day": "day_slots", "offer": "offer_one",
-             "earliest": "slots"}),
+             "earliest": "slots", "which_half": "which_half"}),
     Ask("slots", "slots", c.choose_slot, digits=1, facts=f.slot_options,
         next={"picked": "reason", "key": "key_date", "day": "day_slots", "offer": "offer_one",
               "earliest": "slots", "doctor": "slots_find", "none": "no_slots"},
@@ -76,6 +76,8 @@ FLOW = Flow("booking", [
         next={"picked": "reason", "day": "day_slots", "offer": "offer_one", "earliest": "slots",
               "none": "no_slots"}),
     Say("no_slots", "no_slots", next="doctor"),
+    Ask("which_half", "which_half", c.which_half, next="slots_find", digits=1, facts=c.half_facts,
+        hints=("morning", "evening")),
     # optional reason for the visit; silence or # skips it
     Ask("reason", "reason", c.reason, input="speech dtmf", finish_on_key="#", on_silence="confirm",
         timeout=3, when=c.needs_reason, next={"change": "slots_find"}),

@@ -16,10 +16,19 @@ from typing import Any
 
 from flows import actions as a
 from flows.engine import Turn
-from flows.understanding import Answer, TimeOfDay, Understood, parse_person_name, parse_yes_no
+from flows.understanding import (
+    Answer,
+    TimeOfDay,
+    Understood,
+    parse_choice,
+    parse_person_name,
+    parse_yes_no,
+)
 from flows.understanding.utterance import Reading, read_utterance
 
 NOTES_MAX = a.NOTES_MAX
+_HALVES = {"1": ["morning", "am", "صبح"], "2": ["evening", "afternoon", "pm", "night", "شام", "رات",
+                                              "دوپہر"]}
 # How a spoken answer to "please say your name" ends its name part and starts a request.
 _NAME_ENDS = (",", ".", " and i", " i want", " i'd like", " i would like", " i need", " book",
               " can i", " with doctor", " with dr", " for an appointment", " appointment")
@@ -39,6 +48,7 @@ class Request:
     day: date | None = None
     start: time | None = None
     end: time | None = None  # set for a part of the day ("in the afternoon")
+    either_half: bool = False  # "at 9" with the clinic open at 9 a.m. and 9 p.m.: ask which
 
     @classmethod
     def load(cls, data: dict[str, Any]) -> Request:
@@ -48,6 +58,7 @@ class Request:
             day=date.fromisoformat(raw["day"]) if raw.get("day") else None,
             start=time.fromisoformat(raw["start"]) if raw.get("start") else None,
             end=time.fromisoformat(raw["end"]) if raw.get("end") else None,
+            either_half=bool(raw.get("either_half")),
         )
 
     def save(self, data: dict[str, Any]) -> None:
@@ -59,6 +70,7 @@ class Request:
             "day": self.day.isoformat() if self.day else None,
             "start": self.start.isoformat(timespec="minutes") if self.start else None,
             "end": self.end.isoformat(timespec="minutes") if self.end else None,
+            "either_half": self.either_half,
         }
 
     @property
@@ -81,6 +93,7 @@ def remember(turn: Turn, reading: Reading) -> None:
             req.day = reading.day
         if reading.time:
             req.start, req.end = reading.time.start, reading.time.end
+            req.either_half = reading.either_half
         req.save(data)
 
 
@@ -213,6 +226,29 @@ def accept_offer(answer: Answer, turn: Turn) -> str | None:
     return a.accept_offer(answer, turn)
 
 
+def which_half(answer: Answer, turn: Turn) -> str | None:
+    """ "9 in the morning or the evening?": 1 or "morning" is a.m., 2 or "evening" p.m."""
+    req = Request.load(turn.data)
+    if req.start is None:
+        return "ok"
+    choice = parse_choice(answer, turn.context(), _HALVES)
+    if not isinstance(choice, Understood):
+        return None
+    hour = req.start.hour % 12 + (12 if choice.value == "2" else 0)
+    req.start, req.either_half = req.start.replace(hour=hour), False
+    req.save(turn.data)
+    return "ok"
+
+
+def half_facts(turn: Turn) -> dict[str, object]:
+    """The hour asked about, without a.m. or p.m."""
+    req = Request.load(turn.data)
+    if req.start is None:
+        return {}
+    hour = req.start.hour % 12 or 12
+    return {"hour": f"{hour}:{req.start.minute:02d}" if req.start.minute else str(hour)}
+
+
 def reason(answer: Answer, turn: Turn) -> str | None:
     """The reason for the visit; "actually, Thursday" here changes the request instead."""
     if not answer.keyed:
@@ -236,6 +272,7 @@ def confirm(answer: Answer, turn: Turn) -> str | None:
         req = Request(day=reading.day or start.date(), start=start.time())
         if reading.time:
             req.start, req.end = reading.time.start, reading.time.end
+            req.either_half = reading.either_half
         req.save(turn.data)
         if not reading.sure:
             turn.unsure = answer.speech or ""
@@ -253,6 +290,8 @@ def find_times(turn: Turn) -> str:
     the nearest free times that day are offered; a part of the day offers a time in it.
     """
     req = Request.load(turn.data)
+    if req.either_half:
+        return "which_half"  # the request is kept for the answer
     turn.data.pop("request", None)
     if req.day is None and req.start is None:
         outcome = a.find_slots(turn)

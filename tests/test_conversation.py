@@ -276,3 +276,18 @@ def test_a_one_breath_request_in_urdu():
         assert "جمعہ، 27 نومبر" in call.last_heard and "Dr. Khan" in call.last_heard
         call.say("ہاں")
         assert booked(r) == [(DEMO_DOCTOR_KHAN_ID, "2026-11-27T11:00:00", "گلے کی خرابی")]
+
+
+def test_an_hour_open_both_ways_is_asked_once():
+    late = dataclasses.replace(
+        DEMO_CLINIC, hours=WeeklyHours({d: ((time(8), time(22)),) for d in range(7)})
+    )
+    with rig(clinic=late) as r:
+        call = r.call(BILAL.e164)
+        call.say("book with Dr. Farooq tomorrow at 9 for a check up")
+        assert "9 in the morning, or in the evening?" in call.last_heard
+        call.say("in the evening")
+        assert "Tomorrow, Tuesday the 24th at 9 p.m. with Dr. Farooq" in call.last_heard
+        call.say("yes")
+        assert call.heard.count("in the morning, or in the evening") == 1
+        assert booked(r) == [(DEMO_DOCTOR_FAROOQ_ID, "2026-11-24T21:00:00", "a check up")]

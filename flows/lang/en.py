@@ -100,6 +100,9 @@ PROMPTS: dict[str, str] = {
     "thanks_goodbye": "Thank you for calling. Goodbye.",
     "fallback": "Sorry, something went wrong on our side.",
     "restart": "Sorry, let's start again.",
+    "which_half": "{hour} in the morning, or in the evening? Press 1 for the morning, 2 for the "
+    "evening.",
+    "which_half_hint": "Press 1 for {hour} in the morning, 2 for {hour} in the evening.",
     # Questions that are not bookings
     "anything_else": "Is there anything else? Say what you need, or press 1 to book. "
     "To end the call, say no.",

@@ -68,6 +68,7 @@ class Reading:
     reason: str | None = None
     sure: bool = True  # False: the recogniser or a parser was unsure (read it back first)
     problem: str | None = None  # why a day or time said could not be used ("weekday_mismatch")
+    either_half: bool = False  # an hour without a.m./p.m. that is open both ways: ask which
 
     @property
     def has_request(self) -> bool:
@@ -96,6 +97,9 @@ def _read(answer: Answer, ctx: Context) -> Reading:
     # Earlier parts first, later parts overwrite: "Tuesday, no, Wednesday" is Wednesday.
     for part in _parts(speech):
         reading = _merge(reading, _read_part(part, answer, ctx))
+    if _either_half(reading, speech, ctx):
+        # "At 9" in a clinic open 9 a.m. to 10 p.m.: ask which, once (not "I heard ...").
+        reading = replace(reading, either_half=True, sure=not answer.low_confidence)
     reason = _reason(speech, ctx)
     intent = _intent(speech, answer)
     if intent is None and (reading.has_request or reason):
@@ -116,6 +120,24 @@ def _read_part(part: str, answer: Answer, ctx: Context) -> Reading:
         return Reading(problem=reason if reason == "weekday_mismatch" else None)
     when = found.value
     return Reading(doctor_id=when.doctor_id, day=when.day, time=when.time, sure=found.sure)
+
+
+_HALF_WORDS = {"am", "pm", "morning", "afternoon", "evening", "night", "noon", "midday",
+               "midnight"}
+
+
+def _either_half(reading: Reading, speech: str, ctx: Context) -> bool:
+    """An exact hour said without a.m./p.m. that the clinic is open at both ways."""
+    t = reading.time
+    if t is None or t.end is not None or t.start.hour in (0, 12):
+        return False
+    if _HALF_WORDS & set(canonical(speech, ctx.language)):
+        return False
+    am = t.start.replace(hour=t.start.hour % 12)
+    pm = am.replace(hour=am.hour + 12)
+    spans = (ctx.hours.on(reading.day) if reading.day else
+             [s for ranges in ctx.hours.ranges.values() for s in ranges])
+    return all(any(a <= x < b for a, b in spans) for x in (am, pm))
 
 
 def _merge(old: Reading, new: Reading) -> Reading:
