@@ -463,6 +463,6 @@ def request_callback(turn: Turn) -> str:
 
 
 def _callback_reason(turn: Turn) -> str:
-    if turn.data.get("transfer_failed"):
-        return f"nobody answered the transfer ({turn.data['transfer_failed']})"
+    if turn.call.transfer_failed:
+        return f"nobody answered the transfer ({turn.call.transfer_failed})"
     return "asked for a call back outside reception hours"

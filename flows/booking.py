@@ -11,6 +11,7 @@ from __future__ import annotations
 from flows import actions as a
 from flows import conversation as c
 from flows import facts as f
+from flows.lang import CATALOGUES
 from flows.steps import Ask, Do, Flow, Hangup, Say, Transfer
 
 YES_NO = ("yes", "no")
@@ -143,4 +144,8 @@ FLOW = Flow("booking", [
        on_error="no_callback_number"),
     Hangup("callback_done", "callback_done", outcome="callback"),
     Hangup("no_callback_number", "callback_no_number", outcome="abandoned"),
-])
+],
+    person="person", unavailable="records_down", facts=f.common_facts,
+    # A prompt key missing from a catalogue fails here, at import, not as silence on a call.
+    catalogues=[lang.prompts for lang in CATALOGUES.values()],
+)
