@@ -291,3 +291,37 @@ def test_an_hour_open_both_ways_is_asked_once():
         call.say("yes")
         assert call.heard.count("in the morning, or in the evening") == 1
         assert booked(r) == [(DEMO_DOCTOR_FAROOQ_ID, "2026-11-24T21:00:00", "a check up")]
+
+
+def test_one_breath_calls_are_short_for_the_caller():
+    """Caller seconds as the benchmark counts them (speech at 150 words a minute, 1 s a key,
+    the gather's timeout per silence), without the webhooks' waits. The greeting, last visit
+    and menu (about 17 s) come before the caller says anything."""
+    from bench.run import caller_seconds
+
+    with rig() as r:
+        call = r.call(BILAL.e164)
+        for keys in ("1", "1", "1"):
+            call.press(keys)
+        call.silence()
+        call.press("1")
+        keypad = caller_seconds(call.transcript, [])
+    with rig() as r:
+        call = r.call(BILAL.e164)
+        call.say("book me with Dr. Khan on Friday at 11 for a sore throat")
+        call.press("1")
+        returning = caller_seconds(call.transcript, [])
+        asked = questions(call)
+    with rig() as r:
+        call = r.call(NEW_CALLER)
+        call.press("1")
+        call.say("Ayaan Khan, I'd like Dr. Sheikh tomorrow at 11 for a check up")
+        call.press("1")
+        call.press("1")
+        new = caller_seconds(call.transcript, [])
+        assert "You're booked" in call.heard and "Which doctor" not in call.heard
+    print(f"caller seconds: keypad {keypad}, one breath {returning} in {asked} questions, "
+          f"new patient one breath {new}")
+    assert keypad is not None and returning is not None and new is not None
+    assert asked <= 3 and returning < keypad - 15
+    assert new < 60
