@@ -209,11 +209,20 @@ def name_and_request(answer: Answer, turn: Turn) -> str | None:
 
 
 def choose_slot(answer: Answer, turn: Turn) -> str | None:
-    """An offered time by key or speech; a reason said with it is kept."""
+    """An offered time by key or speech; a reason said with it is kept; a plain "yes" to the
+    list takes its first time."""
     if not answer.keyed:
         reading = _read(answer, turn)
         if reading.reason:
             turn.data["notes"] = reading.reason[:NOTES_MAX]
+        offered = turn.data.get("offered") or []
+        if not reading.has_request and offered:
+            result = parse_yes_no(answer, turn.context())
+            if isinstance(result, Understood) and result.value:
+                if not result.sure:
+                    turn.unsure = answer.speech or ""
+                turn.data["start"] = offered[0]
+                return "picked"
     return a.choose_slot(answer, turn)
 
 

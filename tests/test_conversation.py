@@ -325,3 +325,14 @@ def test_one_breath_calls_are_short_for_the_caller():
     assert keypad is not None and returning is not None and new is not None
     assert asked <= 3 and returning < keypad - 15
     assert new < 60
+
+
+def test_yes_to_the_list_of_times_takes_the_first():
+    with rig() as r:
+        call = r.call(BILAL.e164)
+        call.press("1")
+        call.press("1")
+        first = re.findall(r"at ([0-9:]+ [ap]\.m\.|noon), press 1", call.last_heard)
+        call.say("yes, that's fine")
+        call.silence()
+        assert first and f"at {first[0]} with Dr. Farooq" in call.last_heard
