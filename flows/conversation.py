@@ -356,6 +356,15 @@ def is_moving(turn: Turn) -> bool:
     return bool(turn.data.get("moving")) and bool(turn.data.get("next_appointment"))
 
 
+CANCEL_REASON = "cancel appointment"
+"""How a cancellation request's reason starts (the console and the API tell them apart by it)."""
+
+
+def request_kind(reason: str | None) -> str:
+    """ "cancel" for a cancellation the caller asked for, else "callback"."""
+    return "cancel" if (reason or "").startswith(CANCEL_REASON) else "callback"
+
+
 def request_cancellation(turn: Turn) -> str:
     """Ask the desk to cancel the appointment named (no public Clinicea call cancels one).
 
@@ -365,7 +374,7 @@ def request_cancellation(turn: Turn) -> str:
     appt = turn.data.get("next_appointment") or {}
     phone = turn.data.get("keyed_number") or turn.call.caller
     why = "moved to a new time: " if turn.data.get("moving") else ""
-    reason = (f"cancel appointment {appt.get('id', '?')} on {appt.get('start', '?')[:16]} "
+    reason = (f"{CANCEL_REASON} {appt.get('id', '?')} on {appt.get('start', '?')[:16]} "
               f"({why}asked by the caller)")
     turn.services.request_callback(turn.call.call_sid, phone, reason)
     turn.data["cancel_requested"] = appt.get("id")

@@ -21,6 +21,7 @@ from ivr.sandbox.seed import (
     DEMO_SERVICE_CONSULTATION_ID,
 )
 from ivr.simulator import Pressed, Said, Silence
+from tests.agents import api_headers, signed_in
 from tests.calls import rig
 
 BILAL = DEMO_PATIENTS["Bilal Ahmed"]
@@ -249,6 +250,11 @@ def test_cancel_names_the_appointment_and_records_the_request_for_the_desk():
         assert "asked the reception team to cancel" in call.last_heard
         [request] = r.runtime.store.callbacks()
         assert appt in request.reason and request.phone_e164 == BILAL.e164
+        # The desk sees it beside callback requests, in the console and the API.
+        page = signed_in(r.app).get("/console/outbox").text
+        assert "cancellation requests" in page and appt in page
+        listed = r.app.test_client().get("/api/requests", headers=api_headers(r.app)).json
+        assert [(q["kind"], q["phone"]) for q in listed["requests"]] == [("cancel", BILAL.e164)]
 
 
 def test_move_books_the_new_time_first_then_asks_the_desk_to_cancel_the_old():
