@@ -48,8 +48,7 @@ FLOW = Flow("booking", [
     Say("last_visit_found", "last_visit", next="menu"),
     Say("last_visit_service", "last_visit_service"),
     # 5: main menu
-    Ask("menu", "menu", c.what_caller_wants, next=WANTS, digits=1,
-        hints=("book", "appointment", "reception", *WHEN_WORDS)),
+    Ask("menu", "menu", c.what_caller_wants, next=WANTS, digits=1, hints=c.request_hints),
     # 6: doctor, then day and time
     Ask("same_doctor", "same_doctor", c.same_doctor, next={"yes": "slots_find", "no": "doctor"},
         digits=1, when=c.asks_same_doctor, hints=a.doctor_hints),
@@ -120,7 +119,7 @@ FLOW = Flow("booking", [
         next={"yes": "same_doctor", "no": "anything_else"}, digits=1,
         hints=(*YES_NO, *WHEN_WORDS)),
     Ask("anything_else", "anything_else", c.anything_else, next=WANTS, digits=1,
-        on_silence="bye_answered", hints=("book", "appointment", *YES_NO)),
+        on_silence="bye_answered", hints=c.request_hints),
     Hangup("bye_answered", "thanks_goodbye", outcome="answered"),
     # 10: a person, or no ringing of an empty room
     Do("route_booking", a.route_booking,

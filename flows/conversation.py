@@ -104,6 +104,14 @@ def _read(answer: Answer, turn: Turn) -> Reading:
     return reading
 
 
+def request_hints(turn: Turn) -> tuple[str, ...]:
+    """Speech hints where a whole request may be said: doctors, days, parts of the day."""
+    words = ("book", "appointment", "reception", "next appointment", "opening hours", "address",
+             "cancel", "reschedule", "tomorrow", "Monday", "Tuesday", "Wednesday", "Thursday",
+             "Friday", "Saturday", "morning", "afternoon", "evening")
+    return (*words, *a.doctor_hints(turn))
+
+
 # --- guards --------------------------------------------------------------------------------
 
 
