@@ -10,7 +10,7 @@ cancel, move) are answered here too.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
@@ -22,6 +22,7 @@ from flows.understanding import (
     Understood,
     parse_choice,
     parse_person_name,
+    parse_when,
     parse_yes_no,
 )
 from flows.understanding.utterance import Reading, read_utterance
@@ -231,7 +232,25 @@ def choose_slot(answer: Answer, turn: Turn) -> str | None:
                     turn.unsure = answer.speech or ""
                 turn.data["start"] = offered[0]
                 return "picked"
+        if (reading.day or reading.time) and not isinstance(
+            parse_when(answer, turn.context()), Understood
+        ):
+            return _corrected_when(turn, reading, answer)
     return a.choose_slot(answer, turn)
+
+
+def _corrected_when(turn: Turn, reading: Reading, answer: Answer) -> str:
+    """ "Tuesday, no, Wednesday" at the times offered: the parser sees two days, the reading
+    keeps the last; a time alone is on the day being discussed."""
+    if reading.day is None:
+        offered = turn.data.get("offered") or []
+        anchor = turn.data.get("offered_day") or (offered[0][:10] if offered else None)
+        if anchor:
+            reading = replace(reading, day=date.fromisoformat(anchor))
+    remember(turn, reading)
+    if not reading.sure:
+        turn.unsure = answer.speech or ""
+    return find_times(turn)
 
 
 def accept_offer(answer: Answer, turn: Turn) -> str | None:
@@ -240,6 +259,10 @@ def accept_offer(answer: Answer, turn: Turn) -> str | None:
         reading = _read(answer, turn)
         if reading.reason:
             turn.data["notes"] = reading.reason[:NOTES_MAX]
+        if (reading.day or reading.time) and not isinstance(
+            parse_when(answer, turn.context()), Understood
+        ):
+            return _corrected_when(turn, reading, answer)
     return a.accept_offer(answer, turn)
 
 

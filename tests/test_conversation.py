@@ -342,3 +342,17 @@ def test_yes_to_the_list_of_times_takes_the_first():
         call.say("yes, that's fine")
         call.silence()
         assert first and f"at {first[0]} with Dr. Farooq" in call.last_heard
+
+
+def test_a_self_correction_at_the_offered_times_keeps_the_last_day():
+    with rig() as r:
+        call = r.call(BILAL.e164)
+        call.press("1")
+        call.press("1")
+        assert "next free times" in call.last_heard
+        call.say("Tuesday at 3 pm, no, Wednesday")
+        call.silence()
+        assert "Wednesday the 25th of November at 3 p.m. with Dr. Farooq" in call.last_heard
+        call.press("1")
+        [(_doctor, start, _notes)] = booked(r)
+        assert start == "2026-11-25T15:00:00"
