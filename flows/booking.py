@@ -88,8 +88,8 @@ FLOW = Flow("booking", [
         hints=(*YES_NO, *WHEN_WORDS)),
     # 8-9: book and confirm in words
     Do("book", a.book, hold="hold_booking",
-       next={"booked": "booked", "recorded": "recorded", "slot_taken": "slot_taken"},
-       on_error="recorded"),
+       next={"booked": "booked", "recorded": "move_recorded", "slot_taken": "slot_taken"},
+       on_error="move_recorded"),
     Say("booked", "booked", next="move_cancel"),
     # a move: the new time is booked, the old one goes to the desk to cancel
     Do("move_cancel", c.request_cancellation, next="move_cancelled", when=c.is_moving,
@@ -97,6 +97,9 @@ FLOW = Flow("booking", [
     Say("move_cancelled", "cancel_requested", next="booked_sms", when=c.is_moving),
     Say("booked_sms", "sms_note", next="bye_booked", when=a.wants_sms_note),
     Hangup("bye_booked", "goodbye", outcome="booked"),
+    # a move whose new time is recorded for the worker: the desk still cancels the old one
+    Do("move_recorded", c.request_cancellation, next="recorded", when=c.is_moving,
+       on_error="recorded"),
     Hangup("recorded", "recorded", outcome="recorded"),
     Say("slot_taken", "slot_taken", next="slots_find"),
     # a caller we could not find: consent, name, then the same booking path

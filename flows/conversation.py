@@ -404,7 +404,11 @@ def request_cancellation(turn: Turn) -> str:
     """
     appt = turn.data.get("next_appointment") or {}
     phone = turn.data.get("keyed_number") or turn.call.caller
-    why = "moved to a new time: " if turn.data.get("moving") else ""
+    why = ""
+    if turn.data.get("moving"):
+        status = (turn.data.get("booking") or {}).get("status")
+        why = "moved to a new time, not yet confirmed by Clinicea: " if status != "booked" else (
+            "moved to a new time: ")
     reason = (f"{CANCEL_REASON} {appt.get('id', '?')} on {appt.get('start', '?')[:16]} "
               f"({why}asked by the caller)")
     turn.services.request_callback(turn.call.call_sid, phone, reason)

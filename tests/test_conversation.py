@@ -356,3 +356,17 @@ def test_a_self_correction_at_the_offered_times_keeps_the_last_day():
         call.press("1")
         [(_doctor, start, _notes)] = booked(r)
         assert start == "2026-11-25T15:00:00"
+
+
+def test_a_move_whose_new_booking_is_recorded_still_asks_the_desk_to_cancel():
+    with rig() as r:
+        [appt] = _upcoming(r, datetime(2026, 11, 25, 9, 0))
+        call = r.call(BILAL.e164)
+        call.say("I'd like to reschedule my appointment")
+        call.say("Thursday at 11 with Dr. Sheikh")
+        call.silence()
+        r.sandbox.faults.fail_next(503, times=None, operation="book")
+        call.press("1")
+        assert "I've taken your request" in call.last_heard and call.ended
+        [request] = r.runtime.store.callbacks()
+        assert appt in request.reason and "not yet confirmed" in request.reason
