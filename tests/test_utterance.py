@@ -6,9 +6,11 @@ import dataclasses
 from datetime import date, datetime, time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from flows.understanding import Answer, Context, TimeOfDay
-from flows.understanding.utterance import read_utterance
+from flows.understanding.utterance import INTENTS, _read, read_utterance
 from ivr.config import DEMO_CLINIC
 from ivr.sandbox.seed import DEMO_DOCTOR_FAROOQ_ID, DEMO_DOCTOR_KHAN_ID, DEMO_DOCTOR_SHEIKH_ID
 
@@ -80,3 +82,23 @@ def test_plain_answers_give_nothing_and_nothing_raises():
     assert read("yes").intent is None and not read("yes").has_request
     for odd in ("", "   ", "\x00", "for", "for for for", "no, no, no", "٣٣٣"):
         read(odd)
+
+
+WORDS = ["book", "me", "with", "dr", "khan", "farooq", "on", "friday", "tuesday", "at", "11", "4",
+         "for", "a", "sore", "throat", "no", ",", "sorry", "actually", "make", "it", "pm",
+         "morning", "cancel", "my", "appointment", "next", "where", "open", "zero", "کل", "بجے",
+         "کے", "لیے", "نہیں", "the", "29th", "half", "past", "instead", ""]
+
+
+@settings(max_examples=300, deadline=None)
+@given(speech=st.one_of(st.text(max_size=80), st.lists(st.sampled_from(WORDS), max_size=14)
+                        .map(" ".join)),
+       now=st.datetimes(min_value=datetime(2024, 1, 1), max_value=datetime(2030, 12, 31)),
+       language=st.sampled_from(["en", "ur"]))
+def test_reading_never_raises_and_never_gives_a_past_day(speech, now, language):
+    ctx = dataclasses.replace(CTX, now=now, language=language)
+    # The unguarded reader: a bug raises here instead of being an empty Reading.
+    reading = _read(Answer(speech=speech, confidence=0.9), ctx)
+    assert reading.intent in (None, *INTENTS)
+    assert reading.day is None or reading.day >= now.date()
+    assert reading.reason is None or 0 < len(reading.reason) <= 200
