@@ -370,3 +370,13 @@ def test_a_move_whose_new_booking_is_recorded_still_asks_the_desk_to_cancel():
         assert "I've taken your request" in call.last_heard and call.ended
         [request] = r.runtime.store.callbacks()
         assert appt in request.reason and "not yet confirmed" in request.reason
+
+
+def test_opening_hours_in_urdu():
+    with rig(clinic=URDU) as r:
+        call = r.call(BILAL.e164)
+        call.press("2")
+        call.say("کلینک کے اوقات کیا ہیں")
+        heard = call.last_heard
+        assert "ہمارے اوقات" in heard and "پیر سے جمعرات" in heard and "اتوار بند" in heard
+        assert "کیا کچھ اور" in heard and not call.ended
