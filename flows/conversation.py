@@ -184,9 +184,16 @@ def same_doctor(answer: Answer, turn: Turn) -> str | None:
 
 
 def choose_doctor(answer: Answer, turn: Turn) -> str | None:
-    """Which doctor: by key or name, keeping a day, time or reason said with it."""
+    """Which doctor: by key or name, keeping a day, time or reason said with it ("Dr. Farooq,
+    no, Dr. Sheikh" is Dr. Sheikh)."""
     if not answer.keyed:
-        remember(turn, _read(answer, turn))
+        reading = _read(answer, turn)
+        remember(turn, reading)
+        doctor = turn.profile.doctor(reading.doctor_id)
+        if doctor is not None:
+            if not reading.sure:
+                turn.unsure = doctor.name
+            return "chosen"
     return a.choose_doctor(answer, turn)
 
 

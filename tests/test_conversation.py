@@ -380,3 +380,14 @@ def test_opening_hours_in_urdu():
         heard = call.last_heard
         assert "ہمارے اوقات" in heard and "پیر سے جمعرات" in heard and "اتوار بند" in heard
         assert "کیا کچھ اور" in heard and not call.ended
+
+
+def test_a_self_correction_at_the_doctor_question_keeps_the_last_doctor():
+    with rig() as r:
+        call = r.call(BILAL.e164)
+        call.press("1")
+        call.press("2")
+        assert "Which doctor?" in call.last_heard
+        call.say("Dr. Farooq, no, Dr. Sheikh tomorrow at 11")
+        call.silence()
+        assert "Tomorrow, Tuesday the 24th at 11 a.m. with Dr. Sheikh" in call.last_heard
