@@ -256,8 +256,8 @@ def _pick_time(turn: Turn, day: date, when: TimeOfDay) -> str:
         if any(s.start == exact for s in slots):
             turn.data["start"] = exact.isoformat()
             return "picked"
-        turn.say("time_not_free", requested=turn.lang.say_when(exact, turn.today))
         if slots:
+            turn.say("time_not_free", requested=turn.lang.say_when(exact, turn.today))
             # The nearest free times that day, in time order.
             near = sorted(slots, key=lambda s: abs((s.start - exact).total_seconds()))[:3]
             turn.data["offered"] = [s.start.isoformat() for s in sorted(near, key=_start_of)]

@@ -391,3 +391,12 @@ def test_a_self_correction_at_the_doctor_question_keeps_the_last_doctor():
         call.say("Dr. Farooq, no, Dr. Sheikh tomorrow at 11")
         call.silence()
         assert "Tomorrow, Tuesday the 24th at 11 a.m. with Dr. Sheikh" in call.last_heard
+
+
+def test_a_time_on_a_day_with_nothing_free_says_so_once_and_offers_the_next_days():
+    with rig() as r:
+        call = r.call(BILAL.e164)
+        call.say("Dr. Farooq on Sunday at 10 for my back pain")  # the clinic is shut on Sundays
+        heard = call.last_heard
+        assert "Dr. Farooq has no free time on Sunday the 29th of November" in heard
+        assert "is not free" not in heard and "Monday the 30th of November" in heard
