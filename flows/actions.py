@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
 
+from flows.domain import Slot
 from flows.engine import Turn
 from flows.services import BookingRequest
 from flows.understanding import (
@@ -271,7 +272,14 @@ def _pick_time(turn: Turn, day: date, when: TimeOfDay) -> str:
         if any(s.start == exact for s in slots):
             turn.data["start"] = exact.isoformat()
             return "picked"
-        turn.say("time_not_free", requested=turn.lang.say_when(exact, turn.today))
+        if slots:
+            turn.say("time_not_free", requested=turn.lang.say_when(exact, turn.today))
+            # The nearest free times that day, in time order.
+            near = sorted(slots, key=lambda s: abs((s.start - exact).total_seconds()))[:3]
+            turn.data["offered"] = [s.start.isoformat() for s in sorted(near, key=_start_of)]
+            turn.data["offered_day"] = day.isoformat()
+            turn.data.pop("offer", None)
+            return "day"
         return _offer_day(turn, day)
     in_range = [s for s in slots if when.start <= s.start.time() < when.end]
     if in_range:
@@ -281,6 +289,10 @@ def _pick_time(turn: Turn, day: date, when: TimeOfDay) -> str:
         turn.data["offer"] = {"start": in_range[0].start.isoformat(), "part": part}
         return "offer"
     return _offer_day(turn, day)
+
+
+def _start_of(slot: Slot) -> datetime:
+    return slot.start
 
 
 def choose_slot(answer: Answer, turn: Turn) -> str | None:
@@ -469,6 +481,6 @@ def request_callback(turn: Turn) -> str:
 
 
 def _callback_reason(turn: Turn) -> str:
-    if turn.data.get("transfer_failed"):
-        return f"nobody answered the transfer ({turn.data['transfer_failed']})"
+    if turn.call.transfer_failed:
+        return f"nobody answered the transfer ({turn.call.transfer_failed})"
     return "asked for a call back outside reception hours"

@@ -93,6 +93,17 @@ class LastVisit:
 
 
 @dataclass(frozen=True)
+class Upcoming:
+    """The patient's next booked appointment, as it is read out."""
+
+    id: str
+    start: datetime
+    doctor_name: str
+    doctor_id: str | None
+    clinic: ClinicSite | None
+
+
+@dataclass(frozen=True)
 class Slot:
     """A free appointment time for one doctor."""
 

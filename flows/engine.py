@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from datetime import date, datetime
 from typing import Any
@@ -65,6 +65,19 @@ class CallState:
     outcome: str | None = None
     pending: dict[str, Any] | None = None  # a low-confidence answer awaiting "is that right?"
     held: str | None = None  # a Do whose hold message went out; it runs on the redirect
+    transferred: bool = False  # a Transfer row dialled a person
+    transfer_failed: str | None = None  # the DialCallStatus when nobody answered
+
+    @classmethod
+    def _upgrade(cls, raw: dict[str, Any]) -> dict[str, Any]:
+        """State stored before the engine kept its own fields out of `data`."""
+        data = raw.get("data")
+        if isinstance(data, dict) and ("transferred" in data or "transfer_failed" in data):
+            data = dict(data)
+            raw = {**raw, "data": data}
+            raw.setdefault("transferred", bool(data.pop("transferred", False)))
+            raw.setdefault("transfer_failed", data.pop("transfer_failed", None))
+        return raw
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for the store (a deep copy: later changes to the state do not leak in)."""
@@ -74,7 +87,7 @@ class CallState:
     def from_dict(cls, raw: Mapping[str, Any]) -> CallState:
         """Rebuild from the store's JSON, ignoring fields a newer version may have added."""
         known = {f for f in cls.__dataclass_fields__}
-        return cls(**{k: v for k, v in raw.items() if k in known})
+        return cls(**{k: v for k, v in cls._upgrade(dict(raw)).items() if k in known})
 
 
 _CALL_STATE_FIELDS = fields(CallState)
@@ -138,8 +151,14 @@ class Event:
 class Turn:
     """One webhook's view of the call, handed to answer handlers and actions."""
 
-    def __init__(self, call: CallState, services: ClinicServices) -> None:
+    def __init__(
+        self,
+        call: CallState,
+        services: ClinicServices,
+        facts: Callable[[Turn], dict[str, object]] | None = None,
+    ) -> None:
         self.call = call
+        self._facts = facts
         self.services = services
         self.profile: ClinicProfile = services.profile
         self.lines: list[Line] = []
@@ -190,10 +209,8 @@ class Turn:
         return text(self.lang, key, {**self.facts(), **extra})
 
     def facts(self) -> dict[str, object]:
-        """Fields prompts may use; flow-specific ones come from `flows.facts`."""
-        from flows.facts import common_facts
-
-        return common_facts(self)
+        """Fields prompts may use: the flow's `facts` function computes them."""
+        return self._facts(self) if self._facts else {}
 
 
 class Engine:
@@ -206,17 +223,20 @@ class Engine:
         self.services = services
         self.transfer_number = transfer_number
 
+    def _turn(self, call: CallState) -> Turn:
+        return Turn(call, self.services, self.flow.facts)
+
     # --- entry points, one per kind of webhook -------------------------------------------
 
     def start(self, call: CallState) -> tuple[Reply, list[Event]]:
         """A new call: run from the first row."""
         call.step = self.flow.start
-        turn = Turn(call, self.services)
+        turn = self._turn(call)
         return self._run(turn), turn.events
 
     def on_answer(self, call: CallState, step: str, answer: Answer) -> tuple[Reply, list[Event]]:
         """The caller answered (or stayed silent at) the gather of `step`."""
-        turn = Turn(call, self.services)
+        turn = self._turn(call)
         row = self.flow[call.step] if call.step in self.flow else None
         if step != call.step or not isinstance(row, Ask):
             return self._current(turn), turn.events
@@ -225,7 +245,7 @@ class Engine:
             return self._resolve_pending(turn, row, answer), turn.events
         if row.person_ok and wants_person(answer):
             call.tries = 0
-            call.step = "person" if "person" in self.flow else row.on_give_up
+            call.step = self.flow.person or self.flow.give_up(row)
             return self._run(turn), turn.events
         if not (answer.digits or (answer.speech or "").strip()):
             if row.on_silence:
@@ -239,7 +259,7 @@ class Engine:
         except ServiceUnavailable:
             log.warning("clinic system unavailable at step %s", row.key)
             turn.events.append(Event("error", row.key, "clinic system unavailable"))
-            call.step = "records_down" if "records_down" in self.flow else row.on_give_up
+            call.step = self.flow.unavailable or self.flow.give_up(row)
             return self._run(turn), turn.events
         if label is None:
             call.data = snapshot
@@ -254,14 +274,14 @@ class Engine:
 
     def on_redirect(self, call: CallState, step: str) -> tuple[Reply, list[Event]]:
         """Twilio followed our redirect: run the held action of `step`."""
-        turn = Turn(call, self.services)
+        turn = self._turn(call)
         if step != call.step or call.held != step:
             return self._current(turn), turn.events
         return self._run(turn), turn.events
 
     def on_dial(self, call: CallState, step: str, status: str) -> tuple[Reply, list[Event]]:
         """The person we rang answered and hung up, or did not answer."""
-        turn = Turn(call, self.services)
+        turn = self._turn(call)
         row = self.flow[call.step] if call.step in self.flow else None
         if step != call.step or not isinstance(row, Transfer):
             return self._current(turn), turn.events
@@ -269,13 +289,13 @@ class Engine:
         if status in ("completed", "answered"):
             call.outcome = "transferred"
             return Reply(hangup=True, language=call.language), turn.events
-        call.data["transfer_failed"] = status
+        call.transfer_failed = status
         call.step = row.on_no_answer
         return self._run(turn), turn.events
 
     def current(self, call: CallState) -> tuple[Reply, list[Event]]:
         """Say the current step again without changing anything."""
-        turn = Turn(call, self.services)
+        turn = self._turn(call)
         return self._current(turn), turn.events
 
     # --- internals -----------------------------------------------------------------------
@@ -290,7 +310,7 @@ class Engine:
                 return self._ask_pending(turn, row)
             return self._gather(turn, row)
         if isinstance(row, Do) and call.held == row.key:
-            turn.say(row.hold or "hold_booking")
+            turn.say(row.hold or "")
             return Reply(tuple(turn.lines), redirect=row.key, language=call.language)
         return self._run(turn)
 
@@ -329,7 +349,7 @@ class Engine:
                 now = turn.now()
                 if self.transfer_number and turn.profile.agent_hours.is_open(now):
                     turn.say(row.text)
-                    call.data["transferred"] = True
+                    call.transferred = True
                     turn.events.append(Event("transfer", row.key, "dial"))
                     return Reply(
                         tuple(turn.lines),
@@ -377,7 +397,7 @@ class Engine:
             call.tries = 0
             turn.say("give_up")
             turn.events.append(Event("error", row.key, "gave up after repeated tries"))
-            call.step = row.on_give_up
+            call.step = self.flow.give_up(row)
             return self._run(turn)
         turn.say(turn.problem or "not_understood")
         return self._gather(turn, row, prompt=row.reprompt or f"{row.prompt}_hint")
@@ -411,7 +431,7 @@ class Engine:
             call.data = pending.get("snapshot", call.data)
             call.tries = 0
             turn.say("give_up")
-            call.step = row.on_give_up
+            call.step = self.flow.give_up(row)
             return self._run(turn)
         turn.say("not_understood")
         return self._ask_pending(turn, row)

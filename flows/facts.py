@@ -54,7 +54,67 @@ def common_facts(turn: Turn) -> dict[str, object]:
     facts["confirm_by"] = lang.prompts.get(
         "confirm_by_sms" if profile.sms_confirmation else "confirm_by_call", ""
     )
+    facts.update(answer_facts(turn))
     return facts
+
+
+def answer_facts(turn: Turn) -> dict[str, object]:
+    """Fields of the answers to questions that are not bookings: next appointment, hours,
+    addresses."""
+    lang = turn.lang
+    facts: dict[str, object] = {}
+    upcoming = turn.data.get("next_appointment")
+    if upcoming:
+        facts["appt_when"] = lang.say_when(datetime.fromisoformat(upcoming["start"]), turn.today)
+        facts["appt_doctor"] = upcoming.get("doctor_name") or ""
+        facts["appt_address"] = upcoming.get("address") or ""
+    step = turn.call.step
+    if step == "opening_hours":
+        facts["hours"] = say_hours(turn)
+    if step == "addresses":
+        facts["addresses"] = " ".join(
+            text_of(lang, "site_address", name=s.name, address=s.address)
+            for s in turn.profile.sites
+        )
+    return facts
+
+
+def text_of(lang: object, key: str, **fields: object) -> str:
+    """One catalogue fragment filled in (English when the language lacks it)."""
+    from flows.lang import text
+
+    return text(lang, key, fields)  # type: ignore[arg-type]
+
+
+def say_hours(turn: Turn) -> str:
+    """ "Monday to Thursday, 9 a.m. to 5 p.m. Friday, 9 a.m. to 1 p.m. Closed on Sunday."."""
+    lang = turn.lang
+    names = str(lang.prompts.get("weekdays") or "").split(",")
+    if len(names) != 7:
+        from flows.lang import en
+
+        names = en.PROMPTS["weekdays"].split(",")
+    week = [turn.profile.hours.ranges.get(d, ()) for d in range(7)]
+    groups: list[tuple[int, int]] = []
+    for d in range(7):
+        if groups and week[groups[-1][1]] == week[d]:
+            groups[-1] = (groups[-1][0], d)
+        else:
+            groups.append((d, d))
+    out: list[str] = []
+    for first, last in groups:
+        days = names[first].strip() if first == last else text_of(
+            lang, "days_range", first=names[first].strip(), last=names[last].strip())
+        spans = week[first]
+        if not spans:
+            out.append(text_of(lang, "hours_closed", days=days))
+            continue
+        times = ", ".join(
+            text_of(lang, "hours_span", opens=lang.say_time(s), closes=lang.say_time(e))
+            for s, e in spans
+        )
+        out.append(text_of(lang, "hours_open", days=days, times=times))
+    return " ".join(out)
 
 
 def family_options(turn: Turn) -> dict[str, object]:

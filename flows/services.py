@@ -10,7 +10,16 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Literal, Protocol
 
-from flows.domain import ClinicSite, Doctor, LastVisit, PatientRef, Service, Slot, WeeklyHours
+from flows.domain import (
+    ClinicSite,
+    Doctor,
+    LastVisit,
+    PatientRef,
+    Service,
+    Slot,
+    Upcoming,
+    WeeklyHours,
+)
 
 
 class ServiceUnavailable(Exception):
@@ -97,6 +106,10 @@ class ClinicServices(Protocol):
 
     def last_visit(self, patient_id: str) -> LastVisit | None:
         """The newest completed visit, or None."""
+        ...
+
+    def next_appointment(self, patient_id: str) -> Upcoming | None:
+        """The patient's next upcoming appointment that is not cancelled, or None."""
         ...
 
     def free_slots(

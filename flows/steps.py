@@ -11,7 +11,7 @@ FlowError
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -53,7 +53,7 @@ class Ask:
     timeout: int = 5
     hints: Hints | tuple[str, ...] = ()
     attempts: int = 3
-    on_give_up: str = "person"
+    on_give_up: str | None = None  # None: the flow's `person` step
     on_silence: str | None = None  # a step to go to on silence instead of reprompting
     reprompt: str | None = None  # catalogue key of the shorter hint; default "<prompt>_hint"
     when: Guard | None = None
@@ -109,6 +109,9 @@ class Hangup:
 
 Step = Ask | Do | Say | Transfer | Hangup
 
+ENGINE_PROMPTS = ("give_up", "not_understood", "check_heard")
+"""Catalogue keys the engine itself speaks (giving up, a reprompt, a low-confidence read-back)."""
+
 
 @dataclass(frozen=True)
 class Flow:
@@ -116,18 +119,62 @@ class Flow:
 
     name: str
     rows: tuple[Step, ...]
+    person: str | None = None  # where "0" or "agent" goes from a row with person_ok
+    unavailable: str | None = None  # where an answer goes when the clinic system is down
+    facts: Callable[[Turn], dict[str, object]] | None = None  # the fields prompts may use
     _index: Mapping[str, int] = field(init=False, repr=False, compare=False)
 
-    def __init__(self, name: str, rows: list[Step] | tuple[Step, ...]) -> None:
+    def __init__(
+        self,
+        name: str,
+        rows: list[Step] | tuple[Step, ...],
+        *,
+        person: str | None = None,
+        unavailable: str | None = None,
+        facts: Callable[[Turn], dict[str, object]] | None = None,
+        catalogues: Iterable[Mapping[str, str]] = (),
+    ) -> None:
+        """`catalogues`: prompt tables every prompt key of the rows must be in (checked now)."""
         object.__setattr__(self, "name", name)
         object.__setattr__(self, "rows", tuple(rows))
+        object.__setattr__(self, "person", person)
+        object.__setattr__(self, "unavailable", unavailable)
+        object.__setattr__(self, "facts", facts)
         index: dict[str, int] = {}
         for i, row in enumerate(self.rows):
             if row.key in index:
                 raise FlowDefinitionError(f"{name}: step {row.key!r} is defined twice")
             index[row.key] = i
         object.__setattr__(self, "_index", index)
+        for special in (person, unavailable):
+            if special is not None and special not in index:
+                raise FlowDefinitionError(f"{name}: unknown step {special!r}")
         self._check()
+        for prompts in catalogues:
+            missing = sorted(k for k in self.prompt_keys() if k not in prompts)
+            if missing:
+                raise FlowDefinitionError(
+                    f"{name}: prompt key(s) missing from a catalogue: {', '.join(missing)}"
+                )
+
+    def give_up(self, row: Ask) -> str:
+        """Where an Ask goes after too many tries: its own `on_give_up`, else `person`."""
+        step = row.on_give_up or self.person
+        if step is None:
+            raise FlowDefinitionError(f"{self.name}: step {row.key!r} has no step to give up to")
+        return step
+
+    def prompt_keys(self) -> set[str]:
+        """Every catalogue key the rows speak (prompts, their hints, hold messages)."""
+        keys: set[str] = set(ENGINE_PROMPTS)
+        for row in self.rows:
+            if isinstance(row, Ask):
+                keys.update((row.prompt, row.reprompt or f"{row.prompt}_hint"))
+            elif isinstance(row, (Say, Transfer, Hangup)):
+                keys.add(row.text)
+            elif isinstance(row, Do) and row.hold:
+                keys.add(row.hold)
+        return keys
 
     def __getitem__(self, key: str) -> Step:
         return self.rows[self._index[key]]
@@ -167,7 +214,8 @@ class Flow:
         elif isinstance(nxt, Mapping):
             out.extend(nxt.values())
         if isinstance(row, Ask):
-            out.append(row.on_give_up)
+            if row.on_give_up or self.person:
+                out.append(row.on_give_up or self.person or "")
             if row.on_silence:
                 out.append(row.on_silence)
         if isinstance(row, Do):
@@ -190,6 +238,8 @@ class Flow:
                     raise FlowDefinitionError(
                         f"{self.name}: step {row.key!r} leads to unknown step {target!r}"
                     )
+            if isinstance(row, Ask):
+                self.give_up(row)
             if isinstance(row, (Ask, Do, Say)) and row.next is None:
                 if self.below(row.key) is None:
                     raise FlowDefinitionError(

@@ -20,13 +20,14 @@ from typing import Any
 from flask import Blueprint, current_app, g, jsonify, make_response, request
 from werkzeug.exceptions import HTTPException
 
+from flows.conversation import request_kind
 from flows.domain import LastVisit, PatientRef, Slot
 from flows.services import ServiceUnavailable
 from ivr.accounts import verify_api_key
 from ivr.console import desk
 from ivr.console.headers import add_security_headers
 from ivr.outbox import REJECTED
-from ivr.store import BookingRecord
+from ivr.store import BookingRecord, CallbackRecord
 
 log = logging.getLogger(__name__)
 
@@ -155,6 +156,17 @@ def _booking(record: BookingRecord) -> dict[str, Any]:
     }
 
 
+def _desk_request(record: CallbackRecord) -> dict[str, Any]:
+    return {
+        "id": record.id,
+        "kind": request_kind(record.reason),
+        "created_at": record.created_at.isoformat(timespec="seconds") + "Z",
+        "phone": record.phone_e164,
+        "reason": record.reason,
+        "call_sid": record.call_sid,
+    }
+
+
 def _same_request(
     record: BookingRecord, *, doctor_id: str, start: Any, patient_id: str | None,
     patient: desk.NewPatient | None, notes: str,
@@ -214,6 +226,13 @@ def slots() -> Any:
     day = desk.parse_day(request.args.get("day"))
     free = desk.free_slots(services, doctor_id, day)
     return jsonify(doctor_id=doctor_id, day=day.isoformat(), slots=[_slot(s) for s in free])
+
+
+@bp.get("/requests")
+def desk_requests() -> Any:
+    """Open requests for the desk from calls: callbacks and cancellations, oldest first."""
+    rows = _runtime().store.callbacks("open", limit=200)
+    return jsonify(requests=[_desk_request(r) for r in rows])
 
 
 @bp.post("/bookings")

@@ -135,7 +135,7 @@ class Runtime:
         call = CallState.from_dict({**record.state, "call_sid": call_sid})  # purged: {}
         outcome = STORE_OUTCOME.get(call.outcome or "")
         if outcome is None:
-            outcome = "transferred" if call.data.get("transferred") else "abandoned"
+            outcome = "transferred" if call.transferred else "abandoned"
         self.store.finish_call(call_sid, outcome, call.step or None)
 
     def close(self) -> None:

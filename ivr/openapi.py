@@ -153,6 +153,17 @@ def document() -> dict[str, Any]:
                     },
                 }
             },
+            "/api/requests": {
+                "get": {
+                    "operationId": "deskRequests",
+                    "summary": "Open requests from calls for the desk: callbacks and "
+                               "cancellations (no public Clinicea call cancels), oldest first",
+                    "responses": {
+                        "200": _ok("Open requests", "DeskRequests"),
+                        "401": UNAUTHORIZED,
+                    },
+                }
+            },
             "/api/openapi.json": {
                 "get": {
                     "operationId": "openapi",
@@ -250,6 +261,24 @@ def document() -> dict[str, Any]:
                             },
                         }},
                     },
+                },
+                "DeskRequests": {
+                    "type": "object",
+                    "properties": {"requests": {"type": "array", "items": {
+                        "type": "object",
+                        "required": ["id", "kind", "created_at"],
+                        "properties": {
+                            "id": {"type": "integer"},
+                            "kind": {"type": "string", "enum": ["callback", "cancel"]},
+                            "created_at": {"type": "string", "format": "date-time",
+                                           "description": "UTC"},
+                            "phone": {"type": "string", "nullable": True},
+                            "reason": {"type": "string", "nullable": True,
+                                       "description": "A cancellation names the appointment "
+                                                      "id and its start."},
+                            "call_sid": {"type": "string", "nullable": True},
+                        },
+                    }}},
                 },
                 "NewPatient": {
                     "type": "object",

@@ -39,7 +39,7 @@ from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, TypeVar
 
-from flows.domain import ClinicSite, Doctor, LastVisit, PatientRef, Slot
+from flows.domain import ClinicSite, Doctor, LastVisit, PatientRef, Slot, Upcoming
 from flows.services import BookingOutcome, BookingRequest, ClinicProfile, ServiceUnavailable
 from flows.slots import OutOfTime, first_free_slots
 from flows.slots import free_slots as day_free_slots
@@ -235,6 +235,31 @@ class CliniceaServices:
         if not visits:
             return None
         return self._last_visit(visits[0])
+
+    def next_appointment(self, patient_id: str) -> Upcoming | None:
+        """The patient's next upcoming appointment (cancelled and no-show left out), or None.
+
+        Its doctor and site come from the config where the row names a doctor it knows."""
+        try:
+            rows = self._in_time(lambda: self.client.upcoming_appointments(patient_id),
+                                 _webhook_deadline.get())
+        except OutOfTime as exc:
+            raise ServiceUnavailable("upcoming appointments: out of time") from exc
+        except CliniceaError as exc:
+            log.warning("upcoming appointments of patient %s failed: %s", patient_id, exc)
+            raise ServiceUnavailable(str(exc)) from exc
+        now = self.clock.now()
+        row = next((r for r in rows if r.start >= now), None)
+        if row is None:
+            return None
+        doctor = self.profile.doctor(row.doctor_id)
+        return Upcoming(
+            id=row.id,
+            start=row.start,
+            doctor_name=doctor.name if doctor else (row.doctor_name or ""),
+            doctor_id=doctor.id if doctor else row.doctor_id,
+            clinic=self.profile.site(doctor.clinic_id if doctor else None),
+        )
 
     def free_slots(
         self,

@@ -66,7 +66,11 @@ __all__ = [
 # Vocabulary
 
 #: Call outcomes, strongest first: a stronger outcome is never replaced by a weaker one.
-OUTCOMES: tuple[str, ...] = ("booked", "transferred", "callback", "failed", "abandoned")
+# "answered": the caller asked something that is not a booking (hours, address, next
+# appointment) and was told.
+OUTCOMES: tuple[str, ...] = (
+    "booked", "transferred", "callback", "answered", "failed", "abandoned",
+)
 _OUTCOME_RANK = {name: len(OUTCOMES) - i for i, name in enumerate(OUTCOMES)}
 
 EVENT_KINDS = frozenset({"heard", "pressed", "said", "silence", "step", "transfer", "error"})
@@ -1005,8 +1009,9 @@ class Store:
     def finish_call(self, call_sid: str, outcome: str, outcome_step: str | None = None) -> bool:
         """Record the call's end and outcome (unless a stronger outcome is already recorded).
 
-        Strength: booked > transferred > callback > failed > abandoned. ``ended_at`` is set the
-        first time only. Returns True when this outcome was recorded. Does not bump the version.
+        Strength: booked > transferred > callback > answered > failed > abandoned. ``ended_at``
+        is set the first time only. Returns True when this outcome was recorded. Does not bump
+        the version.
         """
         _check_outcome(outcome)
         record, end_only = _finish_call_stmts(outcome)

@@ -39,7 +39,8 @@ MAX_SPEECH = 500
 # The call's outcome as the store records it (a booking recorded for the worker counts as
 # booked by phone: the outbox tracks whether Clinicea confirmed it).
 STORE_OUTCOME = {"booked": "booked", "recorded": "booked", "transferred": "transferred",
-                 "callback": "callback", "abandoned": "abandoned", "failed": "failed"}
+                 "callback": "callback", "abandoned": "abandoned", "failed": "failed",
+                 "answered": "answered"}
 DIAL_STATUSES = {"completed", "answered", "busy", "no-answer", "failed", "canceled"}
 
 

@@ -917,3 +917,18 @@ def test_a_failing_request_hook_does_not_fail_the_call(api, clock):
     client = make_client(api, clock, on_request=broken)
     api.get(SEARCH).respond(json=[PATIENT])
     assert len(client.search_patients(PHONE)) == 1
+
+
+def test_upcoming_appointments_drop_cancelled_rows_soonest_first(api, client):
+    upcoming = api.get("/api/v2/appointments/getAppointmentsByPatient").respond(
+        json=[
+            row("a-1", "2024-06-03T10:00:00", "Scheduled"),
+            row("a-2", "2024-06-01T09:00:00", "Cancelled"),
+            row("a-3", "2024-06-02T09:00:00", "Confirmed"),
+            row("a-4", "2024-06-01T08:00:00", "No Show"),
+        ]
+    )
+    assert [a.id for a in client.upcoming_appointments("p-9")] == ["a-3", "a-1"]
+    sent = query(upcoming.calls.last)
+    assert (sent["patientID"], sent["appointmentType"], sent["pageNo"], sent["pageSize"]) == (
+        "p-9", "0", "1", "10")

@@ -102,6 +102,32 @@ PROMPTS: dict[str, str] = {
     "thanks_goodbye": "Thank you for calling. Goodbye.",
     "fallback": "Sorry, something went wrong on our side.",
     "restart": "Sorry, let's start again.",
+    "which_half": "{hour} in the morning, or in the evening? Press 1 for the morning, 2 for the "
+    "evening.",
+    "which_half_hint": "Press 1 for {hour} in the morning, 2 for {hour} in the evening.",
+    # Questions that are not bookings
+    "anything_else": "Is there anything else? Say what you need, or press 1 to book. "
+    "To end the call, say no.",
+    "anything_else_hint": "Press 1 to book, say what you need, or say no to end the call.",
+    "next_appointment": "Your next appointment is {appt_when} with {appt_doctor}, at "
+    "{appt_address}.",
+    "no_next_appointment": "I can't find an upcoming appointment for you.",
+    "opening_hours": "We are open {hours}",
+    "addresses": "{addresses}",
+    "site_address": "{name} is at {address}.",
+    "weekdays": "Monday,Tuesday,Wednesday,Thursday,Friday,Saturday,Sunday",
+    "days_range": "{first} to {last}",
+    "hours_span": "{opens} to {closes}",
+    "hours_open": "{days}, {times}.",
+    "hours_closed": "Closed on {days}.",
+    "cancel_confirm": "Your next appointment is {appt_when} with {appt_doctor}. To cancel it, "
+    "press 1. To keep it, press 2.",
+    "cancel_confirm_hint": "Press 1 to cancel {appt_when}, or 2 to keep it.",
+    "move_confirm": "Your next appointment is {appt_when} with {appt_doctor}. To move it, press "
+    "1, or say the new day and time. To keep it, press 2.",
+    "move_confirm_hint": "Press 1 or say a new day and time to move it, or 2 to keep it.",
+    "cancel_requested": "I've asked the reception team to cancel your appointment on "
+    "{appt_when}. They will call you if anything is unclear.",
     # Fragments used to build sentences
     "option": "For {label}, press {n}.",
     "doctor_option": "{label}, press {n}.",  # "Dr." already says what the list is

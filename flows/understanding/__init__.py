@@ -20,6 +20,7 @@ from flows.understanding.types import (
     Understood,
     When,
 )
+from flows.understanding.utterance import Reading, read_utterance
 from flows.understanding.when import parse_when
 from flows.understanding.yesno import (
     parse_choice,
@@ -37,6 +38,7 @@ __all__ = [
     "SECOND_LANGUAGE",
     "Answer",
     "Context",
+    "Reading",
     "NotUnderstood",
     "Result",
     "TimeOfDay",
@@ -52,5 +54,6 @@ __all__ = [
     "parse_time",
     "parse_when",
     "parse_yes_no",
+    "read_utterance",
     "wants_person",
 ]

@@ -194,6 +194,18 @@ class CliniceaClient:
             "past_visits", lambda p: Visit.completed_from_api(p, self._completed), payload
         )
 
+    def upcoming_appointments(self, patient_id: str) -> list[Appointment]:
+        """The patient's upcoming appointments, soonest first, cancelled and no-show left out.
+
+        One page of 10 (`appointmentType=0`): a caller asks for the next one, not a list.
+        """
+        payload = self._get_json(
+            "patient_appointments",
+            {"patient_id": patient_id, "type": "0", "page_no": "1", "page_size": "10"},
+        )
+        rows = self._parse("patient_appointments", Appointment.list_from_api, payload)
+        return sorted((a for a in rows if a.is_active), key=lambda a: a.start)
+
     def appointments_on(self, day: date) -> list[Appointment]:
         """Every appointment on `day` (all statuses; see `Appointment.is_active`), all pages.
 

@@ -69,6 +69,12 @@ DEFAULT_ENDPOINTS: Mapping[str, Endpoint] = MappingProxyType(
             "/api/v2/appointments/getPatientPastCompletedAppointment",
             {**_TOKEN, "patient_id": "patientID"},
         ),
+        "patient_appointments": Endpoint(
+            "GET",
+            "/api/v2/appointments/getAppointmentsByPatient",
+            {**_TOKEN, "patient_id": "patientID", "type": "appointmentType", "page_no": "pageNo",
+             "page_size": "pageSize"},
+        ),
         "appointments_by_date": Endpoint(
             "GET",
             "/api/v3/appointments/getAppointmentsByDate",

@@ -67,6 +67,7 @@ HISTORY_OUTCOMES = (
     ("booked", "Booked by phone"),
     ("transferred", "Transferred"),
     ("callback", "Callback"),
+    ("answered", "Question answered"),
     ("abandoned", "Abandoned"),
     ("failed", "Failed"),
     (None, "In progress"),

@@ -6,6 +6,9 @@ key, as a query parameter or an `api_key` / `Api-Key` header):
 - login: `GET /api/v2/login/getTokenByStaffUsernamePwd?apiKey=&loginUserName=&pwd=`
 - search: `GET /api/v2/patients/searchPatientByMobileNumber?patmobile=&countrycode=%2B92`
 - past_visits: `GET /api/v2/appointments/getPatientPastCompletedAppointment?patientID=`
+- patient_appointments: `GET /api/v2/appointments/getAppointmentsByPatient?patientID=
+  &appointmentType=0&pageNo=&pageSize=` (upcoming rows of the patient, soonest first, every
+  status)
 - appointments_by_date: `GET /api/v3/appointments/getAppointmentsByDate?appointmentDate=
   &pageNo=&pageSize=`
 - book: `POST /api/v2/appointments/postAppointmentByPatientID?patientID=&appointmentDateTime=
@@ -49,6 +52,7 @@ PATHS: dict[str, tuple[str, str]] = {
     "login": ("GET", "/api/v2/login/getTokenByStaffUsernamePwd"),
     "search": ("GET", "/api/v2/patients/searchPatientByMobileNumber"),
     "past_visits": ("GET", "/api/v2/appointments/getPatientPastCompletedAppointment"),
+    "patient_appointments": ("GET", "/api/v2/appointments/getAppointmentsByPatient"),
     "appointments_by_date": ("GET", "/api/v3/appointments/getAppointmentsByDate"),
     "book": ("POST", "/api/v2/appointments/postAppointmentByPatientID"),
     "register_and_book": ("POST", "/api/v2/appointments/postAppointment"),
@@ -149,6 +153,14 @@ def create_sandbox_app(state: SandboxState) -> Flask:
     def past_visits() -> Response:
         return _list(state.past_visits(_arg("patientID")))
 
+    def patient_appointments() -> Response:
+        # appointmentType=0: upcoming appointments (every status; the client drops cancelled).
+        _arg("appointmentType")
+        page_no = _paging(state, "pageNo", 1, 1)
+        page_size = _paging(state, "pageSize", 10, 100)
+        rows = state.upcoming_appointments(_arg("patientID"))
+        return _list(rows[(page_no - 1) * page_size: page_no * page_size])
+
     def appointments_by_date() -> Response:
         day = _parse_date(_arg("appointmentDate"), "appointmentDate")
         page_no = _paging(state, "pageNo", 1, 1)
@@ -178,6 +190,7 @@ def create_sandbox_app(state: SandboxState) -> Flask:
         return _json({"AppointmentID": appt_id, "PatientID": pid})
 
     views = {"login": login, "search": search, "past_visits": past_visits,
+             "patient_appointments": patient_appointments,
              "appointments_by_date": appointments_by_date, "book": book,
              "register_and_book": register_and_book}
     for op, (method, path) in PATHS.items():

@@ -59,6 +59,7 @@ from typing import Any
 
 OPERATIONS: tuple[str, ...] = (
     "login", "search", "past_visits", "appointments_by_date", "book", "register_and_book",
+    "patient_appointments",
 )
 
 _DEFAULT_BODIES = {

@@ -232,6 +232,14 @@ class SandboxState:
                     if a.patient_id.lower() == patient_id.lower() and a.start < now]
             return [self._row(a) for a in sorted(rows, key=lambda a: a.start)]
 
+    def upcoming_appointments(self, patient_id: str) -> list[dict[str, Any]]:
+        """The patient's rows from now on, soonest first, every status (cancelled too)."""
+        now = self.clock.now()
+        with self._lock:
+            rows = [a for a in self._appointments.values()
+                    if a.patient_id.lower() == patient_id.lower() and a.start >= now]
+            return [self._row(a) for a in sorted(rows, key=lambda a: a.start)]
+
     def appointments_on(self, day: date) -> list[dict[str, Any]]:
         """Rows of one day, every status, by start time (the caller pages them)."""
         return self.calendar(day)
