@@ -66,7 +66,8 @@ def split_corrections(
         marker = next((m for m in ordered if tuple(toks[i : i + len(m)]) == m), None)
         after = toks[i + len(marker)] if marker and i + len(marker) < len(toks) else ""
         if marker is not None and after not in NOT_A_CORRECTION_AFTER:
-            out.append([])
+            if out[-1] or len(out) == 1:  # "10, no, make it 11": one correction, not two
+                out.append([])
             i += len(marker)
             continue
         out[-1].append(toks[i])

@@ -94,9 +94,15 @@ def _read(answer: Answer, ctx: Context) -> Reading:
     if said in _ZERO:
         return Reading(intent="person")
     reading = Reading(sure=not answer.low_confidence)
-    # Earlier parts first, later parts overwrite: "Tuesday, no, Wednesday" is Wednesday.
-    for part in _parts(speech):
-        reading = _merge(reading, _read_part(part, answer, ctx))
+    # parse_when keeps the last value of a self-correction itself ("Thursday at 10, no, make
+    # it 11" is Thursday at 11); only what it cannot read whole is read part by part, earlier
+    # parts first and later ones overwriting ("Tuesday, no, Wednesday" is Wednesday).
+    whole = _read_part(speech, answer, ctx)
+    if whole.has_request:
+        reading = _merge(reading, whole)
+    else:
+        for part in _parts(speech):
+            reading = _merge(reading, _read_part(part, answer, ctx))
     if _either_half(reading, speech, ctx):
         # "At 9" in a clinic open 9 a.m. to 10 p.m.: ask which, once (not "I heard ...").
         reading = replace(reading, either_half=True, sure=not answer.low_confidence)
