@@ -15,6 +15,7 @@ convention), aware ones are converted.
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 import threading
 import time as _time
@@ -33,14 +34,17 @@ __all__ = [
     "ADDRESS_WINDOW_SECONDS",
     "LOCK_AFTER_FAILURES",
     "LOCK_FOR",
+    "API_KEY_NAME_RULE",
     "AddressLimiter",
     "LoginResult",
+    "api_key_scope",
     "check_login",
     "create_agent",
     "create_api_key",
     "hash_api_key",
     "hash_password",
     "verify_agent",
+    "valid_api_key_name",
     "verify_api_key",
 ]
 
@@ -49,6 +53,9 @@ LOCK_FOR = timedelta(minutes=5)
 ADDRESS_LIMIT = 20
 ADDRESS_WINDOW_SECONDS = 300.0
 PASSWORD_METHOD = "scrypt"
+# A key's name is shown in logs and the console ("handled by api:<name>"): a safe, short word.
+_API_KEY_NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+API_KEY_NAME_RULE = "letters, digits, '.', '_' and '-' only (1-64 characters, no spaces)"
 
 # Checked when the username is unknown, so that a wrong name costs as long as a wrong password.
 _DUMMY_HASH = generate_password_hash("not-a-real-password", method=PASSWORD_METHOD)
@@ -73,14 +80,31 @@ def create_agent(store: Store, username: str, password: str) -> AgentRecord:
     return store.add_agent(username, hash_password(password))
 
 
+def valid_api_key_name(name: str) -> bool:
+    """Whether `name` may name an API key (`API_KEY_NAME_RULE`)."""
+    return _API_KEY_NAME.match(name) is not None
+
+
 def create_api_key(store: Store, name: str) -> str:
-    """Create an API key called `name`; returns the key (shown once, stored only hashed)."""
+    """Create an API key called `name`; returns the key (shown once, stored only hashed).
+
+    Raises `ValueError` for a name outside `API_KEY_NAME_RULE`."""
     name = name.strip()
     if not name:
         raise ValueError("an API key needs a name")
+    if not valid_api_key_name(name):
+        raise ValueError(f"invalid API key name {name[:80]!r}: use {API_KEY_NAME_RULE}")
     key = secrets.token_urlsafe(32)
     store.add_api_key(name, hash_api_key(key))
     return key
+
+
+def api_key_scope(record: ApiKeyRecord) -> str:
+    """A stable, never reused identity of an API key for scoping its Idempotency-Keys.
+
+    A prefix of the key's digest: it does not depend on how the key's name is spelled, and
+    unlike a row id it is not handed to a new key after this one is revoked."""
+    return record.key_hash[:16]
 
 
 def verify_api_key(store: Store, key: str | None) -> ApiKeyRecord | None:

@@ -341,7 +341,11 @@ def cmd_add_api_key(args: argparse.Namespace) -> int:
 
     store = Store(Settings.from_env().database_url)
     store.migrate()
-    key = create_api_key(store, args.name)
+    try:
+        key = create_api_key(store, args.name)
+    except ValueError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
     print(f"API key for {args.name!r} (shown once, store it safely):\n{key}")
     return 0
 
