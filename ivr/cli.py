@@ -183,7 +183,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             return app
 
     print(f"clinic-ivr listening on http://{args.host}:{args.port} "
-          f"({'sandbox Clinicea' if settings.demo else settings.clinicea_base_url})")
+          f"({settings.clinicea_label})")
     try:
         _Server().run()
     finally:
