@@ -31,8 +31,8 @@ FLOW = Flow("booking", [
     Say("welcome_new", "welcome", next="new_caller", when=a.not_welcomed),
     Ask("number", "ask_number", a.keyed_number, next="identify", finish_on_key="#",
         timeout=8, private=True),
-    Ask("who", "who", a.choose_family_member, next="verify", digits=1, facts=f.family_options,
-        private=True),
+    Ask("who", "who", a.choose_family_member, next={"chosen": "verify", "more": "who"},
+        digits=1, facts=f.family_options, private=True),
     # 4: identity check (clinic setting), greeting and last completed visit
     Ask("verify", "dob", a.check_date_of_birth, next="greet", digits=8, input="dtmf",
         when=a.needs_dob_check, private=True),
@@ -46,8 +46,8 @@ FLOW = Flow("booking", [
     # 6: doctor, then day and time
     Ask("same_doctor", "same_doctor", a.same_doctor, next={"yes": "slots_find", "no": "doctor"},
         digits=1, when=a.has_last_doctor, hints=a.doctor_hints),
-    Ask("doctor", "doctor", a.choose_doctor, digits=1, facts=f.doctor_options,
-        hints=a.doctor_hints),
+    Ask("doctor", "doctor", a.choose_doctor, next={"more": "doctor"}, digits=1,
+        facts=f.doctor_options, hints=a.doctor_hints),
     Do("slots_find", a.find_slots, next={"none": "no_slots"}),
     Ask("slots", "slots", a.choose_slot, digits=1, facts=f.slot_options,
         next={"picked": "reason", "key": "key_date", "day": "day_slots", "offer": "offer_one",

@@ -97,6 +97,8 @@ PROMPTS: dict[str, str] = {
     "restart": "معذرت، آئیے دوبارہ شروع کرتے ہیں۔",
     "option": "{label} کے لیے {n} دبائیں۔",
     "doctor_option": "{label} کے لیے {n} دبائیں۔",
+    "more_names": "مزید ناموں کے لیے {more_key} دبائیں۔",
+    "more_doctors": "مزید ڈاکٹروں کے لیے {more_key} دبائیں۔",
     "slot_option": "{label}، {n} دبائیں۔",
     "part_morning": "صبح",
     "part_afternoon": "دوپہر",
