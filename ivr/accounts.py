@@ -15,6 +15,7 @@ convention), aware ones are converted.
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import secrets
 import threading
@@ -53,6 +54,7 @@ LOCK_FOR = timedelta(minutes=5)
 ADDRESS_LIMIT = 20
 ADDRESS_WINDOW_SECONDS = 300.0
 PASSWORD_METHOD = "scrypt"
+log = logging.getLogger(__name__)
 # A key's name is shown in logs and the console ("handled by api:<name>"): a safe, short word.
 _API_KEY_NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 API_KEY_NAME_RULE = "letters, digits, '.', '_' and '-' only (1-64 characters, no spaces)"
@@ -184,28 +186,45 @@ def check_login(
 ) -> LoginResult:
     """Check a sign-in, applying the per-address and per-account limits (module docstring).
 
-    A locked account answers "locked" even to the right password, without checking it."""
+    A locked account answers "locked" even to the right password, without checking it. The
+    attempt is counted *before* the password is checked, and the decision uses that atomic
+    count: of any number of concurrent attempts at most `LOCK_AFTER_FAILURES` are checked.
+    Failures, lockouts and refused addresses are logged (never the password; a name that is
+    no agent's is logged by its length only: it may be a password typed in the wrong box)."""
+    where = address or "?"
     if limiter is not None and address is not None and not limiter.allow(address):
+        log.warning("console sign-in refused: too many attempts from %s", where)
         return LoginResult(False, "too_many_attempts")
     now = _utc_naive(now)
     username = (username or "").strip()
     agent = store.get_agent(username) if username and len(username) <= 100 else None
     if agent is None:
         check_password_hash(_DUMMY_HASH, password or "")
+        log.warning("console sign-in failed from %s: no agent of that name (%d characters)",
+                    where, len(username))
         return LoginResult(False, "bad_credentials")
-    if agent.locked_until is not None:
-        if agent.locked_until > now:
-            return LoginResult(False, "locked")
-        store.reset_login_failures(username)  # the lock ran out: a fresh count
-        agent = store.get_agent(username) or agent
-    if check_password_hash(agent.password_hash, password or ""):
-        if agent.failed_logins:
-            store.reset_login_failures(username)
+    if agent.locked_until is not None and agent.locked_until > now:
+        log.warning("console sign-in refused from %s: agent %s is locked", where, username)
+        return LoginResult(False, "locked")
+    counted = store.count_login_attempt(username, now)
+    if counted is None:  # removed meanwhile
+        return LoginResult(False, "bad_credentials")
+    if counted.failed_logins > LOCK_AFTER_FAILURES or (
+        counted.locked_until is not None and counted.locked_until > now
+    ):
+        store.lock_agent(username, now + LOCK_FOR)
+        log.warning("console sign-in refused from %s: agent %s is locked", where, username)
+        return LoginResult(False, "locked")
+    if check_password_hash(counted.password_hash, password or ""):
+        store.reset_login_failures(username)
         return LoginResult(True, "ok")
-    failures = agent.failed_logins + 1
-    lock_until = now + LOCK_FOR if failures >= LOCK_AFTER_FAILURES else None
-    store.record_login_failure(username, lock_until)
-    return LoginResult(False, "locked" if lock_until else "bad_credentials")
+    if counted.failed_logins >= LOCK_AFTER_FAILURES:
+        store.lock_agent(username, now + LOCK_FOR)
+        log.warning("console agent %s locked for %d minutes after %d wrong passwords (last "
+                    "from %s)", username, LOCK_FOR.seconds // 60, counted.failed_logins, where)
+        return LoginResult(False, "locked")
+    log.warning("console sign-in failed from %s: wrong password for agent %s", where, username)
+    return LoginResult(False, "bad_credentials")
 
 
 def verify_agent(

@@ -188,6 +188,7 @@ class AgentRecord:
     created_at: datetime
     failed_logins: int
     locked_until: datetime | None
+    session_generation: int | None = 0  # v4: raised at logout; older sessions no longer count
 
 
 @dataclass(frozen=True)
@@ -297,6 +298,7 @@ agents = sa.Table(  # v3
     sa.Column("created_at", sa.DateTime(), nullable=False),
     sa.Column("failed_logins", sa.Integer(), nullable=False),
     sa.Column("locked_until", sa.DateTime()),
+    sa.Column("session_generation", sa.Integer()),  # v4
 )
 
 api_keys = sa.Table(  # v3
@@ -589,11 +591,17 @@ def _migration_3(conn: Connection) -> None:
     md.create_all(conn)
 
 
+def _migration_4(conn: Connection) -> None:
+    """A console agent's session generation: logout and removal end the agent's sessions."""
+    _add_column(conn, "agents", "session_generation", sa.Integer())
+
+
 #: (version, description, step). Append only; never edit a released step.
 MIGRATIONS: tuple[tuple[int, str, Callable[[Connection], None]], ...] = (
     (1, "calls, call_events, bookings, callback_requests", _migration_1),
     (2, "calls.transferred_at, bookings.failure_reason/handled_by/handled_at", _migration_2),
     (3, "agents, api_keys", _migration_3),
+    (4, "agents.session_generation", _migration_4),
 )
 LATEST_VERSION = MIGRATIONS[-1][0]
 
@@ -1404,6 +1412,54 @@ class Store:
                 .where(agents.c.username == username)
                 .values(failed_logins=0, locked_until=None)
             )
+
+    def count_login_attempt(self, username: str, now: datetime) -> AgentRecord | None:
+        """Count a sign-in attempt before its password is checked (atomically): a lock that ran
+        out by ``now`` is lifted and its count started afresh first. The returned record holds
+        this attempt's own count, so concurrent attempts each see a different number."""
+        now = _utc_naive(now)
+        where = agents.c.username == username
+        with self._tx() as conn:
+            conn.execute(
+                agents.update()
+                .where(where, agents.c.locked_until.is_not(None), agents.c.locked_until <= now)
+                .values(failed_logins=0, locked_until=None)
+            )
+            conn.execute(agents.update().where(where).values(
+                failed_logins=agents.c.failed_logins + 1))
+            row = conn.execute(sa.select(agents).where(where)).first()
+        return None if row is None else _agent(row)
+
+    def lock_agent(self, username: str, until: datetime) -> None:
+        """Refuse the agent's sign-in until ``until`` (a lock already set is kept)."""
+        with self._tx() as conn:
+            conn.execute(
+                agents.update()
+                .where(agents.c.username == username, agents.c.locked_until.is_(None))
+                .values(locked_until=_utc_naive(until))
+            )
+
+    def end_agent_sessions(self, username: str) -> bool:
+        """Raise the agent's session generation: every session signed in before ends."""
+        generation = sa.func.coalesce(agents.c.session_generation, 0) + 1
+        with self._tx() as conn:
+            result = conn.execute(
+                agents.update().where(agents.c.username == username)
+                .values(session_generation=generation)
+            )
+        return result.rowcount == 1
+
+    def remove_agent(self, username: str) -> bool:
+        """Delete a console agent (its sessions end with it); False when unknown."""
+        with self._tx() as conn:
+            result = conn.execute(agents.delete().where(agents.c.username == username))
+        return result.rowcount == 1
+
+    def revoke_api_keys(self, name: str) -> int:
+        """Delete every API key called ``name``; returns how many there were."""
+        with self._tx() as conn:
+            result = conn.execute(api_keys.delete().where(api_keys.c.name == name))
+        return int(result.rowcount or 0)
 
     def add_api_key(self, name: str, key_hash: str) -> ApiKeyRecord:
         """Store an API key by its hash; raises AlreadyExists for a duplicate hash."""

@@ -10,6 +10,7 @@ carries the session's CSRF token in a hidden `csrf_token` field; without it the 
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import logging
 import secrets
@@ -40,7 +41,7 @@ from ivr.accounts import AddressLimiter, check_login
 from ivr.console import desk
 from ivr.console.headers import add_security_headers
 from ivr.outbox import attempt_booking
-from ivr.store import BookingRecord, CallRecord
+from ivr.store import AgentRecord, BookingRecord, CallRecord
 
 log = logging.getLogger(__name__)
 
@@ -130,13 +131,45 @@ def _headers(response: Any) -> Any:
 
 
 def _current_agent() -> str | None:
+    """The signed-in agent, checked against the store on every request: a session ends at
+    logout (the agent's session generation moved on), when the agent is removed (or removed
+    and created again: another id), and `SESSION_HOURS` after sign-in, however busy."""
     name = session.get("agent")
     if not name:
         return None
-    if _runtime().store.get_agent(name) is None:  # deleted since: sign out
+    agent = _runtime().store.get_agent(name)
+    if agent is None or not _session_holds(agent):
         session.clear()
         return None
     return name
+
+
+def _agent_mark(agent: AgentRecord) -> str:
+    """Which agent record a session belongs to: a digest of its (salted) password hash, so an
+    agent removed and created again, or given a new password, is not the one signed in."""
+    return hashlib.sha256(agent.password_hash.encode("utf-8")).hexdigest()[:24]
+
+
+def _session_holds(agent: AgentRecord) -> bool:
+    signed_in = session.get("since")
+    if session.get("mark") != _agent_mark(agent):
+        return False
+    if session.get("generation") != (agent.session_generation or 0):
+        return False
+    if not isinstance(signed_in, str):
+        return False
+    try:
+        since = datetime.fromisoformat(signed_in)
+    except ValueError:
+        return False
+    if since.tzinfo is None:
+        return False
+    return since <= _instant() < since + timedelta(hours=SESSION_HOURS)  # absolute, not sliding
+
+
+def _instant() -> datetime:
+    """Now as an aware UTC instant, from the app's clock (clinic-local wall time)."""
+    return _runtime().clock.now().replace(tzinfo=_zone()).astimezone(UTC)
 
 
 def login_required(view: Callable[..., Any]) -> Callable[..., Any]:
@@ -204,13 +237,19 @@ def login() -> Any:
         username = request.form.get("username", "")
         result = check_login(
             rt.store, username, request.form.get("password", ""), rt.store.now(),
+            # With IVR_PROXY_HOPS, ProxyFix has put the client's own address here (not the
+            # proxy's): one agent's typos never lock out every agent behind the same proxy.
             address=request.remote_addr or "?",
             limiter=current_app.extensions["ivr_login_limiter"],
         )
-        if result.ok:
+        agent = rt.store.get_agent(username.strip()) if result.ok else None
+        if result.ok and agent is not None:
             session.clear()  # no session fixation: a fresh session and CSRF token
             session.permanent = True
             session["agent"] = username.strip()
+            session["mark"] = _agent_mark(agent)
+            session["generation"] = agent.session_generation or 0
+            session["since"] = _instant().isoformat()
             session["csrf"] = secrets.token_urlsafe(32)
             log.info("console sign-in by agent %s", username.strip())
             return redirect(_safe_next(next_url))
@@ -221,7 +260,11 @@ def login() -> Any:
 
 @bp.post("/logout")
 def logout() -> Any:
-    """Sign out."""
+    """Sign out: this agent's sessions end everywhere (a saved cookie opens nothing)."""
+    name = session.get("agent")
+    if name and _current_agent() == name:
+        _runtime().store.end_agent_sessions(name)
+        log.info("console sign-out by agent %s", name)
     session.clear()
     return redirect(url_for("console.login"))
 
