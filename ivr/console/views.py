@@ -55,6 +55,7 @@ bp = Blueprint(
 )
 
 SESSION_HOURS = 12
+MAX_ROW_ID = 2**63 - 1  # SQLite's (and PostgreSQL's BIGINT) largest integer
 LIVE_TRANSFER_WINDOW = timedelta(hours=2)
 HISTORY_DAYS = 14
 OPEN_STATUSES = ("pending", "booking", "retrying", "failed")
@@ -378,10 +379,21 @@ def _form_values(form: Any) -> dict[str, str]:
 def booking(key: str) -> Any:
     """A booking's confirmation (or where it stands in the outbox)."""
     rt = _runtime()
-    record = rt.store.get_booking(int(key) if key.isdigit() else key)
+    number = _record_id(key)
+    record = None if number == 0 else rt.store.get_booking(key if number is None else number)
     if record is None:
         abort(404)
     return render_template("console/booking.html", b=_booking_view(record))
+
+
+def _record_id(key: str) -> int | None:
+    """A row id from a URL: ASCII digits (not "²": `str.isdigit` accepts it) within the
+    database's integers. None for anything else (an idempotency key, maybe); 0 for digits too
+    large to be any row's id, so the answer is 404, not an overflow's 500."""
+    if not (key.isascii() and key.isdigit()):
+        return None
+    number = int(key)
+    return number if 0 < number <= MAX_ROW_ID else 0
 
 
 def _booking_view(record: BookingRecord) -> dict[str, Any]:
@@ -533,6 +545,8 @@ def outbox_handled(key: str) -> Any:
 def callback_handled(callback_id: int) -> Any:
     """The clinic called this caller back."""
     rt = _runtime()
+    if not 0 < callback_id <= MAX_ROW_ID:
+        abort(404)
     if rt.store.mark_callback_handled(callback_id, session.get("agent", "?")):
         flash("Callback marked handled.", "info")
     else:
