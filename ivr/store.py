@@ -26,7 +26,9 @@ an advisory transaction lock; SQLite: the ``BEGIN IMMEDIATE`` write lock; a lost
 from __future__ import annotations
 
 import functools
+import importlib.util
 import json
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -42,6 +44,8 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
+
+from ivr.config import ConfigError
 
 __all__ = [
     "BOOKING_STATUSES",
@@ -59,6 +63,7 @@ __all__ = [
     "OutcomeCount",
     "Store",
     "StoreError",
+    "StoreUnavailable",
     "normalize_url",
 ]
 
@@ -91,6 +96,12 @@ class StoreError(Exception):
 
 class AlreadyExists(StoreError):
     """A row with that unique name already exists."""
+
+
+class StoreUnavailable(StoreError, ConfigError):
+    """The database cannot be used at all (no driver, unreachable, read-only): one line for
+    the operator, naming `IVR_DATABASE_URL` but never its password. A `ConfigError` too, so
+    every command (and the app's start) reports it like any other bad setting."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -621,6 +632,37 @@ def normalize_url(url: str) -> str:
     return url
 
 
+def _private_file(path: str) -> None:
+    """Create the SQLite file owner-only (0600) before SQLite does, whatever the umask: it
+    holds patient data. SQLite gives its -wal and -shm files the database file's mode. An
+    existing database (and those files) made before this is narrowed the same way. A file we
+    cannot touch is left for SQLite to report."""
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
+    except OSError:
+        pass
+    for name in (path, f"{path}-wal", f"{path}-shm", f"{path}-journal"):
+        try:
+            if os.stat(name).st_mode & 0o077:
+                os.chmod(name, 0o600)
+        except OSError:
+            pass
+
+
+def _unavailable(url: str, exc: Exception) -> StoreUnavailable:
+    """The one line for a database that cannot be opened or written (no password in it)."""
+    parsed = make_url(url)
+    orig = getattr(exc, "orig", None) or exc
+    detail = (str(orig).strip().splitlines() or [type(orig).__name__])[0][:300]
+    if parsed.get_backend_name() == "sqlite":
+        return StoreUnavailable(
+            f"IVR_DATABASE_URL: cannot use the SQLite database {parsed.database!r}: {detail}"
+            " (is the file or its directory read-only, or the disk full?)"
+        )
+    where = f"{parsed.host or 'localhost'}:{parsed.port or 5432}/{parsed.database or ''}"
+    return StoreUnavailable(f"IVR_DATABASE_URL: cannot reach PostgreSQL at {where}: {detail}")
+
+
 def _utc_naive(value: datetime) -> datetime:
     """Aware -> UTC naive; naive is taken as UTC already."""
     if value.tzinfo is not None:
@@ -755,8 +797,15 @@ class Store:
         parsed = make_url(self.url)
         self.dialect = parsed.get_backend_name()
         self._lock: threading.RLock | None = None
+        if self.dialect == "postgresql" and importlib.util.find_spec("psycopg") is None:
+            raise StoreUnavailable(
+                "IVR_DATABASE_URL: a PostgreSQL URL needs the PostgreSQL driver, which is not"
+                " installed: pip install 'clinic-ivr[postgres]'"
+            )
         if self.dialect == "sqlite":
             memory = parsed.database in (None, "", ":memory:") or "mode=memory" in self.url
+            if not memory and not parsed.query.get("uri"):
+                _private_file(parsed.database)
             kwargs: dict[str, Any] = {
                 "connect_args": {"check_same_thread": False, "timeout": 30},
             }
@@ -872,6 +921,8 @@ class Store:
                 last_error = exc
                 time.sleep(0.05 * (attempt + 1))
         assert last_error is not None
+        if isinstance(last_error, OperationalError):
+            raise _unavailable(self.url, last_error) from last_error
         raise last_error
 
     def _migrate_once(self, target: int) -> int:
