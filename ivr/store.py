@@ -290,7 +290,7 @@ callback_requests = sa.Table(
     "callback_requests",
     _metadata,
     sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
-    sa.Column("call_sid", sa.String(64)),
+    sa.Column("call_sid", sa.String(64), unique=True),  # v5: one request per call
     sa.Column("created_at", sa.DateTime(), nullable=False),
     sa.Column("phone_masked", sa.String(40)),
     sa.Column("phone_e164", sa.String(40)),
@@ -607,12 +607,34 @@ def _migration_4(conn: Connection) -> None:
     _add_column(conn, "agents", "session_generation", sa.Integer())
 
 
+def _migration_5(conn: Connection) -> None:
+    """One callback request per call: a unique key on ``callback_requests.call_sid``.
+
+    Duplicates recorded before (a retried fallback or status webhook) keep the oldest row's
+    link to the call; the later ones stay, for the agents, without it."""
+    table = sa.table("callback_requests", sa.column("id"), sa.column("call_sid"))
+    first = (
+        sa.select(sa.func.min(table.c.id))
+        .where(table.c.call_sid.is_not(None))
+        .group_by(table.c.call_sid)
+    )
+    conn.execute(
+        table.update()
+        .where(table.c.call_sid.is_not(None), table.c.id.not_in(first))
+        .values(call_sid=None)
+    )
+    conn.execute(sa.text(
+        "CREATE UNIQUE INDEX uq_callback_requests_call_sid ON callback_requests (call_sid)"
+    ))
+
+
 #: (version, description, step). Append only; never edit a released step.
 MIGRATIONS: tuple[tuple[int, str, Callable[[Connection], None]], ...] = (
     (1, "calls, call_events, bookings, callback_requests", _migration_1),
     (2, "calls.transferred_at, bookings.failure_reason/handled_by/handled_at", _migration_2),
     (3, "agents, api_keys", _migration_3),
     (4, "agents.session_generation", _migration_4),
+    (5, "callback_requests: unique call_sid", _migration_5),
 )
 LATEST_VERSION = MIGRATIONS[-1][0]
 
@@ -1367,19 +1389,26 @@ class Store:
         phone_masked: str | None,
         reason: str | None,
     ) -> int:
-        """Record an open callback request; returns its id."""
+        """Record an open callback request; returns its id.
+
+        One per call: a second request for the same ``call_sid`` (a retried fallback or status
+        webhook) returns the first one's id and records nothing (a unique key, not a check)."""
+        values = {
+            "call_sid": call_sid,
+            "created_at": self.now(),
+            "phone_e164": phone_e164,
+            "phone_masked": phone_masked,
+            "reason": reason,
+            "status": "open",
+        }
         with self._tx() as conn:
-            result = conn.execute(
-                callback_requests.insert().values(
-                    call_sid=call_sid,
-                    created_at=self.now(),
-                    phone_e164=phone_e164,
-                    phone_masked=phone_masked,
-                    reason=reason,
-                    status="open",
-                )
-            )
-            return int(result.inserted_primary_key[0])
+            if call_sid is None:
+                result = conn.execute(callback_requests.insert().values(**values))
+                return int(result.inserted_primary_key[0])
+            conn.execute(self._insert_ignoring_conflict(callback_requests, values, ["call_sid"]))
+            return int(conn.execute(
+                sa.select(callback_requests.c.id).where(callback_requests.c.call_sid == call_sid)
+            ).scalar_one())
 
     def callbacks(self, status: str | None = "open", limit: int = 100) -> list[CallbackRecord]:
         """Callback requests (``status=None``: all), oldest first."""

@@ -8,13 +8,17 @@ import socket
 import stat
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
-from ivr.store import Store
+from ivr.simulator import TwilioSimulator
+from ivr.store import LATEST_VERSION, Store
 from tests.agents import csrf_of, signed_in
 from tests.calls import rig
+from tests.pg import fresh_schema_url, pg_database  # noqa: F401  (fixture)
 from tests.test_cli import ROOT, run_ivr
 
 
@@ -110,3 +114,57 @@ def test_a_postgresql_url_without_the_driver_says_which_extra_to_install(tmp_pat
         env={**_clean_env(), "IVR_DATABASE_URL": "postgresql://ivr@127.0.0.1/ivr"})
     line = _one_line(done)
     assert "pip install 'clinic-ivr[postgres]'" in line
+
+
+# --- one callback request per call ------------------------------------------------------------
+
+SATURDAY_EVENING = datetime(2026, 11, 28, 19, 0)  # after agent hours: the apology records one
+BILAL = "+923216315551"
+
+
+def test_a_retried_fallback_webhook_records_one_callback_for_the_call():
+    with rig(now=SATURDAY_EVENING) as r:
+        phone = TwilioSimulator("http://testserver", r.runtime.settings.twilio_auth_token,
+                                http=r.phone.http, voice_url="/voice/broken")
+        call = phone.call(from_=BILAL)
+        assert "call you back" in call.heard
+        [(_, _, params)] = [q for q in call.requests if "/voice/fallback" in q[1]]
+        for _ in range(2):  # Twilio retries the fallback (and the status callback)
+            assert phone.post_raw("/voice/fallback", params).status_code == 200
+            phone.post_raw("/voice/status", {**params, "CallStatus": "completed"})
+        [callback] = r.runtime.store.callbacks()
+        assert callback.call_sid == call.sid
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'ivr.db'}"
+    return fresh_schema_url(request.getfixturevalue("pg_database"))
+
+
+def test_one_callback_per_call_sid_in_the_store_and_duplicates_survive_the_upgrade(db_url):
+    old = Store(db_url)
+    old.migrate(target=4)
+    with old.engine.begin() as conn:  # as the code before the unique key recorded them
+        for sid in ("CAdup", "CAdup", "CAone", None, None):
+            conn.execute(sa.text(
+                "INSERT INTO callback_requests (call_sid, created_at, phone_masked, reason,"
+                " status) VALUES (:sid, :t, '+92*******551', 'busy', 'open')"),
+                {"sid": sid, "t": SATURDAY_EVENING})
+    assert len(old.callbacks()) == 5
+    old.dispose()
+    store = Store(db_url)
+    assert store.migrate() == LATEST_VERSION
+    rows = store.callbacks()
+    assert len(rows) == 5  # nothing an agent may still need is lost
+    assert sorted(r.call_sid for r in rows if r.call_sid) == ["CAdup", "CAone"]
+    first = store.add_callback("CAnew", BILAL, "+92*******551", "no-answer")
+    assert store.add_callback("CAnew", BILAL, "+92*******551", "retried") == first
+    assert store.add_callback(None, None, None, "withheld") != store.add_callback(
+        None, None, None, "withheld")
+    with store.engine.connect() as conn:
+        count = conn.execute(sa.text(
+            "SELECT count(*) FROM callback_requests WHERE call_sid = 'CAnew'")).scalar()
+    assert count == 1
+    store.dispose()
