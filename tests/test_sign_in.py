@@ -71,6 +71,17 @@ def test_behind_a_proxy_each_client_address_has_its_own_limit():
         assert attempt("198.51.100.9") == 401  # another agent behind the same proxy
 
 
+def test_sign_ins_through_an_unconfigured_proxy_are_warned_about_once(caplog):
+    with rig() as r:
+        client = r.app.test_client()
+        token = csrf_of(client.get("/console/login").text)
+        for _ in range(3):
+            client.post("/console/login", headers={"X-Forwarded-For": "203.0.113.7"},
+                        data={"csrf_token": token, "username": "x", "password": "y"})
+    warned = [rec for rec in caplog.records if "IVR_PROXY_HOPS" in rec.getMessage()]
+    assert len(warned) == 1
+
+
 def test_failed_sign_ins_lockouts_and_429s_are_logged_without_the_password(caplog):
     with rig() as r:
         create_agent(r.runtime.store, "amina", PASSWORD)

@@ -236,6 +236,7 @@ def login() -> Any:
     if request.method == "POST":
         rt = _runtime()
         username = request.form.get("username", "")
+        _warn_if_proxied_unseen(rt.settings.proxy_hops)
         result = check_login(
             rt.store, username, request.form.get("password", ""), rt.store.now(),
             # With IVR_PROXY_HOPS, ProxyFix has put the client's own address here (not the
@@ -257,6 +258,18 @@ def login() -> Any:
         error = LOGIN_MESSAGES[result.reason]
         status = 429 if result.reason == "too_many_attempts" else 401
     return render_template("console/login.html", error=error, next_url=next_url or ""), status
+
+
+def _warn_if_proxied_unseen(proxy_hops: int) -> None:
+    """Once per process: sign-ins come through a proxy the app was not told about, so the
+    per-address limit counts every agent behind it as one address."""
+    if proxy_hops or not request.headers.get("X-Forwarded-For"):
+        return
+    if not current_app.extensions.get("ivr_proxy_warned"):
+        current_app.extensions["ivr_proxy_warned"] = True
+        log.warning("console sign-ins arrive through a proxy (X-Forwarded-For) but "
+                    "IVR_PROXY_HOPS is 0: the per-address sign-in limit sees the proxy's "
+                    "address for every agent; set IVR_PROXY_HOPS")
 
 
 @bp.post("/logout")
