@@ -628,6 +628,12 @@ class Settings:
         return dataclasses.replace(base, **overrides)
 
     @property
+    def demo_secrets_allowed(self) -> bool:
+        """Whether the published demo Twilio token and console secret may open anything: only
+        in demo mode on the embedded sandbox (never beside a configured Clinicea)."""
+        return self.demo and self.clinicea_base_url is None
+
+    @property
     def clinicea_label(self) -> str:
         """The Clinicea this process really talks to, for start-up banners."""
         if self.clinicea_base_url is None:

@@ -11,8 +11,11 @@ import signal
 import socket
 import subprocess
 import sys
+from datetime import UTC
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
+import httpx
 import pytest
 
 from ivr.clock import SystemClock
@@ -74,3 +77,38 @@ def test_the_banner_names_the_clinicea_it_really_talks_to(tmp_path: Path):
             proc.wait(timeout=30)
     assert "listening" in banner and base_url in banner, banner
     assert "embedded sandbox" not in banner
+
+
+def test_hand_built_demo_settings_beside_a_clinicea_open_nothing_with_the_demo_secrets():
+    """Settings built by hand (not from the environment) get the same refusal at the door."""
+    import hashlib
+
+    from flask import Flask
+    from flask.sessions import SecureCookieSessionInterface
+
+    from ivr.accounts import create_agent
+    from ivr.app import create_app, runtime_of
+    from ivr.simulator import TwilioSimulator
+
+    settings = Settings.for_tests(clinicea_base_url="http://127.0.0.1:9")
+    app = create_app(settings)
+    try:
+        phone = TwilioSimulator("http://testserver", DEMO_TWILIO_AUTH_TOKEN,
+                                http=httpx.Client(transport=httpx.WSGITransport(app=app),
+                                                  base_url="http://testserver"))
+        params = phone.webhook_params("+923216315551", to="+922135550199", call_sid="CA" + "1" * 32)
+        assert phone.post_raw("/voice/incoming", params).status_code == 403
+        store = runtime_of(app).store
+        agent = create_agent(store, "amina", "correct horse battery staple")
+        forger = Flask("forger")
+        forger.secret_key = DEMO_SECRET_KEY
+        cookie = SecureCookieSessionInterface().get_signing_serializer(forger).dumps({
+            "agent": "amina", "generation": 0,
+            "mark": hashlib.sha256(agent.password_hash.encode()).hexdigest()[:24],
+            "since": runtime_of(app).clock.now().replace(
+                tzinfo=ZoneInfo(settings.clinic.timezone)).astimezone(UTC).isoformat()})
+        client = app.test_client()
+        client.set_cookie("session", cookie)
+        assert client.get("/console/live.json").status_code == 401
+    finally:
+        runtime_of(app).close()
