@@ -459,6 +459,7 @@ class _Bench:
             workers=self.workers, threads=self.threads,
             env={"CLINICEA_BASE_URL": self.sandbox.url, "IVR_DATABASE_URL": db,
                  "TWILIO_AUTH_TOKEN": AUTH_TOKEN, "IVR_DEMO": "1", "IVR_LOG_LEVEL": "INFO",
+                 "IVR_SECRET_KEY": "bench-secret-key",
                  "TMPDIR": str(tmp)},
         )
 

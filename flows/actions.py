@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
 
+from flows import menus
 from flows.domain import Slot
 from flows.engine import Turn
 from flows.services import BookingRequest
@@ -76,7 +77,7 @@ def identify(turn: Turn) -> str:
             "last_name": p.last_name,
             "dob": p.date_of_birth.isoformat() if p.date_of_birth else None,
         }
-        for p in patients
+        for p in menus.keep(patients)  # the call's state never grows with Clinicea's answer
     ]
     if not patients:
         return "unknown"
@@ -101,12 +102,15 @@ def keyed_number(answer: Answer, turn: Turn) -> str | None:
 def choose_family_member(answer: Answer, turn: Turn) -> str | None:
     """ "For Kamran, press 1; for Sana, press 2" — by key or by first name."""
     patients = turn.data.get("patients", [])
-    options = {str(i): [p["first_name"]] for i, p in enumerate(patients, 1)}
-    result = parse_choice(answer, turn.context(), options)
+    page = menus.page_of(len(patients), turn.data.get("who_page"))
+    result = menus.choose(answer, turn.context(), [[p["first_name"]] for p in patients], page)
+    if result == menus.MORE:  # ten or more on one number: "for more names, press 9"
+        turn.data["who_page"] = page.following().number
+        return "more"
     if not isinstance(result, Understood):
         return None
-    turn.data["patient"] = patients[int(result.value) - 1]
-    _flag_unsure(turn, result, patients[int(result.value) - 1]["first_name"])
+    turn.data["patient"] = patients[result.value]
+    _flag_unsure(turn, result, patients[result.value]["first_name"])
     return "chosen"
 
 
@@ -215,7 +219,14 @@ def same_doctor(answer: Answer, turn: Turn) -> str | None:
 
 def choose_doctor(answer: Answer, turn: Turn) -> str | None:
     """By key (menu order) or by a (misspelt) name."""
-    result = parse_doctor(answer, turn.context(), by_digit=True)
+    page = menus.page_of(len(turn.profile.doctors), turn.data.get("doctor_page"))
+    if page.paged:  # ten or more doctors: "for more doctors, press 9"
+        result = menus.choose_doctor(answer, turn.context(), page)
+        if result == menus.MORE:
+            turn.data["doctor_page"] = page.following().number
+            return "more"
+    else:
+        result = parse_doctor(answer, turn.context(), by_digit=True)
     if not isinstance(result, Understood):
         return None
     turn.data["doctor_id"] = result.value

@@ -38,8 +38,8 @@ FLOW = Flow("booking", [
     Say("welcome_new", "welcome", next="new_caller", when=a.not_welcomed),
     Ask("number", "ask_number", a.keyed_number, next="identify", finish_on_key="#",
         timeout=8, private=True),
-    Ask("who", "who", a.choose_family_member, next="verify", digits=1, facts=f.family_options,
-        private=True),
+    Ask("who", "who", a.choose_family_member, next={"chosen": "verify", "more": "who"},
+        digits=1, facts=f.family_options, private=True),
     # 4: identity check (clinic setting), greeting and last completed visit
     Ask("verify", "dob", a.check_date_of_birth, next="greet", digits=8, input="dtmf",
         when=a.needs_dob_check, private=True),
@@ -52,8 +52,8 @@ FLOW = Flow("booking", [
     # 6: doctor, then day and time
     Ask("same_doctor", "same_doctor", c.same_doctor, next={"yes": "slots_find", "no": "doctor"},
         digits=1, when=c.asks_same_doctor, hints=a.doctor_hints),
-    Ask("doctor", "doctor", c.choose_doctor, digits=1, facts=f.doctor_options,
-        hints=a.doctor_hints, when=c.needs_doctor),
+    Ask("doctor", "doctor", c.choose_doctor, next={"more": "doctor"}, digits=1,
+        facts=f.doctor_options, hints=a.doctor_hints, when=c.needs_doctor),
     # the day and time already asked for, else the earliest free times
     Do("slots_find", c.find_times,
        next={"none": "no_slots", "picked": "reason", "day": "day_slots", "offer": "offer_one",

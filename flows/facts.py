@@ -9,6 +9,8 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import TYPE_CHECKING
 
+from flows import menus
+
 if TYPE_CHECKING:
     from flows.engine import Turn
 
@@ -120,13 +122,23 @@ def say_hours(turn: Turn) -> str:
 def family_options(turn: Turn) -> dict[str, object]:
     """ "For Kamran, press 1. For Sana, press 2."."""
     names = [p["first_name"] for p in turn.data.get("patients", [])]
-    return {"options": turn.lang.say_options(names)}
+    return {"options": _page(turn, names, turn.data.get("who_page"), "option", "more_names")}
 
 
 def doctor_options(turn: Turn) -> dict[str, object]:
     """ "Dr. Nadia Farooq, press 1. ..."."""
     names = [d.name for d in turn.profile.doctors]
-    return {"options": turn.lang.say_options(names, template="doctor_option")}
+    page = turn.data.get("doctor_page")
+    return {"options": _page(turn, names, page, "doctor_option", "more_doctors")}
+
+
+def _page(turn: Turn, labels: list[str], stored: object, template: str, more: str) -> str:
+    """The page of a long menu the caller is on, and how to hear the next one (flows.menus)."""
+    page = menus.page_of(len(labels), stored)
+    spoken = turn.lang.say_options([labels[i] for i in page.indexes], template=template)
+    if page.paged:
+        spoken += " " + turn.render(more, more_key=menus.MORE_KEY)
+    return spoken
 
 
 def slot_options(turn: Turn) -> dict[str, object]:

@@ -15,6 +15,8 @@ convention), aware ones are converted.
 from __future__ import annotations
 
 import hashlib
+import logging
+import re
 import secrets
 import threading
 import time as _time
@@ -33,14 +35,17 @@ __all__ = [
     "ADDRESS_WINDOW_SECONDS",
     "LOCK_AFTER_FAILURES",
     "LOCK_FOR",
+    "API_KEY_NAME_RULE",
     "AddressLimiter",
     "LoginResult",
+    "api_key_scope",
     "check_login",
     "create_agent",
     "create_api_key",
     "hash_api_key",
     "hash_password",
     "verify_agent",
+    "valid_api_key_name",
     "verify_api_key",
 ]
 
@@ -49,6 +54,10 @@ LOCK_FOR = timedelta(minutes=5)
 ADDRESS_LIMIT = 20
 ADDRESS_WINDOW_SECONDS = 300.0
 PASSWORD_METHOD = "scrypt"
+log = logging.getLogger(__name__)
+# A key's name is shown in logs and the console ("handled by api:<name>"): a safe, short word.
+_API_KEY_NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+API_KEY_NAME_RULE = "letters, digits, '.', '_' and '-' only (1-64 characters, no spaces)"
 
 # Checked when the username is unknown, so that a wrong name costs as long as a wrong password.
 _DUMMY_HASH = generate_password_hash("not-a-real-password", method=PASSWORD_METHOD)
@@ -73,14 +82,31 @@ def create_agent(store: Store, username: str, password: str) -> AgentRecord:
     return store.add_agent(username, hash_password(password))
 
 
+def valid_api_key_name(name: str) -> bool:
+    """Whether `name` may name an API key (`API_KEY_NAME_RULE`)."""
+    return _API_KEY_NAME.match(name) is not None
+
+
 def create_api_key(store: Store, name: str) -> str:
-    """Create an API key called `name`; returns the key (shown once, stored only hashed)."""
+    """Create an API key called `name`; returns the key (shown once, stored only hashed).
+
+    Raises `ValueError` for a name outside `API_KEY_NAME_RULE`."""
     name = name.strip()
     if not name:
         raise ValueError("an API key needs a name")
+    if not valid_api_key_name(name):
+        raise ValueError(f"invalid API key name {name[:80]!r}: use {API_KEY_NAME_RULE}")
     key = secrets.token_urlsafe(32)
     store.add_api_key(name, hash_api_key(key))
     return key
+
+
+def api_key_scope(record: ApiKeyRecord) -> str:
+    """A stable, never reused identity of an API key for scoping its Idempotency-Keys.
+
+    A prefix of the key's digest: it does not depend on how the key's name is spelled, and
+    unlike a row id it is not handed to a new key after this one is revoked."""
+    return record.key_hash[:16]
 
 
 def verify_api_key(store: Store, key: str | None) -> ApiKeyRecord | None:
@@ -160,28 +186,45 @@ def check_login(
 ) -> LoginResult:
     """Check a sign-in, applying the per-address and per-account limits (module docstring).
 
-    A locked account answers "locked" even to the right password, without checking it."""
+    A locked account answers "locked" even to the right password, without checking it. The
+    attempt is counted *before* the password is checked, and the decision uses that atomic
+    count: of any number of concurrent attempts at most `LOCK_AFTER_FAILURES` are checked.
+    Failures, lockouts and refused addresses are logged (never the password; a name that is
+    no agent's is logged by its length only: it may be a password typed in the wrong box)."""
+    where = address or "?"
     if limiter is not None and address is not None and not limiter.allow(address):
+        log.warning("console sign-in refused: too many attempts from %s", where)
         return LoginResult(False, "too_many_attempts")
     now = _utc_naive(now)
     username = (username or "").strip()
     agent = store.get_agent(username) if username and len(username) <= 100 else None
     if agent is None:
         check_password_hash(_DUMMY_HASH, password or "")
+        log.warning("console sign-in failed from %s: no agent of that name (%d characters)",
+                    where, len(username))
         return LoginResult(False, "bad_credentials")
-    if agent.locked_until is not None:
-        if agent.locked_until > now:
-            return LoginResult(False, "locked")
-        store.reset_login_failures(username)  # the lock ran out: a fresh count
-        agent = store.get_agent(username) or agent
-    if check_password_hash(agent.password_hash, password or ""):
-        if agent.failed_logins:
-            store.reset_login_failures(username)
+    if agent.locked_until is not None and agent.locked_until > now:
+        log.warning("console sign-in refused from %s: agent %s is locked", where, username)
+        return LoginResult(False, "locked")
+    counted = store.count_login_attempt(username, now)
+    if counted is None:  # removed meanwhile
+        return LoginResult(False, "bad_credentials")
+    if counted.failed_logins > LOCK_AFTER_FAILURES or (
+        counted.locked_until is not None and counted.locked_until > now
+    ):
+        store.lock_agent(username, now + LOCK_FOR)
+        log.warning("console sign-in refused from %s: agent %s is locked", where, username)
+        return LoginResult(False, "locked")
+    if check_password_hash(counted.password_hash, password or ""):
+        store.reset_login_failures(username)
         return LoginResult(True, "ok")
-    failures = agent.failed_logins + 1
-    lock_until = now + LOCK_FOR if failures >= LOCK_AFTER_FAILURES else None
-    store.record_login_failure(username, lock_until)
-    return LoginResult(False, "locked" if lock_until else "bad_credentials")
+    if counted.failed_logins >= LOCK_AFTER_FAILURES:
+        store.lock_agent(username, now + LOCK_FOR)
+        log.warning("console agent %s locked for %d minutes after %d wrong passwords (last "
+                    "from %s)", username, LOCK_FOR.seconds // 60, counted.failed_logins, where)
+        return LoginResult(False, "locked")
+    log.warning("console sign-in failed from %s: wrong password for agent %s", where, username)
+    return LoginResult(False, "bad_credentials")
 
 
 def verify_agent(

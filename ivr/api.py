@@ -23,7 +23,7 @@ from werkzeug.exceptions import HTTPException
 from flows.conversation import request_kind
 from flows.domain import LastVisit, PatientRef, Slot
 from flows.services import ServiceUnavailable
-from ivr.accounts import verify_api_key
+from ivr.accounts import api_key_scope, verify_api_key
 from ivr.console import desk
 from ivr.console.headers import add_security_headers
 from ivr.outbox import REJECTED
@@ -35,6 +35,7 @@ bp = Blueprint("api", __name__, url_prefix="/api")
 
 PUBLIC_ENDPOINTS = {"api.openapi"}
 MAX_BOOKING_ID = 2**63 - 1  # SQLite's (and PostgreSQL's BIGINT) largest integer
+MAX_CLIENT_KEY = 160  # "api:<16 hex>:" + this fits the store's 200-character column
 KEY_REUSED = (
     "this Idempotency-Key was already used for a different booking (doctor, time, patient or "
     "notes); send a new key for a new booking"
@@ -72,6 +73,7 @@ def _authenticate() -> Any:
         response.headers["WWW-Authenticate"] = 'Bearer realm="clinic-ivr"'
         return response
     g.api_key_name = record.name
+    g.api_key_scope = api_key_scope(record)
     return None
 
 
@@ -269,11 +271,15 @@ def create_booking() -> Any:
     else:
         raise ApiError(400, "patient_id or new_patient is required")
     client_key = request.headers.get("Idempotency-Key")
-    if client_key is not None and not desk.valid_key(client_key):
-        raise ApiError(400, "Idempotency-Key may hold letters, digits and :._- (up to 200)")
-    key = f"api:{g.api_key_name}:{client_key}" if client_key else f"api:{uuid.uuid4()}"
-    if not desk.valid_key(key):
-        key = f"api:{uuid.uuid4()}"
+    if client_key is not None and (
+        not desk.valid_key(client_key) or len(client_key) > MAX_CLIENT_KEY
+    ):
+        raise ApiError(
+            400, f"Idempotency-Key may hold letters, digits and :._- (up to {MAX_CLIENT_KEY})"
+        )
+    # Scoped by the API key itself, never by its name's spelling: a client's retry must find
+    # its booking again (a random key here would answer 409 "no longer free" to the retry).
+    key = f"api:{g.api_key_scope}:{client_key}" if client_key else f"api:{uuid.uuid4()}"
     store = _runtime().store
     earlier = store.get_booking(key)
     if earlier is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import secrets
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
@@ -23,7 +24,7 @@ from flows.lang import catalogue_for, text
 from ivr import logs, ops, twiml
 from ivr.clinicea import CliniceaClient
 from ivr.clock import Clock, SystemClock
-from ivr.config import Settings
+from ivr.config import DEMO_SECRET_KEY, Settings
 from ivr.phone import parse_phone
 from ivr.sandbox import EmbeddedSandbox, SandboxState
 from ivr.services import CliniceaServices
@@ -216,7 +217,7 @@ def create_app(
     app = Flask("ivr")
     app.session_interface = _NoVoiceSessions()
     app.config.update(
-        SECRET_KEY=settings.secret_key,
+        SECRET_KEY=_console_secret(settings),
         MAX_CONTENT_LENGTH=MAX_REQUEST_BYTES,
         MAX_FORM_MEMORY_SIZE=MAX_REQUEST_BYTES,
     )
@@ -238,6 +239,17 @@ def create_app(
     if sandbox is not None:
         atexit.register(sandbox.stop)
     return app
+
+
+def _console_secret(settings: Settings) -> str:
+    """The key console cookies are signed with. The published demo key opens nothing beside a
+    real Clinicea (`Settings.from_env` refuses it there; this holds for hand-built settings):
+    a random key instead, so sessions last only as long as the process."""
+    if settings.secret_key == DEMO_SECRET_KEY and not settings.demo_secrets_allowed:
+        log.warning("IVR_SECRET_KEY is the public demo key beside a real Clinicea: console "
+                    "sessions are signed with a random key instead")
+        return secrets.token_urlsafe(32)
+    return settings.secret_key
 
 
 def runtime_of(app: Flask) -> Runtime:

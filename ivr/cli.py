@@ -96,6 +96,14 @@ def _parser() -> argparse.ArgumentParser:
     key = sub.add_parser("add-api-key", help="create an API key (printed once)")
     key.add_argument("name")
     key.set_defaults(run=cmd_add_api_key)
+
+    remove = sub.add_parser("remove-agent", help="delete a console agent; its sessions end")
+    remove.add_argument("username")
+    remove.set_defaults(run=cmd_remove_agent)
+
+    revoke = sub.add_parser("revoke-api-key", help="delete the API key(s) of that name")
+    revoke.add_argument("name")
+    revoke.set_defaults(run=cmd_revoke_api_key)
     return p
 
 
@@ -183,7 +191,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             return app
 
     print(f"clinic-ivr listening on http://{args.host}:{args.port} "
-          f"({'sandbox Clinicea' if settings.demo else settings.clinicea_base_url})")
+          f"({settings.clinicea_label})")
     try:
         _Server().run()
     finally:
@@ -341,8 +349,39 @@ def cmd_add_api_key(args: argparse.Namespace) -> int:
 
     store = Store(Settings.from_env().database_url)
     store.migrate()
-    key = create_api_key(store, args.name)
+    try:
+        key = create_api_key(store, args.name)
+    except ValueError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
     print(f"API key for {args.name!r} (shown once, store it safely):\n{key}")
+    return 0
+
+
+def cmd_remove_agent(args: argparse.Namespace) -> int:
+    """Delete a console agent: the next request of any of its sessions is signed out."""
+    from ivr.store import Store
+
+    store = Store(Settings.from_env().database_url)
+    store.migrate()
+    if not store.remove_agent(args.username.strip()):
+        print(f"no agent {args.username!r}", file=sys.stderr)
+        return 1
+    print(f"agent {args.username!r} removed; its sessions have ended")
+    return 0
+
+
+def cmd_revoke_api_key(args: argparse.Namespace) -> int:
+    """Delete every API key of that name: requests with it are answered 401 from now on."""
+    from ivr.store import Store
+
+    store = Store(Settings.from_env().database_url)
+    store.migrate()
+    removed = store.revoke_api_keys(args.name.strip())
+    if not removed:
+        print(f"no API key named {args.name!r}", file=sys.stderr)
+        return 1
+    print(f"revoked {removed} API key(s) named {args.name!r}")
     return 0
 
 

@@ -6,7 +6,9 @@ value raises `ConfigError` with one line naming the key and what is wrong, e.g.
 
 Demo mode (no `CLINICEA_BASE_URL`, or `IVR_DEMO=1`) runs against the embedded sandbox with the
 built-in `DEMO_CLINIC` and documented, public demo secrets; outside demo mode every secret must
-be set. See `docs/clinic.example.toml` for every clinic key.
+be set. `IVR_DEMO=1` beside a `CLINICEA_BASE_URL` (a sandbox elsewhere, or maybe a real
+Clinicea) still needs a `TWILIO_AUTH_TOKEN` and `IVR_SECRET_KEY` of its own.
+See `docs/clinic.example.toml` for every clinic key.
 """
 
 from __future__ import annotations
@@ -575,6 +577,17 @@ class Settings:
                     f"{', '.join(published)}: is the public demo value; set a secret of your"
                     " own (demo mode is off)"
                 )
+        elif base_url is not None:
+            # IVR_DEMO=1 beside a Clinicea of its own: that Clinicea may be real, so the
+            # published Twilio token and console secret would open real patients' records.
+            own = [name for name in ("TWILIO_AUTH_TOKEN", "IVR_SECRET_KEY")
+                   if env.get(name) in (None, secrets[name])]
+            if own:
+                raise ConfigError(
+                    f"{', '.join(own)}: IVR_DEMO=1 with CLINICEA_BASE_URL set needs a secret of"
+                    " your own, not the public demo value (or unset CLINICEA_BASE_URL for the"
+                    " embedded sandbox)"
+                )
         value = {name: env.get(name) or demo_value for name, demo_value in secrets.items()}
         clinic_path = env.get("IVR_CLINIC_CONFIG")
         return cls(
@@ -613,6 +626,19 @@ class Settings:
             log_level="WARNING",
         )
         return dataclasses.replace(base, **overrides)
+
+    @property
+    def demo_secrets_allowed(self) -> bool:
+        """Whether the published demo Twilio token and console secret may open anything: only
+        in demo mode on the embedded sandbox (never beside a configured Clinicea)."""
+        return self.demo and self.clinicea_base_url is None
+
+    @property
+    def clinicea_label(self) -> str:
+        """The Clinicea this process really talks to, for start-up banners."""
+        if self.clinicea_base_url is None:
+            return "the embedded sandbox Clinicea"
+        return self.clinicea_base_url + (" (demo mode)" if self.demo else "")
 
     def demo_credentials_in_use(self) -> list[str]:
         """Names of the env vars whose value is a public demo/sandbox value (for `ivr check`)."""

@@ -106,7 +106,7 @@ def document() -> dict[str, Any]:
                     "parameters": [
                         {
                             "name": "Idempotency-Key", "in": "header", "required": False,
-                            "schema": {"type": "string", "maxLength": 200},
+                            "schema": {"type": "string", "maxLength": 160},
                             "description": "Sending the same key again with the same body "
                                            "returns the same booking instead of a second "
                                            "one; the same key with a different doctor, "

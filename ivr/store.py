@@ -26,7 +26,9 @@ an advisory transaction lock; SQLite: the ``BEGIN IMMEDIATE`` write lock; a lost
 from __future__ import annotations
 
 import functools
+import importlib.util
 import json
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -42,6 +44,8 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
+
+from ivr.config import ConfigError
 
 __all__ = [
     "BOOKING_STATUSES",
@@ -59,6 +63,7 @@ __all__ = [
     "OutcomeCount",
     "Store",
     "StoreError",
+    "StoreUnavailable",
     "normalize_url",
 ]
 
@@ -95,6 +100,12 @@ class StoreError(Exception):
 
 class AlreadyExists(StoreError):
     """A row with that unique name already exists."""
+
+
+class StoreUnavailable(StoreError, ConfigError):
+    """The database cannot be used at all (no driver, unreachable, read-only): one line for
+    the operator, naming `IVR_DATABASE_URL` but never its password. A `ConfigError` too, so
+    every command (and the app's start) reports it like any other bad setting."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -192,6 +203,7 @@ class AgentRecord:
     created_at: datetime
     failed_logins: int
     locked_until: datetime | None
+    session_generation: int | None = 0  # v4: raised at logout; older sessions no longer count
 
 
 @dataclass(frozen=True)
@@ -282,7 +294,7 @@ callback_requests = sa.Table(
     "callback_requests",
     _metadata,
     sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
-    sa.Column("call_sid", sa.String(64)),
+    sa.Column("call_sid", sa.String(64), unique=True),  # v5: one request per call
     sa.Column("created_at", sa.DateTime(), nullable=False),
     sa.Column("phone_masked", sa.String(40)),
     sa.Column("phone_e164", sa.String(40)),
@@ -301,6 +313,7 @@ agents = sa.Table(  # v3
     sa.Column("created_at", sa.DateTime(), nullable=False),
     sa.Column("failed_logins", sa.Integer(), nullable=False),
     sa.Column("locked_until", sa.DateTime()),
+    sa.Column("session_generation", sa.Integer()),  # v4
 )
 
 api_keys = sa.Table(  # v3
@@ -593,11 +606,39 @@ def _migration_3(conn: Connection) -> None:
     md.create_all(conn)
 
 
+def _migration_4(conn: Connection) -> None:
+    """A console agent's session generation: logout and removal end the agent's sessions."""
+    _add_column(conn, "agents", "session_generation", sa.Integer())
+
+
+def _migration_5(conn: Connection) -> None:
+    """One callback request per call: a unique key on ``callback_requests.call_sid``.
+
+    Duplicates recorded before (a retried fallback or status webhook) keep the oldest row's
+    link to the call; the later ones stay, for the agents, without it."""
+    table = sa.table("callback_requests", sa.column("id"), sa.column("call_sid"))
+    first = (
+        sa.select(sa.func.min(table.c.id))
+        .where(table.c.call_sid.is_not(None))
+        .group_by(table.c.call_sid)
+    )
+    conn.execute(
+        table.update()
+        .where(table.c.call_sid.is_not(None), table.c.id.not_in(first))
+        .values(call_sid=None)
+    )
+    conn.execute(sa.text(
+        "CREATE UNIQUE INDEX uq_callback_requests_call_sid ON callback_requests (call_sid)"
+    ))
+
+
 #: (version, description, step). Append only; never edit a released step.
 MIGRATIONS: tuple[tuple[int, str, Callable[[Connection], None]], ...] = (
     (1, "calls, call_events, bookings, callback_requests", _migration_1),
     (2, "calls.transferred_at, bookings.failure_reason/handled_by/handled_at", _migration_2),
     (3, "agents, api_keys", _migration_3),
+    (4, "agents.session_generation", _migration_4),
+    (5, "callback_requests: unique call_sid", _migration_5),
 )
 LATEST_VERSION = MIGRATIONS[-1][0]
 
@@ -615,6 +656,37 @@ def normalize_url(url: str) -> str:
     if url.startswith("postgresql+") and not url.startswith("postgresql+psycopg://"):
         return "postgresql+psycopg://" + url.split("://", 1)[1]
     return url
+
+
+def _private_file(path: str) -> None:
+    """Create the SQLite file owner-only (0600) before SQLite does, whatever the umask: it
+    holds patient data. SQLite gives its -wal and -shm files the database file's mode. An
+    existing database (and those files) made before this is narrowed the same way. A file we
+    cannot touch is left for SQLite to report."""
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
+    except OSError:
+        pass
+    for name in (path, f"{path}-wal", f"{path}-shm", f"{path}-journal"):
+        try:
+            if os.stat(name).st_mode & 0o077:
+                os.chmod(name, 0o600)
+        except OSError:
+            pass
+
+
+def _unavailable(url: str, exc: Exception) -> StoreUnavailable:
+    """The one line for a database that cannot be opened or written (no password in it)."""
+    parsed = make_url(url)
+    orig = getattr(exc, "orig", None) or exc
+    detail = (str(orig).strip().splitlines() or [type(orig).__name__])[0][:300]
+    if parsed.get_backend_name() == "sqlite":
+        return StoreUnavailable(
+            f"IVR_DATABASE_URL: cannot use the SQLite database {parsed.database!r}: {detail}"
+            " (is the file or its directory read-only, or the disk full?)"
+        )
+    where = f"{parsed.host or 'localhost'}:{parsed.port or 5432}/{parsed.database or ''}"
+    return StoreUnavailable(f"IVR_DATABASE_URL: cannot reach PostgreSQL at {where}: {detail}")
 
 
 def _utc_naive(value: datetime) -> datetime:
@@ -751,8 +823,15 @@ class Store:
         parsed = make_url(self.url)
         self.dialect = parsed.get_backend_name()
         self._lock: threading.RLock | None = None
+        if self.dialect == "postgresql" and importlib.util.find_spec("psycopg") is None:
+            raise StoreUnavailable(
+                "IVR_DATABASE_URL: a PostgreSQL URL needs the PostgreSQL driver, which is not"
+                " installed: pip install 'clinic-ivr[postgres]'"
+            )
         if self.dialect == "sqlite":
             memory = parsed.database in (None, "", ":memory:") or "mode=memory" in self.url
+            if not memory and not parsed.query.get("uri"):
+                _private_file(parsed.database)
             kwargs: dict[str, Any] = {
                 "connect_args": {"check_same_thread": False, "timeout": 30},
             }
@@ -868,6 +947,8 @@ class Store:
                 last_error = exc
                 time.sleep(0.05 * (attempt + 1))
         assert last_error is not None
+        if isinstance(last_error, OperationalError):
+            raise _unavailable(self.url, last_error) from last_error
         raise last_error
 
     def _migrate_once(self, target: int) -> int:
@@ -1313,19 +1394,26 @@ class Store:
         phone_masked: str | None,
         reason: str | None,
     ) -> int:
-        """Record an open callback request; returns its id."""
+        """Record an open callback request; returns its id.
+
+        One per call: a second request for the same ``call_sid`` (a retried fallback or status
+        webhook) returns the first one's id and records nothing (a unique key, not a check)."""
+        values = {
+            "call_sid": call_sid,
+            "created_at": self.now(),
+            "phone_e164": phone_e164,
+            "phone_masked": phone_masked,
+            "reason": reason,
+            "status": "open",
+        }
         with self._tx() as conn:
-            result = conn.execute(
-                callback_requests.insert().values(
-                    call_sid=call_sid,
-                    created_at=self.now(),
-                    phone_e164=phone_e164,
-                    phone_masked=phone_masked,
-                    reason=reason,
-                    status="open",
-                )
-            )
-            return int(result.inserted_primary_key[0])
+            if call_sid is None:
+                result = conn.execute(callback_requests.insert().values(**values))
+                return int(result.inserted_primary_key[0])
+            conn.execute(self._insert_ignoring_conflict(callback_requests, values, ["call_sid"]))
+            return int(conn.execute(
+                sa.select(callback_requests.c.id).where(callback_requests.c.call_sid == call_sid)
+            ).scalar_one())
 
     def callbacks(self, status: str | None = "open", limit: int = 100) -> list[CallbackRecord]:
         """Callback requests (``status=None``: all), oldest first."""
@@ -1409,6 +1497,54 @@ class Store:
                 .where(agents.c.username == username)
                 .values(failed_logins=0, locked_until=None)
             )
+
+    def count_login_attempt(self, username: str, now: datetime) -> AgentRecord | None:
+        """Count a sign-in attempt before its password is checked (atomically): a lock that ran
+        out by ``now`` is lifted and its count started afresh first. The returned record holds
+        this attempt's own count, so concurrent attempts each see a different number."""
+        now = _utc_naive(now)
+        where = agents.c.username == username
+        with self._tx() as conn:
+            conn.execute(
+                agents.update()
+                .where(where, agents.c.locked_until.is_not(None), agents.c.locked_until <= now)
+                .values(failed_logins=0, locked_until=None)
+            )
+            conn.execute(agents.update().where(where).values(
+                failed_logins=agents.c.failed_logins + 1))
+            row = conn.execute(sa.select(agents).where(where)).first()
+        return None if row is None else _agent(row)
+
+    def lock_agent(self, username: str, until: datetime) -> None:
+        """Refuse the agent's sign-in until ``until`` (a lock already set is kept)."""
+        with self._tx() as conn:
+            conn.execute(
+                agents.update()
+                .where(agents.c.username == username, agents.c.locked_until.is_(None))
+                .values(locked_until=_utc_naive(until))
+            )
+
+    def end_agent_sessions(self, username: str) -> bool:
+        """Raise the agent's session generation: every session signed in before ends."""
+        generation = sa.func.coalesce(agents.c.session_generation, 0) + 1
+        with self._tx() as conn:
+            result = conn.execute(
+                agents.update().where(agents.c.username == username)
+                .values(session_generation=generation)
+            )
+        return result.rowcount == 1
+
+    def remove_agent(self, username: str) -> bool:
+        """Delete a console agent (its sessions end with it); False when unknown."""
+        with self._tx() as conn:
+            result = conn.execute(agents.delete().where(agents.c.username == username))
+        return result.rowcount == 1
+
+    def revoke_api_keys(self, name: str) -> int:
+        """Delete every API key called ``name``; returns how many there were."""
+        with self._tx() as conn:
+            result = conn.execute(api_keys.delete().where(api_keys.c.name == name))
+        return int(result.rowcount or 0)
 
     def add_api_key(self, name: str, key_hash: str) -> ApiKeyRecord:
         """Store an API key by its hash; raises AlreadyExists for a duplicate hash."""

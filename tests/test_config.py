@@ -349,10 +349,11 @@ def test_missing_secrets_outside_demo_mode(missing: tuple[str, ...], message: st
 
 
 def test_ivr_demo_forces_demo_mode() -> None:
-    settings = Settings.from_env({"CLINICEA_BASE_URL": "http://127.0.0.1:9000", "IVR_DEMO": "1"})
+    settings = Settings.from_env({"CLINICEA_BASE_URL": "http://127.0.0.1:9000", "IVR_DEMO": "1",
+                                  "TWILIO_AUTH_TOKEN": "own-token", "IVR_SECRET_KEY": "own-key"})
     assert settings.demo
     assert settings.clinicea_base_url == "http://127.0.0.1:9000"
-    assert settings.secret_key == config.DEMO_SECRET_KEY
+    assert settings.clinicea_api_key == config.SANDBOX_API_KEY
 
 
 def test_demo_mode_keeps_given_secrets() -> None:

@@ -132,6 +132,8 @@ PROMPTS: dict[str, str] = {
     "option": "For {label}, press {n}.",
     "doctor_option": "{label}, press {n}.",  # "Dr." already says what the list is
     "slot_option": "{label}, press {n}.",
+    "more_names": "For more names, press {more_key}.",  # a long family menu (flows/menus.py)
+    "more_doctors": "For more doctors, press {more_key}.",
     "part_morning": "morning",
     "part_afternoon": "afternoon",
     "part_evening": "evening",

@@ -122,6 +122,8 @@ PROMPTS: dict[str, str] = {
     "cancel_requested": "میں نے ریسیپشن سے {appt_when} والی اپوائنٹمنٹ منسوخ کرنے کو کہہ دیا ہے۔",
     "option": "{label} کے لیے {n} دبائیں۔",
     "doctor_option": "{label} کے لیے {n} دبائیں۔",
+    "more_names": "مزید ناموں کے لیے {more_key} دبائیں۔",
+    "more_doctors": "مزید ڈاکٹروں کے لیے {more_key} دبائیں۔",
     "slot_option": "{label}، {n} دبائیں۔",
     "part_morning": "صبح",
     "part_afternoon": "دوپہر",

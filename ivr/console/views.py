@@ -10,6 +10,7 @@ carries the session's CSRF token in a hidden `csrf_token` field; without it the 
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import logging
 import secrets
@@ -40,7 +41,7 @@ from ivr.accounts import AddressLimiter, check_login
 from ivr.console import desk
 from ivr.console.headers import add_security_headers
 from ivr.outbox import attempt_booking
-from ivr.store import BookingRecord, CallRecord
+from ivr.store import AgentRecord, BookingRecord, CallRecord
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,7 @@ bp = Blueprint(
 )
 
 SESSION_HOURS = 12
+MAX_ROW_ID = 2**63 - 1  # SQLite's (and PostgreSQL's BIGINT) largest integer
 LIVE_TRANSFER_WINDOW = timedelta(hours=2)
 HISTORY_DAYS = 14
 OPEN_STATUSES = ("pending", "booking", "retrying", "failed")
@@ -131,13 +133,45 @@ def _headers(response: Any) -> Any:
 
 
 def _current_agent() -> str | None:
+    """The signed-in agent, checked against the store on every request: a session ends at
+    logout (the agent's session generation moved on), when the agent is removed (or removed
+    and created again: another id), and `SESSION_HOURS` after sign-in, however busy."""
     name = session.get("agent")
     if not name:
         return None
-    if _runtime().store.get_agent(name) is None:  # deleted since: sign out
+    agent = _runtime().store.get_agent(name)
+    if agent is None or not _session_holds(agent):
         session.clear()
         return None
     return name
+
+
+def _agent_mark(agent: AgentRecord) -> str:
+    """Which agent record a session belongs to: a digest of its (salted) password hash, so an
+    agent removed and created again, or given a new password, is not the one signed in."""
+    return hashlib.sha256(agent.password_hash.encode("utf-8")).hexdigest()[:24]
+
+
+def _session_holds(agent: AgentRecord) -> bool:
+    signed_in = session.get("since")
+    if session.get("mark") != _agent_mark(agent):
+        return False
+    if session.get("generation") != (agent.session_generation or 0):
+        return False
+    if not isinstance(signed_in, str):
+        return False
+    try:
+        since = datetime.fromisoformat(signed_in)
+    except ValueError:
+        return False
+    if since.tzinfo is None:
+        return False
+    return since <= _instant() < since + timedelta(hours=SESSION_HOURS)  # absolute, not sliding
+
+
+def _instant() -> datetime:
+    """Now as an aware UTC instant, from the app's clock (clinic-local wall time)."""
+    return _runtime().clock.now().replace(tzinfo=_zone()).astimezone(UTC)
 
 
 def login_required(view: Callable[..., Any]) -> Callable[..., Any]:
@@ -203,15 +237,22 @@ def login() -> Any:
     if request.method == "POST":
         rt = _runtime()
         username = request.form.get("username", "")
+        _warn_if_proxied_unseen(rt.settings.proxy_hops)
         result = check_login(
             rt.store, username, request.form.get("password", ""), rt.store.now(),
+            # With IVR_PROXY_HOPS, ProxyFix has put the client's own address here (not the
+            # proxy's): one agent's typos never lock out every agent behind the same proxy.
             address=request.remote_addr or "?",
             limiter=current_app.extensions["ivr_login_limiter"],
         )
-        if result.ok:
+        agent = rt.store.get_agent(username.strip()) if result.ok else None
+        if result.ok and agent is not None:
             session.clear()  # no session fixation: a fresh session and CSRF token
             session.permanent = True
             session["agent"] = username.strip()
+            session["mark"] = _agent_mark(agent)
+            session["generation"] = agent.session_generation or 0
+            session["since"] = _instant().isoformat()
             session["csrf"] = secrets.token_urlsafe(32)
             log.info("console sign-in by agent %s", username.strip())
             return redirect(_safe_next(next_url))
@@ -220,9 +261,25 @@ def login() -> Any:
     return render_template("console/login.html", error=error, next_url=next_url or ""), status
 
 
+def _warn_if_proxied_unseen(proxy_hops: int) -> None:
+    """Once per process: sign-ins come through a proxy the app was not told about, so the
+    per-address limit counts every agent behind it as one address."""
+    if proxy_hops or not request.headers.get("X-Forwarded-For"):
+        return
+    if not current_app.extensions.get("ivr_proxy_warned"):
+        current_app.extensions["ivr_proxy_warned"] = True
+        log.warning("console sign-ins arrive through a proxy (X-Forwarded-For) but "
+                    "IVR_PROXY_HOPS is 0: the per-address sign-in limit sees the proxy's "
+                    "address for every agent; set IVR_PROXY_HOPS")
+
+
 @bp.post("/logout")
 def logout() -> Any:
-    """Sign out."""
+    """Sign out: this agent's sessions end everywhere (a saved cookie opens nothing)."""
+    name = session.get("agent")
+    if name and _current_agent() == name:
+        _runtime().store.end_agent_sessions(name)
+        log.info("console sign-out by agent %s", name)
     session.clear()
     return redirect(url_for("console.login"))
 
@@ -336,10 +393,21 @@ def _form_values(form: Any) -> dict[str, str]:
 def booking(key: str) -> Any:
     """A booking's confirmation (or where it stands in the outbox)."""
     rt = _runtime()
-    record = rt.store.get_booking(int(key) if key.isdigit() else key)
+    number = _record_id(key)
+    record = None if number == 0 else rt.store.get_booking(key if number is None else number)
     if record is None:
         abort(404)
     return render_template("console/booking.html", b=_booking_view(record))
+
+
+def _record_id(key: str) -> int | None:
+    """A row id from a URL: ASCII digits (not "²": `str.isdigit` accepts it) within the
+    database's integers. None for anything else (an idempotency key, maybe); 0 for digits too
+    large to be any row's id, so the answer is 404, not an overflow's 500."""
+    if not (key.isascii() and key.isdigit()):
+        return None
+    number = int(key)
+    return number if 0 < number <= MAX_ROW_ID else 0
 
 
 def _booking_view(record: BookingRecord) -> dict[str, Any]:
@@ -491,6 +559,8 @@ def outbox_handled(key: str) -> Any:
 def callback_handled(callback_id: int) -> Any:
     """The clinic called this caller back."""
     rt = _runtime()
+    if not 0 < callback_id <= MAX_ROW_ID:
+        abort(404)
     if rt.store.mark_callback_handled(callback_id, session.get("agent", "?")):
         flash("Callback marked handled.", "info")
     else:
