@@ -1,0 +1,84 @@
+"""Every limit holds against a slow, strange or hostile world (issue 9).
+
+A Clinicea that drips its answer or sends megabytes, a database another process has locked, a
+store that cannot write, characters XML cannot hold, SQL parameters in logs, a booking answer
+nested past any parser: each is played against the app for real (sandbox over HTTP, real
+databases) and what a caller or an agent would notice is asserted.
+"""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from ivr.clinicea import CliniceaClient, CliniceaUnavailable
+from ivr.clinicea.auth import Credentials
+from ivr.clock import FixedClock
+from ivr.phone import parse_phone
+from ivr.sandbox import EmbeddedSandbox, SandboxState
+from ivr.sandbox.faults import parse_faults_spec
+from ivr.sandbox.seed import DEMO_PATIENTS
+from tests.calls import MONDAY_10AM, rig
+
+BILAL = DEMO_PATIENTS["Bilal Ahmed"]
+BILAL_PHONE = parse_phone(BILAL.e164, "PK")
+
+
+# --- 1. a slow-sending or huge-answering Clinicea ----------------------------------------------
+
+
+@pytest.fixture
+def sandbox():
+    state = SandboxState(FixedClock(MONDAY_10AM))
+    with EmbeddedSandbox(state) as embedded:
+        yield embedded
+
+
+def _client(sandbox: EmbeddedSandbox, **kw) -> CliniceaClient:
+    from ivr.sandbox.state import Credentials as SandboxCredentials
+
+    creds = SandboxCredentials()
+    http = httpx.Client(base_url=sandbox.base_url, timeout=httpx.Timeout(5.0, connect=2.0))
+    return CliniceaClient(http, Credentials(creds.api_key, creds.username, creds.password), **kw)
+
+
+def test_a_dripped_answer_is_cut_off_at_the_call_budget(sandbox: EmbeddedSandbox) -> None:
+    # 10 bytes a second: each read comes well inside httpx's 5 s read timeout, so only a
+    # total deadline stops it (the search answer would take about half a minute).
+    with _client(sandbox, budget=1.0, max_retries=0) as client:
+        client.search_patients(BILAL_PHONE)  # logged in; the next answer is the dripped one
+        sandbox.state.faults.drip_next(10, operation="search")
+        with pytest.raises(CliniceaUnavailable, match="too slowly"):
+            client.search_patients(BILAL_PHONE)
+        assert client.search_patients(BILAL_PHONE)[0].id == BILAL.id  # and it recovers
+
+
+def test_a_huge_answer_is_not_read(sandbox: EmbeddedSandbox) -> None:
+    with _client(sandbox) as client:
+        sandbox.state.faults.huge_next(5_000_000, operation="search")
+        with pytest.raises(CliniceaUnavailable, match="larger than"):
+            client.search_patients(BILAL_PHONE)
+
+
+def test_a_dripped_search_still_answers_the_caller_within_the_webhook_budget() -> None:
+    with rig() as r:
+        r.runtime.services.webhook_seconds = 1.0
+        r.sandbox.faults.drip_next(10, operation="search")
+        call = r.call(BILAL.e164)
+        # The apology and a person, not a webhook held until Twilio gives up.
+        assert "can't reach our records" in call.heard
+        assert call.dialed
+
+
+def test_healthz_is_not_held_by_a_dripping_login() -> None:
+    with rig() as r:
+        r.sandbox.faults.drip_next(1, operation="login")
+        http = httpx.Client(transport=httpx.WSGITransport(app=r.app), base_url="http://t")
+        answer = http.get("/healthz").json()
+        assert answer["clinicea"] == "unreachable"
+
+
+def test_body_fault_specs_parse() -> None:
+    assert len(parse_faults_spec("drip=1:search,huge=5000000,nested=100000:book,nested")) == 4
+    with pytest.raises(ValueError):
+        parse_faults_spec("drip=0")
