@@ -8,6 +8,8 @@ databases) and what a caller or an agent would notice is asserted.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 import pytest
 
@@ -18,7 +20,9 @@ from ivr.phone import parse_phone
 from ivr.sandbox import EmbeddedSandbox, SandboxState
 from ivr.sandbox.faults import parse_faults_spec
 from ivr.sandbox.seed import DEMO_PATIENTS
+from tests.agents import api_headers, signed_in
 from tests.calls import MONDAY_10AM, rig
+from tests.test_services import Rig, make_rig, request
 
 BILAL = DEMO_PATIENTS["Bilal Ahmed"]
 BILAL_PHONE = parse_phone(BILAL.e164, "PK")
@@ -82,3 +86,63 @@ def test_body_fault_specs_parse() -> None:
     assert len(parse_faults_spec("drip=1:search,huge=5000000,nested=100000:book,nested")) == 4
     with pytest.raises(ValueError):
         parse_faults_spec("drip=0")
+
+
+# --- 7. a booking answer nested past any parser --------------------------------------------------
+
+
+@pytest.fixture
+def svc(tmp_path: Path):
+    yield from make_rig(tmp_path)
+
+
+def test_nested_json_at_booking_books_once_and_does_not_stay_booking(svc: Rig) -> None:
+    svc.state.faults.nested_next(100_000, operation="book")
+    req = request()
+    outcome = svc.services.book(req)
+    assert outcome.status == "booked"
+    record = svc.store.get_booking(req.idempotency_key)
+    assert record is not None and record.status == "booked" and record.appointment_id
+    assert len(svc.active_at(req.start, req.doctor_id)) == 1
+    assert svc.worker().run_once() == 0  # nothing left to post again
+
+
+def test_an_unexpected_error_counts_toward_the_attempt_limit(svc: Rig) -> None:
+    svc.state.faults.fail_next(503, times=None, operation="book")
+    req = request()
+    assert svc.services.book(req).status == "recorded"  # attempt 1 of 3
+
+    def broken(request: httpx.Request) -> httpx.Response:
+        raise RecursionError("maximum recursion depth exceeded")
+
+    from ivr.sandbox.state import Credentials as SandboxCredentials
+
+    creds = SandboxCredentials()
+    client = CliniceaClient(httpx.Client(transport=httpx.MockTransport(broken),
+                                         base_url="http://clinicea.test"),
+                            Credentials(creds.api_key, creds.username, creds.password))
+    worker = svc.worker(client)
+    svc.advance(seconds=5)
+    assert worker.run_once() == 1
+    second = svc.store.get_booking(req.idempotency_key)
+    assert second is not None and second.status == "retrying" and second.attempts == 2
+    svc.advance(seconds=10)
+    assert worker.run_once() == 1
+    final = svc.store.get_booking(req.idempotency_key)
+    assert final is not None and final.status == "failed" and final.attempts == 3
+    assert "RecursionError" in final.failure_reason
+    assert "check the Clinicea calendar" in final.failure_reason
+    svc.advance(minutes=10)
+    assert worker.run_once() == 0
+
+
+def test_nested_json_from_clinicea_is_not_a_500_on_the_console_or_the_api() -> None:
+    with rig() as r:
+        console = signed_in(r.app)
+        r.sandbox.faults.nested_next(100_000, operation="search")
+        page = console.get("/console/caller?mobile=03216315551")
+        assert page.status_code == 503 and "Clinicea is not answering" in page.text
+        r.sandbox.faults.nested_next(100_000, operation="search")
+        api = r.app.test_client().get("/api/caller?mobile=03216315551",
+                                      headers=api_headers(r.app))
+        assert api.status_code == 503 and api.is_json
