@@ -25,6 +25,7 @@ from ivr.clinicea import CliniceaClient
 from ivr.clock import Clock, SystemClock
 from ivr.config import Settings
 from ivr.phone import parse_phone
+from ivr.plaintext import CleanRequest
 from ivr.sandbox import EmbeddedSandbox, SandboxState
 from ivr.services import CliniceaServices
 from ivr.sms import TwilioSms
@@ -214,6 +215,7 @@ def create_app(
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("httpcore").setLevel(logging.WARNING)
     app = Flask("ivr")
+    app.request_class = CleanRequest  # no character XML cannot hold gets in (ivr.plaintext)
     app.session_interface = _NoVoiceSessions()
     app.config.update(
         SECRET_KEY=settings.secret_key,

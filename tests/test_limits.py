@@ -8,20 +8,28 @@ databases) and what a caller or an agent would notice is asserted.
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
+from flask import Flask
 
+from ivr.app import create_app, runtime_of
 from ivr.clinicea import CliniceaClient, CliniceaUnavailable
 from ivr.clinicea.auth import Credentials
 from ivr.clock import FixedClock
+from ivr.config import Settings
 from ivr.phone import parse_phone
 from ivr.sandbox import EmbeddedSandbox, SandboxState
 from ivr.sandbox.faults import parse_faults_spec
-from ivr.sandbox.seed import DEMO_PATIENTS
+from ivr.sandbox.seed import DEMO_DOCTOR_KHAN_ID, DEMO_PATIENTS, demo_seed
+from ivr.simulator import TwilioSimulator
 from tests.agents import api_headers, signed_in
-from tests.calls import MONDAY_10AM, rig
+from tests.calls import CLINIC_NUMBER, MONDAY_10AM, rig
 from tests.test_services import Rig, make_rig, request
 
 BILAL = DEMO_PATIENTS["Bilal Ahmed"]
@@ -146,3 +154,75 @@ def test_nested_json_from_clinicea_is_not_a_500_on_the_console_or_the_api() -> N
         api = r.app.test_client().get("/api/caller?mobile=03216315551",
                                       headers=api_headers(r.app))
         assert api.status_code == 503 and api.is_json
+
+
+# --- 4. characters XML cannot hold, from Clinicea or from callers ----------------------------
+
+HOSTILE = "\x0b\x00\x07\ud800\x1b"
+
+
+@contextmanager
+def hostile_rig() -> Iterator[Rig4]:
+    """The app on a sandbox whose Bilal, Dr. Farooq and Clifton clinic carry control
+    characters and a lone surrogate, as a careless import into Clinicea might leave them."""
+    clock = FixedClock(MONDAY_10AM)
+    seed = demo_seed(MONDAY_10AM.date())
+    seed = dataclasses.replace(
+        seed,
+        patients=tuple(dataclasses.replace(p, first_name=f"Bi{HOSTILE}lal",
+                                           last_name=f"Ah{HOSTILE}med")
+                       if p.id == BILAL.id else p for p in seed.patients),
+        clinics=tuple(dataclasses.replace(c, address1=f"7 Khayaban{HOSTILE}-e-Ittehad",
+                                          name=f"Harbour{HOSTILE} Clinic")
+                      for c in seed.clinics),
+        staff=tuple(dataclasses.replace(s, last_name=f"Far{HOSTILE}ooq", id=f"x-{s.id}")
+                    for s in seed.staff),  # unknown ids: the name comes from Clinicea's row
+        appointments=tuple(dataclasses.replace(a, staff_id=f"x-{a.staff_id}")
+                           for a in seed.appointments),
+    )
+    sandbox = SandboxState(clock, seed=seed)
+    cfg = Settings.for_tests()
+    app = create_app(cfg, clock=clock, sandbox_state=sandbox)
+    http = httpx.Client(transport=httpx.WSGITransport(app=app), base_url="http://testserver")
+    phone = TwilioSimulator("http://testserver", cfg.twilio_auth_token, http=http,
+                            to=CLINIC_NUMBER, seed=7)
+    try:
+        yield Rig4(app, phone)
+    finally:
+        http.close()
+        runtime_of(app).close()
+
+
+@dataclass
+class Rig4:
+    app: Flask
+    phone: TwilioSimulator
+
+
+def test_hostile_names_and_addresses_from_clinicea_keep_twiml_and_console_working() -> None:
+    with hostile_rig() as r:
+        call = r.phone.call(from_=BILAL.e164)  # the simulator parses every answer as XML
+        assert "Hello Bilal" in call.heard
+        assert "7 Khayaban-e-Ittehad" in call.heard
+        console = signed_in(r.app)
+        page = console.get("/console/caller?mobile=03216315551")
+        assert page.status_code == 200
+        assert "Bilal Ahmed" in page.text and "\x0b" not in page.text
+
+
+def test_hostile_characters_from_callers_and_agents_are_removed() -> None:
+    with rig() as r:
+        call = r.call(BILAL.e164)
+        # A form body is UTF-8 on the wire: no lone surrogate can come from Twilio.
+        call.say("book\x0b\x00\x07 an appointment")
+        assert "Dr. Farooq again" in call.last_heard
+        api = r.app.test_client().post("/api/bookings", headers=api_headers(r.app), json={
+            "doctor_id": DEMO_DOCTOR_KHAN_ID, "start": "2026-11-24T14:00",
+            "new_patient": {"first_name": f"Al{HOSTILE}i", "last_name": f"Ha{HOSTILE}ssan",
+                            "mobile": "0300 9998877", "consent": True}})
+        assert api.status_code == 201
+        [created] = [a for a in r.appointments() if a["ID"] not in r.seeded]
+        assert created["PatientName"] == "Ali Hassan"
+        console = signed_in(r.app)
+        page = console.get("/console/caller?mobile=03009998877")
+        assert page.status_code == 200 and "Ali Hassan" in page.text

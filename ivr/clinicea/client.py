@@ -71,6 +71,7 @@ from ivr.clinicea.models import (
     parse_booking,
     parse_token,
 )
+from ivr.plaintext import clean
 
 if TYPE_CHECKING:
     from ivr.phone import PhoneNumber
@@ -526,7 +527,7 @@ def _json_or_none(response: httpx.Response) -> Any:
 
 def _message(response: httpx.Response) -> str:
     """The server's explanation of a 4xx: plain text, or a JSON body's message field."""
-    text = response.text.strip()
+    text = clean(response.text).strip()
     try:
         body = json.loads(text)
     except (ValueError, RecursionError):
