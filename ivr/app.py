@@ -201,7 +201,7 @@ def create_app(
     client = client or CliniceaClient.from_settings(
         settings, base_url=base_url, on_request=metrics.on_clinicea_request,
         share_token=settings.clinicea_base_url is not None)
-    store = store or Store(settings.database_url)
+    store = store or Store(settings.database_url, lock_seconds=settings.database_lock_seconds)
     store.migrate()
     services = CliniceaServices(client, store, clock, settings.clinic,
                                 lead_minutes=BOOKING_LEAD_MINUTES)

@@ -4,7 +4,8 @@ Tables: ``calls`` (per-call flow state keyed by Twilio's CallSid, saved by compa
 ``call_events`` (what was heard / pressed / said; texts arrive already masked), ``bookings`` (the
 outbox: written before Clinicea is called), ``callback_requests``, ``agents`` and ``api_keys``.
 
-Backends: SQLite (the embedded default; a file in WAL mode with ``busy_timeout``, write
+Backends: SQLite (the embedded default; a file in WAL mode with ``busy_timeout`` (3 s, see
+``DEFAULT_LOCK_SECONDS``: store work must fit a webhook's budget), write
 transactions start with ``BEGIN IMMEDIATE`` so several threads and several worker processes on one
 host serialise their writes instead of deadlocking; ``sqlite:///:memory:`` shares one connection
 between threads behind a lock) and PostgreSQL through psycopg 3 (``postgresql://`` URLs are
@@ -83,6 +84,13 @@ BOOKING_STATUSES: tuple[str, ...] = (
 OPEN_BOOKING_STATUSES: tuple[str, ...] = ("pending", "booking", "retrying")
 
 CALLBACK_STATUSES: tuple[str, ...] = ("open", "handled")
+
+
+#: Longest wait for a database lock (seconds). A webhook does at most three writes on its way
+#: to an apology, two of them after its Clinicea work (8 s at most): 8 + 2 * 3 < 15 s.
+DEFAULT_LOCK_SECONDS = 3.0
+#: PostgreSQL's statement_timeout, as a multiple of the lock wait.
+STATEMENT_TIMEOUT_FACTOR = 4
 
 
 class StoreError(Exception):
@@ -741,8 +749,14 @@ class Store:
         *,
         now: Callable[[], datetime] | None = None,
         echo: bool = False,
+        lock_seconds: float | None = None,
     ) -> None:
+        """`lock_seconds` (default `DEFAULT_LOCK_SECONDS`) bounds every wait for a lock:
+        SQLite's busy timeout, PostgreSQL's `lock_timeout` (its `statement_timeout` is
+        `STATEMENT_TIMEOUT_FACTOR` times it). Past it the operation fails (`OperationalError`)
+        instead of holding a webhook past Twilio's 15 s."""
         self.url = normalize_url(url)
+        lock = DEFAULT_LOCK_SECONDS if lock_seconds is None else lock_seconds
         self._now_fn = now or _system_now
         parsed = make_url(self.url)
         self.dialect = parsed.get_backend_name()
@@ -750,16 +764,23 @@ class Store:
         if self.dialect == "sqlite":
             memory = parsed.database in (None, "", ":memory:") or "mode=memory" in self.url
             kwargs: dict[str, Any] = {
-                "connect_args": {"check_same_thread": False, "timeout": 30},
+                "connect_args": {"check_same_thread": False, "timeout": lock},
             }
             if memory:
                 kwargs["poolclass"] = StaticPool
                 self._lock = threading.RLock()  # one shared connection: one transaction at once
             self.engine: Engine = sa.create_engine(self.url, echo=echo, **kwargs)
-            self._install_sqlite_hooks(self.engine, wal=not memory)
+            self._install_sqlite_hooks(self.engine, wal=not memory, busy_ms=int(lock * 1000))
         elif self.dialect == "postgresql":
+            # Added to the URL's own `options` (a search_path, say), which connect_args replaces.
+            given = parsed.query.get("options", "")
+            options = " ".join([*((given,) if isinstance(given, str) else given),
+                                f"-c lock_timeout={int(lock * 1000)}",
+                                f"-c statement_timeout="
+                                f"{int(lock * STATEMENT_TIMEOUT_FACTOR * 1000)}"]).strip()
             self.engine = sa.create_engine(
-                self.url, echo=echo, pool_pre_ping=True, pool_size=5, max_overflow=20
+                self.url, echo=echo, pool_pre_ping=True, pool_size=5, max_overflow=20,
+                connect_args={"options": options},
             )
         else:
             raise StoreError(f"unsupported database URL scheme: {parsed.drivername}")
@@ -776,13 +797,13 @@ class Store:
     # -- plumbing ------------------------------------------------------------------------------
 
     @staticmethod
-    def _install_sqlite_hooks(engine: Engine, *, wal: bool) -> None:
+    def _install_sqlite_hooks(engine: Engine, *, wal: bool, busy_ms: int) -> None:
         @event.listens_for(engine, "connect")
         def _on_connect(dbapi_conn: Any, _record: Any) -> None:
             dbapi_conn.isolation_level = None  # we emit BEGIN ourselves (see _on_begin)
             cur = dbapi_conn.cursor()
             try:
-                cur.execute("PRAGMA busy_timeout = 30000")
+                cur.execute(f"PRAGMA busy_timeout = {busy_ms:d}")
                 if wal:
                     cur.execute("PRAGMA journal_mode = WAL")
                 cur.execute("PRAGMA foreign_keys = ON")
@@ -869,6 +890,9 @@ class Store:
     def _migrate_once(self, target: int) -> int:
         with self._tx(write=True) as conn:
             if self.dialect == "postgresql":
+                # Start-up, not a webhook: wait for another process's migration however long.
+                conn.execute(sa.text("SET LOCAL lock_timeout = 0"))
+                conn.execute(sa.text("SET LOCAL statement_timeout = 0"))
                 conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK})
             schema_version.create(conn, checkfirst=True)
             current = conn.execute(sa.select(sa.func.max(schema_version.c.version))).scalar() or 0

@@ -9,13 +9,16 @@ databases) and what a caller or an agent would notice is asserted.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from flask import Flask
 
 from ivr.app import create_app, runtime_of
@@ -30,6 +33,7 @@ from ivr.sandbox.seed import DEMO_DOCTOR_KHAN_ID, DEMO_PATIENTS, demo_seed
 from ivr.simulator import TwilioSimulator
 from tests.agents import api_headers, signed_in
 from tests.calls import CLINIC_NUMBER, MONDAY_10AM, rig
+from tests.pg import fresh_schema_url, pg_database  # noqa: F401  (fixture)
 from tests.test_services import Rig, make_rig, request
 
 BILAL = DEMO_PATIENTS["Bilal Ahmed"]
@@ -226,3 +230,87 @@ def test_hostile_characters_from_callers_and_agents_are_removed() -> None:
         console = signed_in(r.app)
         page = console.get("/console/caller?mobile=03009998877")
         assert page.status_code == 200 and "Ali Hassan" in page.text
+
+
+# --- 2. a database another process has locked ----------------------------------------------
+
+
+class _Locker:
+    """Holds a database lock from another connection until told to let go (or 30 s)."""
+
+    def __init__(self, take: Callable[[], Callable[[], None]]) -> None:
+        self._take = take
+        self._held = threading.Event()
+        self._done = threading.Event()
+        self.let_go_by_itself = False
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        release = self._take()
+        self._held.set()
+        self.let_go_by_itself = not self._done.wait(30)
+        release()
+
+    def __enter__(self) -> _Locker:
+        self._thread.start()
+        assert self._held.wait(10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join(35)
+
+
+def _sqlite_write_lock(path: Path) -> Callable[[], Callable[[], None]]:
+    def take() -> Callable[[], None]:
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        conn.execute("BEGIN IMMEDIATE")
+
+        def release() -> None:
+            conn.execute("ROLLBACK")
+            conn.close()
+        return release
+    return take
+
+
+def _pg_table_lock(url: str, table: str) -> Callable[[], Callable[[], None]]:
+    def take() -> Callable[[], None]:
+        engine = sa.create_engine(url, poolclass=sa.NullPool)
+        conn = engine.connect()
+        tx = conn.begin()
+        conn.execute(sa.text(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE"))
+
+        def release() -> None:
+            tx.rollback()
+            conn.close()
+            engine.dispose()
+        return release
+    return take
+
+
+def _assert_apology_while_locked(call, locker: _Locker) -> None:
+    # The caller hears a person offered, said while the lock was still held (the webhook did
+    # not wait for it to go away).
+    assert "something went wrong on our side" in call.heard
+    assert call.dialed
+    assert not locker.let_go_by_itself
+
+
+def test_a_locked_sqlite_database_still_gets_a_spoken_answer(tmp_path: Path) -> None:
+    db = tmp_path / "ivr.db"
+    with rig(database_url=f"sqlite:///{db}", database_lock_seconds=0.2) as r:
+        with _Locker(_sqlite_write_lock(db)) as locker:
+            call = r.call(BILAL.e164)
+            _assert_apology_while_locked(call, locker)
+        assert "Hello Bilal" in r.call(BILAL.e164).heard  # and it recovers
+
+
+def test_a_locked_postgresql_table_still_gets_a_spoken_answer(
+        pg_database: str,  # noqa: F811
+) -> None:
+    url = fresh_schema_url(pg_database)
+    with rig(database_url=url, database_lock_seconds=0.2) as r:
+        with _Locker(_pg_table_lock(url, "calls")) as locker:
+            call = r.call(BILAL.e164)
+            _assert_apology_while_locked(call, locker)
+        assert "Hello Bilal" in r.call(BILAL.e164).heard
