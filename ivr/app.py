@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
@@ -50,6 +51,8 @@ class Runtime:
     engine: Engine
     voices: dict[str, twiml.Voice]
     sandbox: EmbeddedSandbox | None = None
+    # Told of every apology and its reason (`ivr.ops.Metrics.apology` counts them).
+    on_apology: Callable[[str], None] = field(default=lambda reason: None)
     turns: VoiceTurns = field(init=False)
 
     def __post_init__(self) -> None:
@@ -85,6 +88,7 @@ class Runtime:
         know (Twilio's `From`) gets a callback request, anyone else is asked to call again.
         """
         log.warning("answering with an apology (%s)", reason)
+        self.on_apology(reason)
         lang = catalogue_for(self.settings.clinic.language)
         voice = self.default_voice()
         clinic = self.settings.clinic
@@ -115,9 +119,10 @@ class Runtime:
         try:
             self.services.request_callback(inbound.call_sid, caller.e164,
                                            f"after an error: {reason}")
-        except Exception:  # the store is down too: at least do not promise a call back
+        except Exception:  # the store is down too: say so, and promise no call back
             log.exception("could not record a callback after an error")
-            return text(lang, "callback_no_number", {})
+            self.on_apology("callback_not_recorded")
+            return text(lang, "callback_not_recorded", {})
         return text(lang, "callback_done", {})
 
     def goodbye(self) -> str:
@@ -209,7 +214,7 @@ def create_app(
         services.sms = TwilioSms(settings.twilio_account_sid, settings.twilio_auth_token)
     engine = Engine(FLOW, services, transfer_number=settings.clinic.transfer_number)
     runtime = Runtime(settings, clock, client, store, services, engine, voices_for(settings),
-                      sandbox)
+                      sandbox, on_apology=metrics.apology)
 
     # httpx logs every URL at INFO; Clinicea URLs carry tokens and phone numbers.
     logging.getLogger("httpx").setLevel(logging.WARNING)

@@ -480,6 +480,20 @@ def _transition_stmt(from_statuses: tuple[str, ...], columns: tuple[str, ...]) -
 # grow over time).
 
 
+# The write probe: changes the newest schema_version row and changes it back, in one
+# transaction (no new table needed). Rewriting it unchanged is not enough: SQLite then writes
+# nothing, and a full disk would pass.
+_NEWEST_VERSION = schema_version.c.version == sa.select(
+    sa.func.max(schema_version.c.version)).scalar_subquery()
+_PROBE_WRITE = (
+    sa.update(schema_version).where(_NEWEST_VERSION)
+    .values(description=schema_version.c.description + "~"),
+    sa.update(schema_version).where(_NEWEST_VERSION)
+    .values(description=sa.func.substr(schema_version.c.description, 1,
+                                       sa.func.length(schema_version.c.description) - 1)),
+)
+
+
 def _migration_1(conn: Connection) -> None:
     """Calls, call events, the bookings outbox and callback requests."""
     md = sa.MetaData()
@@ -858,6 +872,17 @@ class Store:
         try:
             with self._tx(write=False) as conn:
                 return conn.execute(sa.text("SELECT 1")).scalar() == 1
+        except SQLAlchemyError:
+            return False
+
+    def writable(self) -> bool:
+        """Health check: True when a one-row write commits. A full disk, a read-only file or a
+        lock held past the lock wait make it False (reads may still answer)."""
+        try:
+            with self._tx(write=True) as conn:
+                for statement in _PROBE_WRITE:
+                    conn.execute(statement)
+            return True
         except SQLAlchemyError:
             return False
 

@@ -9,7 +9,11 @@ databases) and what a caller or an agent would notice is asserted.
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
 import sqlite3
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -314,3 +318,55 @@ def test_a_locked_postgresql_table_still_gets_a_spoken_answer(
             call = r.call(BILAL.e164)
             _assert_apology_while_locked(call, locker)
         assert "Hello Bilal" in r.call(BILAL.e164).heard
+
+
+# --- 3. a store that cannot write (a full disk) ----------------------------------------------
+
+_FULL_DISK = r'''
+import json, resource, signal, sys
+from datetime import datetime
+
+import httpx
+
+from ivr.sandbox.seed import DEMO_PATIENTS
+from tests.calls import rig
+
+SATURDAY_EVENING = datetime(2026, 11, 28, 19, 0)  # reception closed: no transfer to hide behind
+with rig(now=SATURDAY_EVENING, database_url=f"sqlite:///{sys.argv[1]}") as r:
+    http = httpx.Client(transport=httpx.WSGITransport(app=r.app), base_url="http://t")
+    before = http.get("/healthz").json()["store"]
+    # The disk is full: no file of this process may grow past 1 kB (the database already has).
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE,
+                       (1024, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+    call = r.call(DEMO_PATIENTS["Bilal Ahmed"].e164)
+    health = http.get("/healthz")
+    print(json.dumps({"before": before, "heard": call.heard, "health": health.status_code,
+                      "store": health.json()["store"], "metrics": http.get("/metrics").text}))
+'''
+
+
+def test_a_full_disk_is_noticed_counted_and_told_truthfully(tmp_path: Path) -> None:
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run([sys.executable, "-c", _FULL_DISK, str(tmp_path / "ivr.db")],
+                          cwd=root, env={**os.environ, "PYTHONPATH": str(root)},
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen["before"] == "ok"
+    # The caller's number was known: what they hear is that nothing could be recorded.
+    assert "couldn't record your request" in seen["heard"]
+    assert "without your number" not in seen["heard"]
+    assert seen["health"] == 503 and seen["store"] == "cannot_write"
+    metrics = seen["metrics"]
+    assert "ivr_store_writable 0" in metrics
+    assert 'ivr_apologies_total{reason="error"} 1' in metrics
+    assert 'ivr_apologies_total{reason="callback_not_recorded"} 1' in metrics
+
+
+def test_the_new_apology_is_in_every_catalogue() -> None:
+    from flows.lang import catalogue_for, text
+
+    english = text(catalogue_for("en-GB"), "callback_not_recorded", {})
+    urdu = text(catalogue_for("ur-PK"), "callback_not_recorded", {})
+    assert "couldn't record" in english and urdu != english and "درخواست" in urdu
