@@ -225,6 +225,22 @@ class OutcomeCount:
 # --------------------------------------------------------------------------------------------
 # Current schema (what the queries use; MIGRATIONS build it step by step)
 
+class _Cut(sa.types.TypeDecorator[str]):
+    """VARCHAR(n) whose values are cut to n characters on the way in: a 150-character first
+    name from Clinicea is stored shortened and never fails the call. Only for descriptive
+    columns: a key cut short could match another row's."""
+
+    impl = sa.String
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Any) -> str | None:
+        """`value`, at most the column's length."""
+        limit = self.impl.length  # type: ignore[attr-defined]
+        if isinstance(value, str) and limit is not None and len(value) > limit:
+            return value[:limit]
+        return value
+
+
 _metadata = sa.MetaData()
 _BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")  # SQLite: INTEGER PK = rowid
 
@@ -235,16 +251,16 @@ calls = sa.Table(
     sa.Column("created_at", sa.DateTime(), nullable=False),
     sa.Column("updated_at", sa.DateTime(), nullable=False),
     sa.Column("version", sa.Integer(), nullable=False),
-    sa.Column("step", sa.String(100), nullable=False),
+    sa.Column("step", _Cut(100), nullable=False),
     sa.Column("turn", sa.Integer(), nullable=False),
-    sa.Column("caller_masked", sa.String(40)),
-    sa.Column("patient_first_name", sa.String(100)),
+    sa.Column("caller_masked", _Cut(40)),
+    sa.Column("patient_first_name", _Cut(100)),
     sa.Column("state", sa.Text(), nullable=False),
     sa.Column("last_reply", sa.Text()),
     sa.Column("last_reply_turn", sa.Integer()),
     sa.Column("outcome", sa.String(20)),
-    sa.Column("outcome_step", sa.String(100)),
-    sa.Column("language", sa.String(20)),
+    sa.Column("outcome_step", _Cut(100)),
+    sa.Column("language", _Cut(20)),
     sa.Column("ended_at", sa.DateTime()),
     sa.Column("transferred_at", sa.DateTime()),  # v2
 )
@@ -256,7 +272,7 @@ call_events = sa.Table(
     sa.Column("call_sid", sa.String(64), nullable=False),
     sa.Column("at", sa.DateTime(), nullable=False),
     sa.Column("kind", sa.String(20), nullable=False),
-    sa.Column("step", sa.String(100)),
+    sa.Column("step", _Cut(100)),
     sa.Column("text", sa.Text()),
 )
 
@@ -288,7 +304,7 @@ callback_requests = sa.Table(
     sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
     sa.Column("call_sid", sa.String(64)),
     sa.Column("created_at", sa.DateTime(), nullable=False),
-    sa.Column("phone_masked", sa.String(40)),
+    sa.Column("phone_masked", _Cut(40)),
     sa.Column("phone_e164", sa.String(40)),
     sa.Column("reason", sa.Text()),
     sa.Column("status", sa.String(20), nullable=False),
@@ -783,7 +799,9 @@ class Store:
             if memory:
                 kwargs["poolclass"] = StaticPool
                 self._lock = threading.RLock()  # one shared connection: one transaction at once
-            self.engine: Engine = sa.create_engine(self.url, echo=echo, **kwargs)
+            # hide_parameters: a failed statement's log line must not carry patient data.
+            self.engine: Engine = sa.create_engine(self.url, echo=echo, hide_parameters=True,
+                                                   **kwargs)
             self._install_sqlite_hooks(self.engine, wal=not memory, busy_ms=int(lock * 1000))
         elif self.dialect == "postgresql":
             # Added to the URL's own `options` (a search_path, say), which connect_args replaces.
@@ -794,7 +812,7 @@ class Store:
                                 f"{int(lock * STATEMENT_TIMEOUT_FACTOR * 1000)}"]).strip()
             self.engine = sa.create_engine(
                 self.url, echo=echo, pool_pre_ping=True, pool_size=5, max_overflow=20,
-                connect_args={"options": options},
+                connect_args={"options": options}, hide_parameters=True,
             )
         else:
             raise StoreError(f"unsupported database URL scheme: {parsed.drivername}")

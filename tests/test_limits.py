@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import sqlite3
 import subprocess
@@ -19,6 +20,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -30,11 +32,13 @@ from ivr.clinicea import CliniceaClient, CliniceaUnavailable
 from ivr.clinicea.auth import Credentials
 from ivr.clock import FixedClock
 from ivr.config import Settings
+from ivr.logs import JsonFormatter
 from ivr.phone import parse_phone
 from ivr.sandbox import EmbeddedSandbox, SandboxState
 from ivr.sandbox.faults import parse_faults_spec
-from ivr.sandbox.seed import DEMO_DOCTOR_KHAN_ID, DEMO_PATIENTS, demo_seed
+from ivr.sandbox.seed import DEMO_DOCTOR_KHAN_ID, DEMO_PATIENTS, Seed, demo_seed
 from ivr.simulator import TwilioSimulator
+from ivr.store import Store
 from tests.agents import api_headers, signed_in
 from tests.calls import CLINIC_NUMBER, MONDAY_10AM, rig
 from tests.pg import fresh_schema_url, pg_database  # noqa: F401  (fixture)
@@ -169,13 +173,10 @@ def test_nested_json_from_clinicea_is_not_a_500_on_the_console_or_the_api() -> N
 HOSTILE = "\x0b\x00\x07\ud800\x1b"
 
 
-@contextmanager
-def hostile_rig() -> Iterator[Rig4]:
-    """The app on a sandbox whose Bilal, Dr. Farooq and Clifton clinic carry control
-    characters and a lone surrogate, as a careless import into Clinicea might leave them."""
-    clock = FixedClock(MONDAY_10AM)
-    seed = demo_seed(MONDAY_10AM.date())
-    seed = dataclasses.replace(
+def _hostile(seed: Seed) -> Seed:
+    """Bilal, every doctor and every clinic carry control characters and a lone surrogate, as
+    a careless import into Clinicea might leave them."""
+    return dataclasses.replace(
         seed,
         patients=tuple(dataclasses.replace(p, first_name=f"Bi{HOSTILE}lal",
                                            last_name=f"Ah{HOSTILE}med")
@@ -188,8 +189,14 @@ def hostile_rig() -> Iterator[Rig4]:
         appointments=tuple(dataclasses.replace(a, staff_id=f"x-{a.staff_id}")
                            for a in seed.appointments),
     )
-    sandbox = SandboxState(clock, seed=seed)
-    cfg = Settings.for_tests()
+
+
+@contextmanager
+def seeded_rig(change: Callable[[Seed], Seed], **settings: Any) -> Iterator[Rig4]:
+    """The app on a sandbox whose demo seed went through `change`."""
+    clock = FixedClock(MONDAY_10AM)
+    sandbox = SandboxState(clock, seed=change(demo_seed(MONDAY_10AM.date())))
+    cfg = Settings.for_tests(**settings)
     app = create_app(cfg, clock=clock, sandbox_state=sandbox)
     http = httpx.Client(transport=httpx.WSGITransport(app=app), base_url="http://testserver")
     phone = TwilioSimulator("http://testserver", cfg.twilio_auth_token, http=http,
@@ -208,7 +215,7 @@ class Rig4:
 
 
 def test_hostile_names_and_addresses_from_clinicea_keep_twiml_and_console_working() -> None:
-    with hostile_rig() as r:
+    with seeded_rig(_hostile) as r:
         call = r.phone.call(from_=BILAL.e164)  # the simulator parses every answer as XML
         assert "Hello Bilal" in call.heard
         assert "7 Khayaban-e-Ittehad" in call.heard
@@ -370,3 +377,55 @@ def test_the_new_apology_is_in_every_catalogue() -> None:
     english = text(catalogue_for("en-GB"), "callback_not_recorded", {})
     urdu = text(catalogue_for("ur-PK"), "callback_not_recorded", {})
     assert "couldn't record" in english and urdu != english and "درخواست" in urdu
+
+
+# --- 6. patient data in logs through SQL parameters ------------------------------------------
+
+LONG_NAME = "Bilal" + "a" * 145  # 150 characters; calls.patient_first_name is varchar(100)
+
+
+def _long_first_name(seed: Seed) -> Seed:
+    return dataclasses.replace(seed, patients=tuple(
+        dataclasses.replace(p, first_name=LONG_NAME) if p.id == BILAL.id else p
+        for p in seed.patients))
+
+
+def _logged(caplog: pytest.LogCaptureFixture) -> str:
+    fmt = JsonFormatter()
+    return "\n".join(fmt.format(r) + r.getMessage() for r in caplog.records)
+
+
+def _number_forms(e164: str) -> list[str]:
+    national = e164[3:]
+    return [e164, e164[1:], national, "0" + national]
+
+
+def test_a_150_character_name_on_postgresql_works_and_logs_no_number(
+        pg_database: str, caplog: pytest.LogCaptureFixture,  # noqa: F811
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    url = fresh_schema_url(pg_database)
+    with seeded_rig(_long_first_name, database_url=url) as r:
+        call = r.phone.call(from_=BILAL.e164)
+        assert f"Hello {LONG_NAME}" in call.heard
+        call.press("1")
+        assert "Dr. Farooq again" in call.last_heard  # the next turn works too
+        stored = runtime_of(r.app).store.load_call(call.sid)
+        assert stored is not None and stored.patient_first_name == LONG_NAME[:100]
+    logged = _logged(caplog)
+    assert "webhook failed" not in logged
+    assert not [n for n in _number_forms(BILAL.e164) if n in logged]
+
+
+def test_a_database_error_never_logs_its_parameters(pg_database: str) -> None:  # noqa: F811
+    store = Store(fresh_schema_url(pg_database))
+    store.migrate()
+    try:
+        with pytest.raises(sa.exc.DBAPIError) as failed:
+            # A key longer than its column is refused (keys are never cut: they must not clash).
+            store.enqueue_booking("k" * 300, call_sid=None,
+                                  payload={"phone_e164": BILAL.e164})
+        assert BILAL.e164 not in str(failed.value)
+        assert "k" * 300 not in str(failed.value)
+    finally:
+        store.dispose()
