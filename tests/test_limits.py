@@ -102,10 +102,26 @@ def test_healthz_is_not_held_by_a_dripping_login() -> None:
         assert answer["clinicea"] == "unreachable"
 
 
-def test_body_fault_specs_parse() -> None:
-    assert len(parse_faults_spec("drip=1:search,huge=5000000,nested=100000:book,nested")) == 4
+def test_body_faults_by_spec_and_json() -> None:
+    from ivr.sandbox.faults import Faults
+
+    faults = Faults()
+    faults.apply_spec("drip=1:search,huge=5000000,nested")
+    faults.apply_json({"nested_next": {"operation": "book"}})
+    assert faults.snapshot()["body_faults"] == [
+        {"kind": "drip", "value": 1, "operation": "search"},
+        {"kind": "huge", "value": 5_000_000, "operation": None},
+        {"kind": "nested", "value": 100_000, "operation": None},
+        {"kind": "nested", "value": 100_000, "operation": "book"},
+    ]
+    assert faults.take_body("book").kind == "huge"  # the first that matches, once
+    for bad in ("drip=0", "drip", "huge=x", "nested=5:nope"):
+        with pytest.raises(ValueError):
+            parse_faults_spec(bad)
     with pytest.raises(ValueError):
-        parse_faults_spec("drip=0")
+        faults.apply_json({"drip_next": {}})
+    faults.clear()
+    assert faults.snapshot()["body_faults"] == []
 
 
 # --- 7. a booking answer nested past any parser --------------------------------------------------

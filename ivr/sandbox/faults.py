@@ -346,6 +346,7 @@ class Faults:
                 "store_then_hang": [{"seconds": s, "operation": o}
                                     for s, o in self._store_then_hang],
                 "token_generation": self._token_generation,
+                "body_faults": [asdict(b) for b in self._bodies],
             }
 
 
