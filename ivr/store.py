@@ -90,7 +90,7 @@ CALLBACK_STATUSES: tuple[str, ...] = ("open", "handled")
 #: to an apology, two of them after its Clinicea work (8 s at most): 8 + 2 * 3 < 15 s.
 DEFAULT_LOCK_SECONDS = 3.0
 #: PostgreSQL's statement_timeout, as a multiple of the lock wait.
-STATEMENT_TIMEOUT_FACTOR = 4
+STATEMENT_TIMEOUT_FACTOR = 2
 
 
 class StoreError(Exception):
