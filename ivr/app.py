@@ -11,6 +11,7 @@ from __future__ import annotations
 import atexit
 import logging
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
@@ -26,6 +27,7 @@ from ivr.clinicea import CliniceaClient
 from ivr.clock import Clock, SystemClock
 from ivr.config import DEMO_SECRET_KEY, Settings
 from ivr.phone import parse_phone
+from ivr.plaintext import CleanRequest
 from ivr.sandbox import EmbeddedSandbox, SandboxState
 from ivr.services import CliniceaServices
 from ivr.sms import TwilioSms
@@ -50,6 +52,8 @@ class Runtime:
     engine: Engine
     voices: dict[str, twiml.Voice]
     sandbox: EmbeddedSandbox | None = None
+    # Told of every apology and its reason (`ivr.ops.Metrics.apology` counts them).
+    on_apology: Callable[[str], None] = field(default=lambda reason: None)
     turns: VoiceTurns = field(init=False)
 
     def __post_init__(self) -> None:
@@ -85,6 +89,7 @@ class Runtime:
         know (Twilio's `From`) gets a callback request, anyone else is asked to call again.
         """
         log.warning("answering with an apology (%s)", reason)
+        self.on_apology(reason)
         lang = catalogue_for(self.settings.clinic.language)
         voice = self.default_voice()
         clinic = self.settings.clinic
@@ -115,9 +120,10 @@ class Runtime:
         try:
             self.services.request_callback(inbound.call_sid, caller.e164,
                                            f"after an error: {reason}")
-        except Exception:  # the store is down too: at least do not promise a call back
+        except Exception:  # the store is down too: say so, and promise no call back
             log.exception("could not record a callback after an error")
-            return text(lang, "callback_no_number", {})
+            self.on_apology("callback_not_recorded")
+            return text(lang, "callback_not_recorded", {})
         return text(lang, "callback_done", {})
 
     def goodbye(self) -> str:
@@ -201,7 +207,7 @@ def create_app(
     client = client or CliniceaClient.from_settings(
         settings, base_url=base_url, on_request=metrics.on_clinicea_request,
         share_token=settings.clinicea_base_url is not None)
-    store = store or Store(settings.database_url)
+    store = store or Store(settings.database_url, lock_seconds=settings.database_lock_seconds)
     store.migrate()
     services = CliniceaServices(client, store, clock, settings.clinic,
                                 lead_minutes=BOOKING_LEAD_MINUTES)
@@ -209,12 +215,13 @@ def create_app(
         services.sms = TwilioSms(settings.twilio_account_sid, settings.twilio_auth_token)
     engine = Engine(FLOW, services, transfer_number=settings.clinic.transfer_number)
     runtime = Runtime(settings, clock, client, store, services, engine, voices_for(settings),
-                      sandbox)
+                      sandbox, on_apology=metrics.apology)
 
     # httpx logs every URL at INFO; Clinicea URLs carry tokens and phone numbers.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("httpcore").setLevel(logging.WARNING)
     app = Flask("ivr")
+    app.request_class = CleanRequest  # no character XML cannot hold gets in (ivr.plaintext)
     app.session_interface = _NoVoiceSessions()
     app.config.update(
         SECRET_KEY=_console_secret(settings),

@@ -539,6 +539,8 @@ class Settings:
     proxy_hops: int = 0  # X-Forwarded-* hops to trust
     sandbox_faults: str | None = None  # passed to the sandbox as is
     log_level: str = "INFO"
+    # Longest wait for a database lock (ivr.store); tests set it small.
+    database_lock_seconds: float | None = None
     clinic_config_path: str | None = None  # None: the built-in demo clinic
     # Where the host's workers publish their in-memory metrics (ivr/ops.py); None: a directory
     # in the temp dir keyed by user and database URL.

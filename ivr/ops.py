@@ -39,11 +39,13 @@ live siblings under the same master), so a dead worker's memory never counts.
 
 The store-backed figures (calls by outcome, the outbox) are global. See docs/benchmark.md.
 
-`/healthz` is unauthenticated and cheap: `SELECT 1` on the store, and whether a Clinicea token is
-obtainable (the client's cached token counts; a login only when none is valid). The Clinicea
-result is cached for `CLINICEA_CHECK_TTL` seconds so load balancers polling every second do not
-hammer Clinicea. 200 `{"status": "ok"}` when both are fine, 200 `"degraded"` when only Clinicea
-is not, 503 when the store is down. No patient data, no error text.
+`/healthz` is unauthenticated and cheap: `SELECT 1` on the store and a one-row write probe
+(`Store.writable`: a full disk or a read-only database is "cannot_write", 503), and whether a
+Clinicea token is obtainable (the client's cached token counts; a login only when none is
+valid). The Clinicea result is cached for `CLINICEA_CHECK_TTL` seconds so load balancers polling
+every second do not hammer Clinicea. 200 `{"status": "ok"}` when both are fine, 200 `"degraded"`
+when only Clinicea is not, 503 when the store is down or cannot write.
+No patient data, no error text.
 """
 
 from __future__ import annotations
@@ -245,6 +247,9 @@ _current: contextvars.ContextVar[_RequestTimes | None] = contextvars.ContextVar(
 # --------------------------------------------------------------------------- metrics
 
 
+APOLOGY_REASONS = frozenset({"error", "fallback", "no_call_sid", "callback_not_recorded"})
+
+
 class Metrics:
     """The process's in-memory metrics, and the hooks that feed them."""
 
@@ -271,6 +276,10 @@ class Metrics:
             "no answer (error = status code or exception name).", ["operation", "error"])
         self.webhook_errors = CounterVec(
             "ivr_webhook_errors_total", "Webhooks answered with a 5xx.", ["step"])
+        self.apologies = CounterVec(
+            "ivr_apologies_total", "Calls answered with the apology instead of the flow, by "
+            "reason (error, fallback, no_call_sid; callback_not_recorded: the store refused "
+            "the callback request too).", ["reason"])
         self._open: dict[str, _RequestTimes] = {}
         self._open_lock = threading.Lock()
         # Set by `install` when the host's workers share their figures (see `Publisher`).
@@ -294,6 +303,12 @@ class Metrics:
                     times = self._open.get(match.group(1))
         if times is not None:
             times.add(seconds)
+
+    def apology(self, reason: str) -> None:
+        """Count one apology (`Runtime.on_apology`); unknown reasons count as "other"."""
+        label = reason.strip().lower().replace(" ", "_").replace("callsid", "call_sid")
+        self.apologies.inc(label if label in APOLOGY_REASONS else "other")
+        self.changed()
 
     # -- request timing
 
@@ -336,7 +351,7 @@ class Metrics:
 
     def counters(self) -> tuple[CounterVec, ...]:
         """The counter families, in exposition order."""
-        return (self.webhook_errors, self.clinicea_errors)
+        return (self.webhook_errors, self.clinicea_errors, self.apologies)
 
     def snapshot(self) -> Snapshot:
         """This process's figures now."""
@@ -369,7 +384,7 @@ class Metrics:
             counter_lines[c.name] = _counter_lines(c, sums)
         return [*hist_lines[self.webhook.name], *hist_lines[self.webhook_own.name],
                 *counter_lines[self.webhook_errors.name], *hist_lines[self.clinicea.name],
-                *counter_lines[self.clinicea_errors.name]]
+                *counter_lines[self.clinicea_errors.name], *counter_lines[self.apologies.name]]
 
     def expose(self) -> list[str]:
         """This process's in-memory metrics in text exposition format."""
@@ -750,12 +765,15 @@ def _ops() -> _Ops:
 
 @bp.get("/healthz")
 def healthz() -> tuple[Response, int]:
-    """Store and Clinicea health as JSON; 503 when the store is down."""
+    """Store and Clinicea health as JSON; 503 when the store is down or cannot write."""
     rt = current_app.extensions["ivr"]
-    store_ok = rt.store.ping()
+    store = "ok" if rt.store.ping() else "down"
+    if store == "ok" and not rt.store.writable():
+        store = "cannot_write"  # a full disk or a read-only database loses bookings
+    store_ok = store == "ok"
     clinicea = _ops().clinicea.status()
     status = "ok" if store_ok and clinicea == "ok" else "degraded"
-    body = {"status": status, "store": "ok" if store_ok else "down", "clinicea": clinicea}
+    body = {"status": status, "store": store, "clinicea": clinicea}
     response = jsonify(body)
     response.headers["Cache-Control"] = "no-store"
     return response, 200 if store_ok else 503
@@ -801,6 +819,8 @@ def _store_lines(store: Any) -> list[str]:
         return _gauge("ivr_store_up", "1 when the store answered the metrics queries.", [({}, 0)])
     return [
         *_gauge("ivr_store_up", "1 when the store answered the metrics queries.", [({}, 1)]),
+        *_gauge("ivr_store_writable", "1 when a write to the store commits (0: disk full, "
+                "read-only or locked).", [({}, 1 if store.writable() else 0)]),
         *_gauge("ivr_calls_today", "Calls started today (UTC) by outcome (from the store; "
                 "in_progress = no outcome yet).",
                 [({"outcome": k}, v) for k, v in sorted(today.items())]),

@@ -303,6 +303,9 @@ def attempt_booking(
         return retry(f"credentials refused: {exc}")
     except CliniceaError as exc:
         return retry(str(exc))
+    except Exception as exc:  # a bug or a surprise still counts toward the attempt limit
+        log.exception("booking %s: reading the calendar failed unexpectedly", key)
+        return retry(_unexpected(exc))
 
     if lookup:
         found = find_booked(
@@ -336,6 +339,9 @@ def attempt_booking(
         return retry(f"credentials refused: {exc}")
     except CliniceaError as exc:
         return retry(str(exc))
+    except Exception as exc:  # never posted again and again: it counts like any failure
+        log.exception("booking %s: sending failed unexpectedly", key)
+        return retry(_unexpected(exc))
 
     if not result.appointment_id:
         # Stored (2xx) but the answer had no ID: find it so the row carries the real one.
@@ -351,6 +357,12 @@ def attempt_booking(
         if found is not None:
             return booked(found.id, found.patient_id or result.patient_id or payload.patient_id)
     return booked(result.appointment_id, result.patient_id or payload.patient_id)
+
+
+def _unexpected(exc: Exception) -> str:
+    # The class name says what broke; the message may carry patient data (it is in the log).
+    return (f"unexpected error ({type(exc).__name__}) while talking to Clinicea: check the "
+            f"Clinicea calendar and the worker log")
 
 
 class _NoMobile(Exception):

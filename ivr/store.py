@@ -4,7 +4,8 @@ Tables: ``calls`` (per-call flow state keyed by Twilio's CallSid, saved by compa
 ``call_events`` (what was heard / pressed / said; texts arrive already masked), ``bookings`` (the
 outbox: written before Clinicea is called), ``callback_requests``, ``agents`` and ``api_keys``.
 
-Backends: SQLite (the embedded default; a file in WAL mode with ``busy_timeout``, write
+Backends: SQLite (the embedded default; a file in WAL mode with ``busy_timeout`` (3 s, see
+``DEFAULT_LOCK_SECONDS``: store work must fit a webhook's budget), write
 transactions start with ``BEGIN IMMEDIATE`` so several threads and several worker processes on one
 host serialise their writes instead of deadlocking; ``sqlite:///:memory:`` shares one connection
 between threads behind a lock) and PostgreSQL through psycopg 3 (``postgresql://`` URLs are
@@ -92,6 +93,13 @@ BOOKING_STATUSES: tuple[str, ...] = (
 OPEN_BOOKING_STATUSES: tuple[str, ...] = ("pending", "booking", "retrying")
 
 CALLBACK_STATUSES: tuple[str, ...] = ("open", "handled")
+
+
+#: Longest wait for a database lock (seconds). A webhook does at most three writes on its way
+#: to an apology, two of them after its Clinicea work (8 s at most): 8 + 2 * 3 < 15 s.
+DEFAULT_LOCK_SECONDS = 3.0
+#: PostgreSQL's statement_timeout, as a multiple of the lock wait.
+STATEMENT_TIMEOUT_FACTOR = 2
 
 
 class StoreError(Exception):
@@ -233,6 +241,22 @@ class OutcomeCount:
 # --------------------------------------------------------------------------------------------
 # Current schema (what the queries use; MIGRATIONS build it step by step)
 
+class _Cut(sa.types.TypeDecorator[str]):
+    """VARCHAR(n) whose values are cut to n characters on the way in: a 150-character first
+    name from Clinicea is stored shortened and never fails the call. Only for descriptive
+    columns: a key cut short could match another row's."""
+
+    impl = sa.String
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Any) -> str | None:
+        """`value`, at most the column's length."""
+        limit = self.impl.length  # type: ignore[attr-defined]
+        if isinstance(value, str) and limit is not None and len(value) > limit:
+            return value[:limit]
+        return value
+
+
 _metadata = sa.MetaData()
 _BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")  # SQLite: INTEGER PK = rowid
 
@@ -243,16 +267,16 @@ calls = sa.Table(
     sa.Column("created_at", sa.DateTime(), nullable=False),
     sa.Column("updated_at", sa.DateTime(), nullable=False),
     sa.Column("version", sa.Integer(), nullable=False),
-    sa.Column("step", sa.String(100), nullable=False),
+    sa.Column("step", _Cut(100), nullable=False),
     sa.Column("turn", sa.Integer(), nullable=False),
-    sa.Column("caller_masked", sa.String(40)),
-    sa.Column("patient_first_name", sa.String(100)),
+    sa.Column("caller_masked", _Cut(40)),
+    sa.Column("patient_first_name", _Cut(100)),
     sa.Column("state", sa.Text(), nullable=False),
     sa.Column("last_reply", sa.Text()),
     sa.Column("last_reply_turn", sa.Integer()),
     sa.Column("outcome", sa.String(20)),
-    sa.Column("outcome_step", sa.String(100)),
-    sa.Column("language", sa.String(20)),
+    sa.Column("outcome_step", _Cut(100)),
+    sa.Column("language", _Cut(20)),
     sa.Column("ended_at", sa.DateTime()),
     sa.Column("transferred_at", sa.DateTime()),  # v2
 )
@@ -264,7 +288,7 @@ call_events = sa.Table(
     sa.Column("call_sid", sa.String(64), nullable=False),
     sa.Column("at", sa.DateTime(), nullable=False),
     sa.Column("kind", sa.String(20), nullable=False),
-    sa.Column("step", sa.String(100)),
+    sa.Column("step", _Cut(100)),
     sa.Column("text", sa.Text()),
 )
 
@@ -296,7 +320,7 @@ callback_requests = sa.Table(
     sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
     sa.Column("call_sid", sa.String(64), unique=True),  # v5: one request per call
     sa.Column("created_at", sa.DateTime(), nullable=False),
-    sa.Column("phone_masked", sa.String(40)),
+    sa.Column("phone_masked", _Cut(40)),
     sa.Column("phone_e164", sa.String(40)),
     sa.Column("reason", sa.Text()),
     sa.Column("status", sa.String(20), nullable=False),
@@ -487,6 +511,20 @@ def _transition_stmt(from_statuses: tuple[str, ...], columns: tuple[str, ...]) -
 # --------------------------------------------------------------------------------------------
 # Migrations: additive steps, each its own frozen DDL (never the current tables above, which
 # grow over time).
+
+
+# The write probe: changes the newest schema_version row and changes it back, in one
+# transaction (no new table needed). Rewriting it unchanged is not enough: SQLite then writes
+# nothing, and a full disk would pass.
+_NEWEST_VERSION = schema_version.c.version == sa.select(
+    sa.func.max(schema_version.c.version)).scalar_subquery()
+_PROBE_WRITE = (
+    sa.update(schema_version).where(_NEWEST_VERSION)
+    .values(description=schema_version.c.description + "~"),
+    sa.update(schema_version).where(_NEWEST_VERSION)
+    .values(description=sa.func.substr(schema_version.c.description, 1,
+                                       sa.func.length(schema_version.c.description) - 1)),
+)
 
 
 def _migration_1(conn: Connection) -> None:
@@ -817,8 +855,14 @@ class Store:
         *,
         now: Callable[[], datetime] | None = None,
         echo: bool = False,
+        lock_seconds: float | None = None,
     ) -> None:
+        """`lock_seconds` (default `DEFAULT_LOCK_SECONDS`) bounds every wait for a lock:
+        SQLite's busy timeout, PostgreSQL's `lock_timeout` (its `statement_timeout` is
+        `STATEMENT_TIMEOUT_FACTOR` times it). Past it the operation fails (`OperationalError`)
+        instead of holding a webhook past Twilio's 15 s."""
         self.url = normalize_url(url)
+        lock = DEFAULT_LOCK_SECONDS if lock_seconds is None else lock_seconds
         self._now_fn = now or _system_now
         parsed = make_url(self.url)
         self.dialect = parsed.get_backend_name()
@@ -833,16 +877,25 @@ class Store:
             if not memory and not parsed.query.get("uri"):
                 _private_file(parsed.database)
             kwargs: dict[str, Any] = {
-                "connect_args": {"check_same_thread": False, "timeout": 30},
+                "connect_args": {"check_same_thread": False, "timeout": lock},
             }
             if memory:
                 kwargs["poolclass"] = StaticPool
                 self._lock = threading.RLock()  # one shared connection: one transaction at once
-            self.engine: Engine = sa.create_engine(self.url, echo=echo, **kwargs)
-            self._install_sqlite_hooks(self.engine, wal=not memory)
+            # hide_parameters: a failed statement's log line must not carry patient data.
+            self.engine: Engine = sa.create_engine(self.url, echo=echo, hide_parameters=True,
+                                                   **kwargs)
+            self._install_sqlite_hooks(self.engine, wal=not memory, busy_ms=int(lock * 1000))
         elif self.dialect == "postgresql":
+            # Added to the URL's own `options` (a search_path, say), which connect_args replaces.
+            given = parsed.query.get("options", "")
+            options = " ".join([*((given,) if isinstance(given, str) else given),
+                                f"-c lock_timeout={int(lock * 1000)}",
+                                f"-c statement_timeout="
+                                f"{int(lock * STATEMENT_TIMEOUT_FACTOR * 1000)}"]).strip()
             self.engine = sa.create_engine(
-                self.url, echo=echo, pool_pre_ping=True, pool_size=5, max_overflow=20
+                self.url, echo=echo, pool_pre_ping=True, pool_size=5, max_overflow=20,
+                connect_args={"options": options}, hide_parameters=True,
             )
         else:
             raise StoreError(f"unsupported database URL scheme: {parsed.drivername}")
@@ -859,13 +912,13 @@ class Store:
     # -- plumbing ------------------------------------------------------------------------------
 
     @staticmethod
-    def _install_sqlite_hooks(engine: Engine, *, wal: bool) -> None:
+    def _install_sqlite_hooks(engine: Engine, *, wal: bool, busy_ms: int) -> None:
         @event.listens_for(engine, "connect")
         def _on_connect(dbapi_conn: Any, _record: Any) -> None:
             dbapi_conn.isolation_level = None  # we emit BEGIN ourselves (see _on_begin)
             cur = dbapi_conn.cursor()
             try:
-                cur.execute("PRAGMA busy_timeout = 30000")
+                cur.execute(f"PRAGMA busy_timeout = {busy_ms:d}")
                 if wal:
                     cur.execute("PRAGMA journal_mode = WAL")
                 cur.execute("PRAGMA foreign_keys = ON")
@@ -923,6 +976,17 @@ class Store:
         except SQLAlchemyError:
             return False
 
+    def writable(self) -> bool:
+        """Health check: True when a one-row write commits. A full disk, a read-only file or a
+        lock held past the lock wait make it False (reads may still answer)."""
+        try:
+            with self._tx(write=True) as conn:
+                for statement in _PROBE_WRITE:
+                    conn.execute(statement)
+            return True
+        except SQLAlchemyError:
+            return False
+
     # -- schema --------------------------------------------------------------------------------
 
     def schema_version(self) -> int:
@@ -954,6 +1018,9 @@ class Store:
     def _migrate_once(self, target: int) -> int:
         with self._tx(write=True) as conn:
             if self.dialect == "postgresql":
+                # Start-up, not a webhook: wait for another process's migration however long.
+                conn.execute(sa.text("SET LOCAL lock_timeout = 0"))
+                conn.execute(sa.text("SET LOCAL statement_timeout = 0"))
                 conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK})
             schema_version.create(conn, checkfirst=True)
             current = conn.execute(sa.select(sa.func.max(schema_version.c.version))).scalar() or 0

@@ -90,6 +90,8 @@ PROMPTS: dict[str, str] = {
     "callback_done": "Thank you. The clinic will call you back as soon as it can.",
     "callback_no_number": "Sorry, I can't arrange a call back without your number. Please call "
     "again during opening hours.",
+    "callback_not_recorded": "I couldn't record your request just now. Please call us again "
+    "later.",
     "records_down": "Sorry, I can't reach our records right now.",
     "records_still_down": "I still can't reach our records, so I'll ask the clinic to call you "
     "back.",

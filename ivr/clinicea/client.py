@@ -23,6 +23,12 @@ How a call runs:
 - **Answers.** 204 (or an empty body) means "nothing found". A GET answer that is not JSON or
   lacks a required field is `CliniceaUnavailable` (the server is broken, not our request). A
   POST that got 2xx succeeded even if its body cannot be read: the IDs are then None.
+- **Totals, not per-read timeouts.** httpx's timeouts bound each read, so a server dripping
+  its answer a byte at a time would never trip them: the body is streamed and the call's
+  deadline is checked between chunks, and a body over `MAX_BODY_BYTES` (1 MB) is not read
+  further. Either is `CliniceaUnavailable` (a write: `CliniceaOutcomeUnknown`, it was sent).
+  The deadline is overrun by at most one read wait (each read's timeout is clamped to what
+  was left when the attempt started).
 - **Query strings** are built here, not by httpx: datetimes keep literal colons
   (`appointmentDateTime=2025-03-04T10:20:00`), which Clinicea requires.
 """
@@ -65,6 +71,7 @@ from ivr.clinicea.models import (
     parse_booking,
     parse_token,
 )
+from ivr.plaintext import clean
 
 if TYPE_CHECKING:
     from ivr.phone import PhoneNumber
@@ -78,6 +85,7 @@ DEFAULT_BUDGET = 5.0
 PAGE_SIZE = 100
 MAX_PAGES = 50  # 5,000 appointments in a day: more means the server ignores pageNo.
 _BACKOFF = (0.2, 0.5)
+MAX_BODY_BYTES = 1_000_000  # no Clinicea answer we use is near this; 5 MB would be read today
 _MIN_ATTEMPT_TIME = 0.05  # no point starting an attempt with less time than this left
 # A caller's own time limit (monotonic seconds on the client's clock), set by `within`.
 _caller_deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar(
@@ -85,6 +93,17 @@ _caller_deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar(
 _RETRY_STATUSES = frozenset({429, 503})
 # Errors raised before any byte of the request left: a POST that hit one was not sent.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
+
+
+
+class _BodyRefused(Exception):
+    """The answer's body came too slowly (past the deadline) or was too large to read."""
+
+    def __init__(self, reason: str, label: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.label = label  # what the metrics hook records for the attempt
+
 
 RequestHook = Callable[[str, float, "int | str"], None]
 """`on_request(operation, seconds, status_or_error)`: called after every HTTP attempt with the
@@ -321,6 +340,10 @@ class CliniceaClient:
             return parse(payload)
         except ResponseFormatError as exc:
             raise CliniceaUnavailable(str(exc), operation=operation, status=200) from exc
+        except (ValueError, TypeError, AttributeError, KeyError, RecursionError) as exc:
+            # Any other surprise in the answer's shape is still a broken answer, not a crash.
+            raise CliniceaUnavailable(f"unreadable answer ({type(exc).__name__})",
+                                      operation=operation, status=200) from None
 
     def _is_write(self, operation: str) -> bool:
         return self._endpoints[operation].method != "GET"
@@ -339,6 +362,12 @@ class CliniceaClient:
                 raise CliniceaUnavailable("out of time", operation=operation)
             try:
                 response = self._attempt(operation, endpoint.method, url, remaining)
+            except _BodyRefused as exc:
+                # Not retried: the deadline is spent, or the same answer would come again.
+                if write:
+                    raise CliniceaOutcomeUnknown(f"sent, then {exc.reason}",
+                                                 operation=operation) from None
+                raise CliniceaUnavailable(exc.reason, operation=operation) from None
             except httpx.TransportError as exc:
                 if write and not isinstance(exc, _NOT_SENT):
                     raise CliniceaOutcomeUnknown(
@@ -373,16 +402,44 @@ class CliniceaClient:
         with self._counter_lock:
             self.counters[operation] += 1
         started = time.perf_counter()
+        deadline = self._monotonic() + remaining
         outcome: int | str = "error"
         try:
-            response = self._http.send(request)
+            response = self._http.send(request, stream=True)
+            try:
+                body = self._read_body(response, deadline)
+            finally:
+                response.close()
             outcome = response.status_code
-            return response
+            return _with_body(response, body)
+        except _BodyRefused as exc:
+            outcome = exc.label
+            raise
         except httpx.HTTPError as exc:
             outcome = _error_name(exc)
             raise
         finally:
             self._report(operation, time.perf_counter() - started, outcome)
+
+    def _read_body(self, response: httpx.Response, deadline: float) -> bytes:
+        """The whole body, within `deadline` and `MAX_BODY_BYTES` (else `_BodyRefused`)."""
+        declared = response.headers.get("Content-Length", "")
+        too_large = _BodyRefused(f"answer larger than {MAX_BODY_BYTES} bytes", "BodyTooLarge")
+        if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+            raise too_large
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            for chunk in response.iter_bytes():
+                size += len(chunk)
+                if size > MAX_BODY_BYTES:
+                    raise too_large
+                chunks.append(chunk)
+                if self._monotonic() > deadline:
+                    raise _BodyRefused("answer came too slowly (out of time)", "SlowBody")
+        except httpx.DecodingError:
+            raise _BodyRefused("answer could not be decoded", "DecodingError") from None
+        return b"".join(chunks)
 
     def _report(self, operation: str, seconds: float, outcome: int | str) -> None:
         if self._on_request is None:
@@ -451,6 +508,14 @@ def _clamp(timeout: httpx.Timeout, remaining: float) -> httpx.Timeout:
     )
 
 
+def _with_body(response: httpx.Response, body: bytes) -> httpx.Response:
+    """A read response: `body` (already decoded) under the original status and headers."""
+    headers = [(k, v) for k, v in response.headers.multi_items()
+               if k.lower() not in ("content-encoding", "content-length", "transfer-encoding")]
+    return httpx.Response(response.status_code, headers=headers, content=body,
+                          request=response.request)
+
+
 def _retry_after(response: httpx.Response) -> float | None:
     """`Retry-After` in seconds; None when absent or an HTTP date (we then back off briefly)."""
     value = response.headers.get("Retry-After", "").strip()
@@ -465,15 +530,19 @@ def _json_or_none(response: httpx.Response) -> Any:
     """The JSON body; None for 204 or an empty body. Raises ValueError when it is not JSON."""
     if response.status_code == 204 or not response.content.strip():
         return None
-    return json.loads(response.content)
+    try:
+        return json.loads(response.content)
+    except RecursionError:
+        # Nested deeper than the parser goes: unreadable, like any other broken JSON.
+        raise ValueError("JSON nested too deeply") from None
 
 
 def _message(response: httpx.Response) -> str:
     """The server's explanation of a 4xx: plain text, or a JSON body's message field."""
-    text = response.text.strip()
+    text = clean(response.text).strip()
     try:
         body = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return text[:500]
     if isinstance(body, str):
         return body[:500]

@@ -6,6 +6,7 @@ This module is the ONLY place Clinicea's field names (`ID`, `FullName`, `StartDa
 - an answer may be an object or an array (a lone object counts as a one-element list);
 - extra fields are ignored; a missing optional field becomes None;
 - `0001-01-01T00:00:00` (.NET's unset date) means "no date" and becomes None;
+- characters XML cannot hold are removed from every text (`ivr.plaintext.clean`);
 - an ID may come as a bare JSON string or inside an object as `ID`/`AppointmentID`/`PatientID`.
 
 What cannot be used raises `ResponseFormatError` (the client turns it into
@@ -20,6 +21,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
+
+from ivr.plaintext import clean
 
 if TYPE_CHECKING:
     from ivr.phone import PhoneNumber
@@ -71,13 +74,17 @@ def _object(row: Any, what: str) -> dict[str, Any]:
 
 
 def _text(row: dict[str, Any], key: str) -> str | None:
-    """The field as a stripped string; None when missing, null or blank."""
+    """The field as a stripped string; None when missing, null or blank.
+
+    Every text field of Clinicea's answers comes through here, so this is where characters
+    XML cannot hold (control characters, lone surrogates) are removed, once.
+    """
     value = row.get(key)
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         return None
-    text = str(value).strip()
+    text = clean(str(value)).strip()
     return text or None
 
 
@@ -313,7 +320,7 @@ def parse_booking(payload: Any) -> BookingResult:
     if isinstance(payload, list):
         payload = payload[0] if len(payload) == 1 else None
     if isinstance(payload, str):
-        return BookingResult(appointment_id=payload.strip() or None, patient_id=None)
+        return BookingResult(appointment_id=clean(payload).strip() or None, patient_id=None)
     if isinstance(payload, dict):
         return BookingResult(
             appointment_id=_text(payload, "AppointmentID") or _text(payload, "ID"),
@@ -328,8 +335,8 @@ def parse_token(payload: Any) -> str:
         payload = payload[0]
     if isinstance(payload, dict):
         payload = payload.get("Token") or payload.get("token") or payload.get("sessionId")
-    if isinstance(payload, str) and payload.strip():
-        return payload.strip()
+    if isinstance(payload, str) and clean(payload).strip():
+        return clean(payload).strip()
     raise ResponseFormatError("login: no token in the answer")
 
 

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from datetime import date, datetime
 from typing import Any
@@ -45,7 +46,7 @@ from typing import Any
 from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException
 
-from ivr.sandbox.faults import FaultPlan
+from ivr.sandbox.faults import BodyFault, FaultPlan
 from ivr.sandbox.state import WIRE_DATETIME, RequestRecord, SandboxError, SandboxState
 
 PATHS: dict[str, tuple[str, str]] = {
@@ -131,6 +132,30 @@ def _paging(state: SandboxState, name: str, minimum: int, default: int) -> int:
     if value < minimum:
         raise SandboxError(400, f"{name} must be at least {minimum}")
     return value
+
+
+def _faulty_body(fault: BodyFault, response: Response,
+                 sleep: Callable[[float], None]) -> Response:
+    """The answer as a body fault makes it: dripped, replaced by a huge or a nested one."""
+    if fault.kind == "huge":
+        item = '{"ID": "x"},'
+        count = max(fault.value // len(item), 1)
+        return Response("[" + item * (count - 1) + '{"ID": "x"}]', status=200,
+                        mimetype="application/json")
+    if fault.kind == "nested":
+        return Response("[" * fault.value + "]" * fault.value, status=200,
+                        mimetype="application/json")
+    body = response.get_data()
+    pause = 1.0 / fault.value
+
+    def drip() -> Iterator[bytes]:
+        for i in range(len(body)):  # byte by byte: every read is quick, the whole is not
+            sleep(pause)
+            yield body[i:i + 1]
+
+    # No Content-Length: the body goes out chunk by chunk as it is produced.
+    return Response(drip(), status=response.status_code, headers={
+        k: v for k, v in response.headers.items() if k.lower() != "content-length"})
 
 
 def create_sandbox_app(state: SandboxState) -> Flask:
@@ -226,6 +251,9 @@ def create_sandbox_app(state: SandboxState) -> Flask:
             response = Response(MALFORMED_BODY, status=200, mimetype="application/json")
         if plan.store_then_hang_s:
             state.faults.sleep(plan.store_then_hang_s)
+        body_fault = state.faults.take_body(g.operation)
+        if body_fault is not None:
+            response = _faulty_body(body_fault, response, state.faults.sleep)
         state.log_request(RequestRecord(
             at=state.clock.now().strftime(WIRE_DATETIME), method=request.method,
             path=request.path, operation=g.operation, status=response.status_code,

@@ -22,6 +22,15 @@ What each fault does to a request, in this order:
 6. `store_then_hang(seconds, operation)`: the request is processed (a POST does store), then the
    answer waits `seconds` before being sent: "booking stored but response lost".
 
+Body faults (separate switches, applied to the answer after everything above; one-shot):
+
+7. `drip_next(bytes_per_second, operation)`: the request is processed, then its answer is
+   sent byte by byte, `bytes_per_second` bytes a second (a slow-sending server).
+8. `huge_next(size_bytes, operation)`: the request is processed, then answered 200 with a
+   JSON array of `size_bytes` bytes (an answer too large to read).
+9. `nested_next(depth, operation)`: the request is processed, then answered 200 with JSON
+   nested `depth` arrays deep (`[[[[...]]]]`, 100000 by default: past any parser's recursion).
+
 Spec grammar (the `IVR_SANDBOX_FAULTS` setting, `ivr sandbox --faults`), items separated by
 commas, fields by colons, empty or `*` operation meaning "any"::
 
@@ -32,6 +41,9 @@ commas, fields by colons, empty or `*` operation meaning "any"::
     malformed[=OPERATION]                        malformed=past_visits
     store_then_hang=SECONDS:OPERATION            store_then_hang=30:book
     expire_tokens
+    drip=BYTES_PER_SECOND[:OPERATION]            drip=1:search
+    huge=SIZE_BYTES[:OPERATION]                  huge=5000000:search
+    nested[=DEPTH[:OPERATION]]                   nested=100000:book
 
 Example: `latency=150:50,fail=503:2:book`. Bad specs raise `ValueError` with a one-line message.
 
@@ -45,7 +57,10 @@ JSON form (`POST /_sandbox/faults`), keys applied in this order, all optional::
      "hang_next": {"seconds": 2, "operation": "search"},
      "malformed_next": {"operation": "search"}          (or true),
      "store_then_hang": {"seconds": 3, "operation": "book"},
-     "expire_tokens": true}
+     "expire_tokens": true,
+     "drip_next": {"bytes_per_second": 1, "operation": "search"},
+     "huge_next": {"size_bytes": 5000000, "operation": "search"},
+     "nested_next": {"depth": 100000, "operation": "book"}}
 """
 
 from __future__ import annotations
@@ -133,6 +148,7 @@ class Faults:
         self._malformed: list[str | None] = []
         self._store_then_hang: list[tuple[float, str | None]] = []
         self._token_generation = 0
+        self._bodies: list[BodyFault] = []
 
     # -- switches -----------------------------------------------------------------------------
 
@@ -200,6 +216,7 @@ class Faults:
             self._hangs.clear()
             self._malformed.clear()
             self._store_then_hang.clear()
+            self._bodies.clear()
 
     # -- configuration by spec / JSON ---------------------------------------------------------
 
@@ -213,7 +230,8 @@ class Faults:
         if not isinstance(data, Mapping):
             raise ValueError("faults: expected a JSON object")
         unknown = set(data) - {"clear", "spec", "latency", "fail_next", "hang_next",
-                               "malformed_next", "store_then_hang", "expire_tokens"}
+                               "malformed_next", "store_then_hang", "expire_tokens",
+                               *BODY_FAULT_KEYS}
         if unknown:
             raise ValueError(f"faults: unknown keys {', '.join(sorted(unknown))}")
         try:
@@ -243,8 +261,51 @@ class Faults:
                 self.store_then_hang(float(s["seconds"]), s.get("operation"))
             if data.get("expire_tokens"):
                 self.expire_tokens()
+            self._apply_body_json(data)
         except (KeyError, TypeError) as exc:
             raise ValueError(f"faults: bad value ({exc})") from exc
+
+    # -- body faults (a slow, huge or absurdly nested answer) -----------------------------------
+
+    def drip_next(self, bytes_per_second: int, operation: str | None = None) -> None:
+        """The next matching answer is sent `bytes_per_second` bytes a second."""
+        self._add_body(BodyFault("drip", _at_least_one(bytes_per_second, "drip"),
+                                 _check_operation(operation)))
+
+    def huge_next(self, size_bytes: int, operation: str | None = None) -> None:
+        """The next matching request is answered with a JSON array of `size_bytes` bytes."""
+        self._add_body(BodyFault("huge", _at_least_one(size_bytes, "huge"),
+                                 _check_operation(operation)))
+
+    def nested_next(self, depth: int = 100_000, operation: str | None = None) -> None:
+        """The next matching request is answered with JSON nested `depth` arrays deep."""
+        self._add_body(BodyFault("nested", _at_least_one(depth, "nested"),
+                                 _check_operation(operation)))
+
+    def _add_body(self, fault: BodyFault) -> None:
+        with self._lock:
+            self._bodies.append(fault)
+
+    def take_body(self, operation: str | None) -> BodyFault | None:
+        """Consume the body fault that applies to one answer for `operation`, if any."""
+        with self._lock:
+            for i, fault in enumerate(self._bodies):
+                if fault.operation is None or fault.operation == operation:
+                    del self._bodies[i]
+                    return fault
+        return None
+
+    def _apply_body_json(self, data: Mapping[str, Any]) -> None:
+        for key, (method, field, default) in _BODY_JSON.items():
+            value = data.get(key)
+            if value is None:
+                continue
+            if not isinstance(value, Mapping):
+                raise ValueError(f"faults: {key} must be an object")
+            number = value.get(field, default)
+            if number is None:
+                raise ValueError(f"faults: {key}.{field} is required")
+            getattr(self, method)(int(number), value.get("operation"))
 
     # -- use ----------------------------------------------------------------------------------
 
@@ -286,7 +347,33 @@ class Faults:
                 "store_then_hang": [{"seconds": s, "operation": o}
                                     for s, o in self._store_then_hang],
                 "token_generation": self._token_generation,
+                "body_faults": [asdict(b) for b in self._bodies],
             }
+
+
+@dataclass(frozen=True)
+class BodyFault:
+    """A pending body fault: `kind` "drip" (value: bytes a second), "huge" (value: bytes) or
+    "nested" (value: depth), for `operation` (None: any)."""
+
+    kind: str
+    value: int
+    operation: str | None
+
+
+_BODY_JSON: dict[str, tuple[str, str, int | None]] = {
+    "drip_next": ("drip_next", "bytes_per_second", None),
+    "huge_next": ("huge_next", "size_bytes", None),
+    "nested_next": ("nested_next", "depth", 100_000),
+}
+BODY_FAULT_KEYS = frozenset(_BODY_JSON)
+
+
+def _at_least_one(value: int, what: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise ValueError(f"{what}: must be >= 1")
+    return number
 
 
 def _pop_seconds(queue: list[tuple[float, str | None]], operation: str | None) -> float:
@@ -363,11 +450,18 @@ def parse_faults_spec(spec: str | None) -> tuple[Callable[[Faults], None], ...]:
             seconds = _num(fields[0], "store_then_hang seconds")
             op = _check_operation(fields[1])
             actions.append(lambda f, s=seconds, o=op: f.store_then_hang(s, o))
+        elif name in ("drip", "huge", "nested"):
+            if len(fields) > 2 or (name != "nested" and not fields):
+                raise ValueError(f"faults: {name}=NUMBER[:OPERATION], not {item!r}")
+            number = _at_least_one(_int(fields[0], name), name) if fields else 100_000
+            op = _check_operation(fields[1] if len(fields) > 1 else None)
+            method = {"drip": "drip_next", "huge": "huge_next", "nested": "nested_next"}[name]
+            actions.append(lambda f, m=method, n=number, o=op: getattr(f, m)(n, o))
         elif name == "expire_tokens":
             if value:
                 raise ValueError("faults: expire_tokens takes no value")
             actions.append(lambda f: f.expire_tokens())
         else:
             raise ValueError(f"faults: unknown fault {name!r} (latency, fail, hang, malformed, "
-                             f"store_then_hang, expire_tokens)")
+                             f"store_then_hang, expire_tokens, drip, huge, nested)")
     return tuple(actions)
