@@ -127,3 +127,17 @@ def run_sandbox(host: str = "127.0.0.1", port: int = 8081, faults_spec: str | No
         pass
     finally:
         server.server_close()
+
+
+def serve_on_socket(fd: int, state: SandboxState) -> None:
+    """Serve `state` on an inherited listening socket until the process is stopped.
+
+    `ivr serve` binds the socket and starts this in its own process, so the web and booking
+    worker processes share one sandbox calendar and no server thread crosses a fork.
+    """
+    server = make_server("127.0.0.1", 0, create_sandbox_app(state), threaded=True,
+                         request_handler=_QuietHandler, fd=fd)
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
