@@ -152,7 +152,8 @@ def run_web(host: str, port: int, clinicea_url: str | None) -> int:
         def load_config(self) -> None:
             self.cfg.set("bind", f"{host}:{port}")
             self.cfg.set("workers", 1)
-            self.cfg.set("worker_class", "gthread")
+            # gthread, reading each request whole before a thread takes it (slow clients).
+            self.cfg.set("worker_class", "ivr.webserver.BufferingWorker")
             self.cfg.set("threads", WEB_THREADS)
             self.cfg.set("timeout", WEB_TIMEOUT)
             self.cfg.set("preload_app", False)

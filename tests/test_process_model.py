@@ -272,3 +272,52 @@ def test_two_app_hosts_on_postgresql_log_in_to_clinicea_once(tmp_path: Path, pg_
         searches = [r for r in state.requests() if r.operation == "search"]
     assert len(searches) == 8
     assert len(logins) == 1
+
+
+def test_slow_senders_do_not_hold_up_healthz(tmp_path: Path):
+    """Twelve connections each sending a POST body one byte at a time (more than `ivr serve`
+    has threads): while they are all still open and sending, /healthz answers."""
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    proc = _start_serve(port, tmp_path, _env())
+    slow: list[socket.socket] = []
+    try:
+        _wait_healthy(proc, base, 60)
+        head = (f"POST /voice/incoming HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+                "Content-Type: application/x-www-form-urlencoded\r\n"
+                "Content-Length: 1000\r\n\r\n").encode()
+        for _ in range(12):
+            s = socket.create_connection(("127.0.0.1", port))
+            s.sendall(head + b"C")
+            slow.append(s)
+        for _ in range(3):  # every thread of a stock gthread server would now be reading
+            time.sleep(0.5)
+            for s in slow:
+                s.sendall(b"a")
+        answered = httpx.get(f"{base}/healthz", timeout=8)
+        assert answered.status_code == 200
+        for s in slow:  # still open, still sending, no answer yet
+            s.sendall(b"a")
+            s.setblocking(False)
+            with pytest.raises(BlockingIOError):
+                s.recv(1)
+    finally:
+        for s in slow:
+            s.close()
+        _kill_group(proc)
+
+
+@pytest.mark.parametrize(("data", "complete"), [
+    (b"GET /healthz HTTP/1.1\r\nHost: x\r\n", False),
+    (b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", True),
+    (b"POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\nabcd", False),
+    (b"POST / HTTP/1.1\r\ncontent-length:5\r\n\r\nabcde", True),
+    (b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n", False),
+    (b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n", True),
+    (b"POST / HTTP/1.1\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n", True),
+    (b"POST / HTTP/1.1\r\nContent-Length: 99999999\r\n\r\n" + b"a" * 200_000, True),
+])
+def test_a_request_is_handed_to_a_thread_only_when_whole(data: bytes, complete: bool):
+    from ivr.webserver import request_complete
+
+    assert request_complete(data) is complete
