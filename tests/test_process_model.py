@@ -321,3 +321,47 @@ def test_a_request_is_handed_to_a_thread_only_when_whole(data: bytes, complete: 
     from ivr.webserver import request_complete
 
     assert request_complete(data) is complete
+
+
+def _procfile_web(port: int, cwd: Path, env: dict[str, str]) -> subprocess.Popen[str]:
+    """The Procfile's `web:` line, as a platform runs it."""
+    [web] = [line.split(":", 1)[1].split() for line in (ROOT / "Procfile").read_text().splitlines()
+             if line.startswith("web:")]
+    assert web[:3] == ["gunicorn", "--config", "gunicorn.conf.py"]
+    args = [PY, "-m", "gunicorn", "--config", str(ROOT / "gunicorn.conf.py"),
+            *(a.strip('"') for a in web[3:])]
+    return subprocess.Popen(args, cwd=cwd, env={**env, "PORT": str(port)}, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True)
+
+
+def test_procfile_web_with_a_bad_setting_stops_with_one_line(tmp_path: Path):
+    bad = tmp_path / "clinic.toml"
+    bad.write_text('name = "X"\ntimezone = "Mars/Base"\n')
+    web = _procfile_web(_free_port(), tmp_path, _env(IVR_CLINIC_CONFIG=str(bad)))
+    try:
+        out, err = web.communicate(timeout=60)
+    finally:
+        _kill_group(web)  # type: ignore[arg-type]
+    assert web.returncode == 2
+    [line] = err.strip().splitlines()
+    assert line.startswith("configuration error:") and "Mars/Base" in line
+
+
+def test_two_deployments_on_one_host_share_no_gunicorn_control_socket(tmp_path: Path):
+    """Neither `ivr serve` nor the Procfile's gunicorn opens ~/.gunicorn/gunicorn.ctl, which two
+    deployments run by one user would otherwise fight over."""
+    env = {k: v for k, v in _env(HOME=str(tmp_path)).items() if k != "XDG_RUNTIME_DIR"}
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    serve_port, web_port = _free_port(), _free_port()
+    serve = _start_serve(serve_port, a, env)
+    web = _procfile_web(web_port, b, {**env, "WEB_CONCURRENCY": "2"})
+    try:
+        _wait_healthy(serve, f"http://127.0.0.1:{serve_port}", 60)
+        _wait_healthy(web, f"http://127.0.0.1:{web_port}", 60)  # type: ignore[arg-type]
+        assert not (tmp_path / ".gunicorn").exists()
+    finally:
+        _kill_group(serve)
+        _kill_group(web)  # type: ignore[arg-type]
