@@ -41,7 +41,16 @@ RESTART_DELAYS = (1.0, 2.0, 5.0, 10.0, 30.0)  # booking worker restarts, growing
 
 def serve(host: str, port: int, *, booking_worker: bool = True) -> int:
     """Run the web server (and the booking worker) until stopped; gunicorn's exit status."""
+    from ivr.store import Store
+
     settings = Settings.from_env()  # a bad value stops here, with one line, before any child
+    # The schema once, here, so a database that cannot be opened stops the start-up before any
+    # child; the engine is disposed before the first child starts (and exec drops the rest).
+    store = Store(settings.database_url)
+    try:
+        store.migrate()
+    finally:
+        store.dispose()
     stopping = _StopFlag()
     children: dict[str, subprocess.Popen[bytes]] = {}
     clinicea_url: list[str] = []

@@ -17,7 +17,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from pg import fresh_schema_url, pg_database  # noqa: F401  (pg_database is a fixture)
+try:  # pytest puts tests/ on sys.path (rootdir-less "prepend" import mode)
+    from pg import fresh_schema_url, pg_database  # noqa: F401  (pg_database is a fixture)
+except ImportError:  # pragma: no cover - tests/ imported as a package
+    from tests.pg import fresh_schema_url, pg_database  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
@@ -249,7 +252,8 @@ rt.close()
 """
 
 
-def test_two_app_hosts_on_postgresql_log_in_to_clinicea_once(tmp_path: Path, pg_database):
+def test_two_app_hosts_on_postgresql_log_in_to_clinicea_once(
+        tmp_path: Path, pg_database: str):  # noqa: F811 - the fixture
     """Two hosts (no shared temp directory, so no shared token file), one PostgreSQL: the
     Clinicea token is shared through the database, one login for both."""
     from ivr.clock import SystemClock
@@ -365,3 +369,41 @@ def test_two_deployments_on_one_host_share_no_gunicorn_control_socket(tmp_path: 
     finally:
         _kill_group(serve)
         _kill_group(web)  # type: ignore[arg-type]
+
+
+def _role_pids(pgid: int, role: str) -> list[int]:
+    found = []
+    for pid in _group(pgid):
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"ivr.serve" in argv and role.encode() in argv:
+            found.append(pid)
+    return found
+
+
+def test_serve_restarts_a_dead_booking_worker_and_stops_whole_on_sigterm(tmp_path: Path):
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    proc = _start_serve(port, tmp_path, _env())
+    try:
+        _wait_healthy(proc, base, 60)
+        [worker] = _role_pids(proc.pid, "worker")
+        os.kill(worker, signal.SIGKILL)
+        for _ in range(300):
+            again = [p for p in _role_pids(proc.pid, "worker") if p != worker]
+            if again:
+                break
+            time.sleep(0.1)
+        assert again, "the booking worker was not restarted"
+        assert _healthy(base)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0  # no child left hanging (the demo sandbox once was)
+        for _ in range(50):
+            if not _group(proc.pid):
+                break
+            time.sleep(0.1)
+        assert _group(proc.pid) == []
+    finally:
+        _kill_group(proc)
