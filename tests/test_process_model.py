@@ -407,3 +407,28 @@ def test_serve_restarts_a_dead_booking_worker_and_stops_whole_on_sigterm(tmp_pat
         assert _group(proc.pid) == []
     finally:
         _kill_group(proc)
+
+
+def test_a_forked_copy_of_the_embedded_sandbox_stops_at_once():
+    """A process forked from one running the embedded sandbox (its serving thread stays in the
+    parent) can stop its copy: stop() used to wait for that thread forever (a demo gunicorn
+    worker hung until it was killed)."""
+    from ivr.clock import SystemClock
+    from ivr.sandbox import EmbeddedSandbox, SandboxState
+
+    with EmbeddedSandbox(SandboxState(SystemClock("Asia/Karachi"))) as sandbox:
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child
+            sandbox.stop()
+            os._exit(0)
+        for _ in range(200):
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                break
+            time.sleep(0.1)
+        else:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            raise AssertionError("the forked copy's stop() did not return within 20 s")
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert httpx.get(f"{sandbox.base_url}/_sandbox/faults").status_code == 200

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 from types import TracebackType
@@ -59,6 +60,7 @@ class EmbeddedSandbox:
         self.quiet = quiet
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
+        self._pid = os.getpid()
 
     @property
     def base_url(self) -> str:
@@ -74,6 +76,7 @@ class EmbeddedSandbox:
                                  threaded=True,
                                  request_handler=_QuietHandler if self.quiet else _Handler)
             self._server = server
+            self._pid = os.getpid()
             self._thread = threading.Thread(target=server.serve_forever, args=(0.05,),
                                             name="sandbox-clinicea", daemon=True)
             self._thread.start()
@@ -84,9 +87,12 @@ class EmbeddedSandbox:
         server, thread = self._server, self._thread
         self._server = self._thread = None
         if server is not None:
-            server.shutdown()
+            if self._pid == os.getpid():
+                server.shutdown()
+            # else: a forked copy, whose serving thread stayed in the parent; shutdown() would
+            # wait forever for it (a demo gunicorn worker once hung 30 s here at exit).
             server.server_close()
-        if thread is not None:
+        if thread is not None and thread.is_alive():
             thread.join(timeout=5)
 
     def __enter__(self) -> EmbeddedSandbox:
