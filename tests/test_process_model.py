@@ -144,6 +144,48 @@ def test_serve_processes_share_no_store_descriptor(tmp_path: Path):
         _kill_group(proc)
 
 
+def _postgres_sockets() -> set[str]:
+    """Inodes of this host's TCP connections to port 5432 (from /proc/net/tcp and tcp6)."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if fields[2].endswith(":1538"):  # remote port 5432
+                found.add(fields[9])
+    return found
+
+
+def test_serve_processes_share_no_postgresql_connection(tmp_path: Path, pg_database: str):  # noqa: F811
+    """On PostgreSQL every process of `ivr serve` has its own connections: no socket to the
+    database is held by two processes (it was: gunicorn's master and its worker)."""
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = _env(IVR_DATABASE_URL=fresh_schema_url(pg_database))
+    proc = _start_serve(port, tmp_path, env)
+    try:
+        _wait_healthy(proc, base, 60)
+        time.sleep(1.0)
+        database = _postgres_sockets()
+        holders: dict[str, set[int]] = {}
+        for pid in _group(proc.pid):
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                try:
+                    target = os.readlink(f"/proc/{pid}/fd/{fd}")
+                except OSError:
+                    continue
+                inode = target.removeprefix("socket:[").removesuffix("]")
+                if target.startswith("socket:") and inode in database:
+                    holders.setdefault(inode, set()).add(pid)
+        assert len({pid for pids in holders.values() for pid in pids}) >= 2, holders
+        assert {inode: pids for inode, pids in holders.items() if len(pids) > 1} == {}
+    finally:
+        _kill_group(proc)
+
+
 def _free_times(sandbox: str, count: int) -> list[datetime]:
     """`count` free 20-minute times with Dr. Farooq on an open weekday a few days ahead."""
     from ivr.sandbox.seed import DEMO_DOCTOR_FAROOQ_ID
