@@ -86,7 +86,7 @@ class BufferingWorker(ThreadWorker):  # type: ignore[misc]
 
     def _start_reading(self, conn: Any, *, deadline: float | None) -> None:
         conn.ivr_buffer = bytearray()
-        # Until the first byte: the keep-alive wait; from it, REQUEST_READ_SECONDS.
+        # Until the first byte: the keep-alive wait (a kept-alive connection is read at once).
         conn.timeout = deadline or time.monotonic() + REQUEST_READ_SECONDS
         self.reading.append(conn)
         self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._read_some, conn))
@@ -101,8 +101,8 @@ class BufferingWorker(ThreadWorker):  # type: ignore[misc]
         if not chunk:
             self._drop(conn)
             return
-        if not conn.ivr_buffer:
-            conn.timeout = min(conn.timeout, time.monotonic() + REQUEST_READ_SECONDS)
+        if not conn.ivr_buffer:  # its first byte: from now on the request has its own limit
+            conn.timeout = time.monotonic() + REQUEST_READ_SECONDS
         conn.ivr_buffer += chunk
         if request_complete(bytes(conn.ivr_buffer)):
             self.poller.unregister(conn.sock)

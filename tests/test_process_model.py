@@ -474,3 +474,20 @@ def test_a_forked_copy_of_the_embedded_sandbox_stops_at_once():
             raise AssertionError("the forked copy's stop() did not return within 20 s")
         assert os.waitstatus_to_exitcode(status) == 0
         assert httpx.get(f"{sandbox.base_url}/_sandbox/faults").status_code == 200
+
+
+@pytest.mark.slow
+def test_a_request_that_never_arrives_whole_is_answered_408(tmp_path: Path):
+    port = _free_port()
+    proc = _start_serve(port, tmp_path, _env())
+    try:
+        _wait_healthy(proc, f"http://127.0.0.1:{port}", 60)
+        with socket.create_connection(("127.0.0.1", port)) as s:
+            s.sendall(b"POST /voice/incoming HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n"
+                      b"From=%2B92")
+            s.settimeout(60)
+            answer = s.recv(200)
+            assert answer.startswith(b"HTTP/1.1 408 ")
+            assert s.recv(200) == b""  # and closed
+    finally:
+        _kill_group(proc)
