@@ -254,13 +254,15 @@ def test_serve_killed_ten_times_with_bookings_waiting_books_each_exactly_once(tm
             store.enqueue_booking(keys[-1], call_sid=f"CA{i}", payload=payload.to_json())
         env = _env(**_clinicea(sandbox))
         rng = random.Random(8)
+        took = []
         for _ in range(10):
             proc = _start_serve(port, tmp_path, env)
-            _wait_healthy(proc, base, 10)
+            took.append(_wait_healthy(proc, base, 10))
             time.sleep(rng.uniform(0.0, 2.5))  # somewhere in a pass, a POST, or between
             _kill_group(proc)
         proc = _start_serve(port, tmp_path, env)
-        _wait_healthy(proc, base, 10)
+        took.append(_wait_healthy(proc, base, 10))
+        print("seconds to /healthz per start:", " ".join(f"{t:.1f}" for t in took))
         deadline = time.monotonic() + 180  # rows claimed by a killed worker wait out its lease
         while time.monotonic() < deadline:
             records = [store.get_booking(k) for k in keys]
