@@ -22,6 +22,7 @@ from flows.engine import Engine, Reply
 from flows.lang import catalogue_for, text
 from ivr import logs, ops, twiml
 from ivr.clinicea import CliniceaClient
+from ivr.clinicea.auth import StoreToken
 from ivr.clock import Clock, SystemClock
 from ivr.config import Settings
 from ivr.phone import parse_phone
