@@ -25,16 +25,34 @@ worker inherits: the workers of one start publish their in-memory metrics side b
 of them answers `/metrics` for all, dead workers of this start included, never those of an
 earlier start. `worker_exit` publishes the exiting worker's last figures.
 
+Fork safety (docs/design.md "Process model"): the settings are validated here, in the master,
+before any worker exists (a bad value prints its one line and gunicorn exits 2, instead of a
+traceback per worker); nothing else of the app is built in the master. gunicorn's control
+socket is off: its server thread would run in the master while it forks workers, and its
+default path (`~/.gunicorn/gunicorn.ctl`, one per user) would be shared by two deployments on
+one host. Worker class `ivr.webserver.BufferingWorker`: gthread, except that a request is read
+whole in the worker's event loop before a thread takes it, so slow senders cannot hold the
+threads (ivr/webserver.py).
+
 Timeout 30 s: a webhook's Clinicea work is bounded far below that (5 s budget per request,
 10 s booking budget, Twilio gives up after 15 s); 30 s only catches a wedged worker.
 """
 
 import multiprocessing
 import os
+import sys
 import time
 
+from ivr.config import ConfigError, Settings
+
+try:
+    Settings.from_env()
+except ConfigError as _exc:
+    print(f"configuration error: {_exc}", file=sys.stderr)
+    raise SystemExit(2) from None
+
 bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
-worker_class = "gthread"
+worker_class = "ivr.webserver.BufferingWorker"
 workers = int(os.environ.get("WEB_CONCURRENCY", max(2, multiprocessing.cpu_count())))
 threads = int(os.environ.get("IVR_WEB_THREADS", "16"))
 timeout = 30
@@ -44,6 +62,7 @@ graceful_timeout = 20
 # s): when both sides time out together, a request sent on a connection the server is closing
 # fails (the benchmark saw ReadError/RemoteProtocolError at 200 calls with 5 s on both sides).
 keepalive = 75
+control_socket_disable = True  # see the docstring: a thread in the master, a shared path
 max_requests = 0  # no recycling: workers hold a warm token and calendar cache
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 # One JSON object per request on stdout (the app's own JSON logs go to stderr). The request

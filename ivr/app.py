@@ -24,6 +24,7 @@ from flows.engine import Engine, Reply
 from flows.lang import catalogue_for, text
 from ivr import logs, ops, twiml
 from ivr.clinicea import CliniceaClient
+from ivr.clinicea.auth import StoreToken
 from ivr.clock import Clock, SystemClock
 from ivr.config import DEMO_SECRET_KEY, Settings
 from ivr.phone import parse_phone
@@ -189,25 +190,37 @@ def create_app(
     client: CliniceaClient | None = None,
     store: Store | None = None,
     sandbox_state: SandboxState | None = None,
+    clinicea_url: str | None = None,
 ) -> Flask:
-    """Build the web app. Every collaborator can be injected; defaults come from settings."""
+    """Build the web app. Every collaborator can be injected; defaults come from settings.
+
+    `clinicea_url` is a sandbox Clinicea running in another process (`ivr serve` in demo mode
+    starts one for all its processes); it replaces the embedded one, demo rules unchanged.
+    """
     settings = settings or Settings.from_env()
     logs.configure(settings.log_level)
     metrics = ops.Metrics()
     clock = clock or SystemClock(settings.clinic.timezone)
     sandbox = None
-    base_url = settings.clinicea_base_url
+    base_url = settings.clinicea_base_url or clinicea_url
     if client is None and base_url is None:
         state = sandbox_state or SandboxState(clock)
         if settings.sandbox_faults:
             state.faults.apply_spec(settings.sandbox_faults)
         sandbox = EmbeddedSandbox(state)
         base_url = sandbox.start()
-    # A configured (not embedded) Clinicea: the host's processes share one login token.
+    store = store or Store(settings.database_url, lock_seconds=settings.database_lock_seconds)
+    # A configured (not embedded) Clinicea: the host's processes share one login token; on
+    # PostgreSQL every host of the deployment shares it through the store (ivr.clinicea.auth).
+    shared = {}
+    if client is None and settings.clinicea_base_url is not None and \
+            store.dialect == "postgresql":
+        shared["shared_token"] = StoreToken(store, "\n".join((
+            settings.clinicea_base_url.rstrip("/"), settings.clinicea_username,
+            settings.clinicea_api_key)))
     client = client or CliniceaClient.from_settings(
         settings, base_url=base_url, on_request=metrics.on_clinicea_request,
-        share_token=settings.clinicea_base_url is not None)
-    store = store or Store(settings.database_url, lock_seconds=settings.database_lock_seconds)
+        share_token=settings.clinicea_base_url is not None, **shared)
     store.migrate()
     services = CliniceaServices(client, store, clock, settings.clinic,
                                 lead_minutes=BOOKING_LEAD_MINUTES)

@@ -65,7 +65,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8080)
     serve.add_argument("--no-worker", action="store_true",
-                       help="do not run the booking worker inside the server")
+                       help="do not start the booking worker process beside the server")
     serve.set_defaults(run=cmd_serve)
 
     worker = sub.add_parser("worker", help="retry bookings Clinicea has not confirmed")
@@ -167,36 +167,10 @@ def cmd_call(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    """The web app under gunicorn (threads), with the booking worker alongside by default."""
-    from gunicorn.app.base import BaseApplication
+    """The web app under gunicorn, the booking worker in its own process (ivr.serve)."""
+    from ivr.serve import serve
 
-    from ivr.app import create_app, runtime_of
-
-    settings = Settings.from_env()
-    app = create_app(settings)
-    stop = threading.Event()
-    if not args.no_worker:
-        threading.Thread(target=_worker_loop, args=(runtime_of(app), stop), daemon=True,
-                         name="outbox-worker").start()
-
-    class _Server(BaseApplication):  # type: ignore[misc]
-        def load_config(self) -> None:
-            self.cfg.set("bind", f"{args.host}:{args.port}")
-            self.cfg.set("workers", 1)  # one process: the worker thread and the app share it
-            self.cfg.set("worker_class", "gthread")
-            self.cfg.set("threads", 8)
-            self.cfg.set("timeout", 30)
-
-        def load(self):  # noqa: ANN202
-            return app
-
-    print(f"clinic-ivr listening on http://{args.host}:{args.port} "
-          f"({settings.clinicea_label})")
-    try:
-        _Server().run()
-    finally:
-        stop.set()
-    return 0
+    return serve(args.host, args.port, booking_worker=not args.no_worker)
 
 
 def cmd_worker(args: argparse.Namespace) -> int:

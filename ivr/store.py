@@ -257,6 +257,26 @@ class _Cut(sa.types.TypeDecorator[str]):
         return value
 
 
+class TokenSlot:
+    """The Clinicea token row while `Store.locked_token` holds it (token None: none yet)."""
+
+    def __init__(self, store: Store, conn: Connection, account: str, token: str | None,
+                 expires_at: float | None) -> None:
+        self._store, self._conn, self._account = store, conn, account
+        self.token = token
+        self.expires_at = expires_at
+
+    def replace(self, token: str, expires_at: float) -> None:
+        """Store a fresh token, valid until `expires_at` (wall-clock epoch seconds)."""
+        self._store._write_token(self._conn, self._account, token, expires_at)
+        self.token, self.expires_at = token, expires_at
+
+    def clear(self) -> None:
+        """Forget the token (Clinicea refused it)."""
+        self._store._write_token(self._conn, self._account, None, None)
+        self.token = self.expires_at = None
+
+
 _metadata = sa.MetaData()
 _BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")  # SQLite: INTEGER PK = rowid
 
@@ -348,6 +368,15 @@ api_keys = sa.Table(  # v3
     sa.Column("key_hash", sa.String(200), nullable=False, unique=True),
     sa.Column("created_at", sa.DateTime(), nullable=False),
     sa.Column("last_used_at", sa.DateTime()),
+)
+
+clinicea_tokens = sa.Table(  # v4: the Clinicea login shared by a deployment's hosts
+    "clinicea_tokens",
+    _metadata,
+    sa.Column("account", sa.String(64), primary_key=True),  # a hash of URL, user and key
+    sa.Column("token", sa.Text()),
+    sa.Column("expires_at", sa.Float()),  # wall-clock seconds since the epoch
+    sa.Column("updated_at", sa.DateTime(), nullable=False),
 )
 
 _schema_meta = sa.MetaData()
@@ -670,6 +699,20 @@ def _migration_5(conn: Connection) -> None:
     ))
 
 
+def _migration_6(conn: Connection) -> None:
+    """The Clinicea token every host of a deployment shares (PostgreSQL; see auth.py)."""
+    md = sa.MetaData()
+    sa.Table(
+        "clinicea_tokens",
+        md,
+        sa.Column("account", sa.String(64), primary_key=True),
+        sa.Column("token", sa.Text()),
+        sa.Column("expires_at", sa.Float()),
+        sa.Column("updated_at", sa.DateTime(), nullable=False),
+    )
+    md.create_all(conn)
+
+
 #: (version, description, step). Append only; never edit a released step.
 MIGRATIONS: tuple[tuple[int, str, Callable[[Connection], None]], ...] = (
     (1, "calls, call_events, bookings, callback_requests", _migration_1),
@@ -677,6 +720,7 @@ MIGRATIONS: tuple[tuple[int, str, Callable[[Connection], None]], ...] = (
     (3, "agents, api_keys", _migration_3),
     (4, "agents.session_generation", _migration_4),
     (5, "callback_requests: unique call_sid", _migration_5),
+    (6, "clinicea_tokens", _migration_6),
 )
 LATEST_VERSION = MIGRATIONS[-1][0]
 
@@ -1275,6 +1319,39 @@ class Store:
                 )
             )
         return removed
+
+    # -- the shared Clinicea token ------------------------------------------------------------
+
+    @contextmanager
+    def locked_token(self, account: str, *, wait: float | None) -> Iterator[TokenSlot]:
+        """Hold `account`'s token row for the block, so one process logs in at a time.
+
+        Yields a `TokenSlot` (its current token; `replace` / `clear` it in the same
+        transaction). Another holder blocks the caller (PostgreSQL: a row lock, SQLite: the
+        write lock) for at most `wait` seconds, then StoreError.
+        """
+        now = self.now()
+        try:
+            with self._tx() as conn:
+                if self.dialect == "postgresql" and wait is not None:
+                    # SET does not take bind parameters; the value is a number we made.
+                    conn.exec_driver_sql(f"SET LOCAL lock_timeout = {max(1, int(wait * 1000))}")
+                conn.execute(self._insert_ignoring_conflict(
+                    clinicea_tokens, {"account": account, "updated_at": now}, ["account"]))
+                row = conn.execute(
+                    sa.select(clinicea_tokens.c.token, clinicea_tokens.c.expires_at)
+                    .where(clinicea_tokens.c.account == account).with_for_update()
+                ).one()
+                yield TokenSlot(self, conn, account, row.token, row.expires_at)
+        except OperationalError as exc:
+            raise StoreError("the shared Clinicea token is locked or unreachable") from exc
+
+    def _write_token(self, conn: Connection, account: str, token: str | None,
+                     expires_at: float | None) -> None:
+        conn.execute(
+            clinicea_tokens.update().where(clinicea_tokens.c.account == account)
+            .values(token=token, expires_at=expires_at, updated_at=self.now())
+        )
 
     # -- bookings outbox -----------------------------------------------------------------------
 

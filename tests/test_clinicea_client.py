@@ -932,3 +932,17 @@ def test_upcoming_appointments_drop_cancelled_rows_soonest_first(api, client):
     sent = query(upcoming.calls.last)
     assert (sent["patientID"], sent["appointmentType"], sent["pageNo"], sent["pageSize"]) == (
         "p-9", "0", "1", "10")
+
+
+def test_threads_hit_by_one_503_come_back_at_different_times(api):
+    """32 clients (a host's webhook threads) each refused once: their retries are spread out,
+    not all sent at the same instant."""
+    waits = []
+    for _ in range(32):
+        clock = FakeClock()
+        search = api.get(SEARCH)
+        search.side_effect = [httpx.Response(503), httpx.Response(200, json=[PATIENT])]
+        assert len(make_client(api, clock).search_patients(PHONE)) == 1
+        waits.extend(clock.sleeps)
+    assert len(waits) == 32 and all(0 < w <= 0.2 for w in waits)
+    assert len(set(waits)) >= 16, waits

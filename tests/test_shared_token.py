@@ -96,3 +96,25 @@ def test_the_embedded_sandbox_keeps_a_token_per_process():
 
     with rig() as r:
         assert r.runtime.client._tokens._shared is None
+
+
+def test_hosts_share_the_token_through_the_store(tmp_path):
+    """StoreToken (what PostgreSQL deployments use) behaves like the token file: one login for
+    every cache, a refused token dropped once and replaced once."""
+    from ivr.clinicea.auth import StoreToken
+    from ivr.store import Store
+
+    store = Store(f"sqlite:///{tmp_path / 'ivr.db'}")
+    store.migrate()
+    logins = Logins()
+    a = TokenCache(logins, shared=StoreToken(store, "account"))
+    b = TokenCache(logins, shared=StoreToken(store, "account"))
+    stale = a.get()
+    assert b.get() == stale == "token-1"
+    a.invalidate(stale)
+    assert a.get() == "token-2"
+    b.invalidate(stale)  # the same 401 seen by b: the fresh shared token survives
+    assert b.get() == "token-2"
+    assert TokenCache(logins, shared=StoreToken(store, "another account")).get() == "token-3"
+    assert logins.n == 3
+    store.dispose()

@@ -10,6 +10,12 @@ file in the temp directory, named by a hash of base URL and username, mode 0600,
 `flock` on a lock file. The first process to need a token logs in and writes it; the others
 read it, so a host makes one login per token lifetime instead of one per process. A token
 Clinicea refuses is removed from the file only if the file still holds that token.
+
+Across hosts (PostgreSQL, several app hosts) a `StoreToken` shares it through the database
+instead: one row per Clinicea account, locked (`SELECT ... FOR UPDATE`) while a process reads
+it and, if it is missing or due, logs in and writes the new one, so N hosts make one login
+per token lifetime. SQLite keeps the file: one host only, and a login must not hold SQLite's
+single write lock for the length of an HTTP request.
 """
 
 from __future__ import annotations
@@ -25,10 +31,14 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ivr.clinicea.errors import CliniceaUnavailable
 
-__all__ = ["DEFAULT_TOKEN_TTL", "Credentials", "TokenCache", "TokenFile"]
+if TYPE_CHECKING:
+    from ivr.store import Store, TokenSlot
+
+__all__ = ["DEFAULT_TOKEN_TTL", "Credentials", "StoreToken", "TokenCache", "TokenFile"]
 
 DEFAULT_TOKEN_TTL = 55 * 60.0
 
@@ -130,6 +140,55 @@ class TokenFile:
                 os.unlink(self.path)
 
 
+class StoreToken:
+    """A token shared by every host of a deployment through the store (module docstring).
+
+    Same interface as `TokenFile`: `locked` holds the account's row lock for the block (the
+    caller's `TokenCache` lock keeps one thread of this process inside at a time); `read`,
+    `write` and `discard` act on the locked row.
+    """
+
+    def __init__(self, store: Store, key: str, clock: Callable[[], float] = time.time) -> None:
+        self._store = store
+        self._account = hashlib.sha256(key.encode()).hexdigest()[:32]
+        self._slot: TokenSlot | None = None
+        self.clock = clock
+
+    @contextlib.contextmanager
+    def locked(self, deadline: float | None, monotonic: Callable[[], float]) -> Iterator[None]:
+        """Hold the row lock; CliniceaUnavailable past `deadline` (monotonic)."""
+        from ivr.store import StoreError
+
+        wait = None if deadline is None else max(0.0, deadline - monotonic())
+        try:
+            with self._store.locked_token(self._account, wait=wait) as slot:
+                self._slot = slot
+                try:
+                    yield
+                finally:
+                    self._slot = None
+        except StoreError as exc:
+            raise CliniceaUnavailable(
+                "timed out waiting for another host's login", operation="login") from exc
+
+    def read(self) -> tuple[str, float] | None:
+        """(token, expires_at) of the locked row, if it holds one."""
+        slot = self._slot
+        if slot is None or slot.token is None or slot.expires_at is None:
+            return None
+        return slot.token, float(slot.expires_at)
+
+    def write(self, token: str, expires_at: float) -> None:
+        """Replace the shared token (only inside `locked`)."""
+        if self._slot is not None:
+            self._slot.replace(token, expires_at)
+
+    def discard(self, token: str) -> None:
+        """Forget the shared token if it is `token` (only inside `locked`)."""
+        if self._slot is not None and self._slot.token == token:
+            self._slot.clear()
+
+
 class TokenCache:
     """Holds the current token; `login` is called (under a lock) when there is none valid.
 
@@ -144,7 +203,7 @@ class TokenCache:
         *,
         ttl: float = DEFAULT_TOKEN_TTL,
         monotonic: Callable[[], float] = time.monotonic,
-        shared: TokenFile | None = None,
+        shared: TokenFile | StoreToken | None = None,
     ) -> None:
         self._login = login
         self._shared = shared
@@ -182,7 +241,7 @@ class TokenCache:
         self._token = self._login(deadline)
         self._expires_at = started + self._ttl
 
-    def _renew_shared(self, deadline: float | None, shared: TokenFile) -> None:
+    def _renew_shared(self, deadline: float | None, shared: TokenFile | StoreToken) -> None:
         found = shared.read()
         now = shared.clock()
         if found is not None and found[1] - now > 1.0:

@@ -38,6 +38,7 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import random
 import threading
 import time
 from collections import Counter
@@ -375,7 +376,7 @@ class CliniceaClient:
                     ) from exc
                 if write or attempt >= self._max_retries:
                     raise CliniceaUnavailable(_error_name(exc), operation=operation) from exc
-                delay = _BACKOFF[min(attempt, len(_BACKOFF) - 1)]
+                delay = _backoff(attempt)
                 last: httpx.Response | Exception = exc
             else:
                 if write or response.status_code not in _RETRY_STATUSES:
@@ -384,7 +385,7 @@ class CliniceaClient:
                     return response
                 delay = _retry_after(response)
                 if delay is None:
-                    delay = _BACKOFF[min(attempt, len(_BACKOFF) - 1)]
+                    delay = _backoff(attempt)
                 last = response
             if self._monotonic() + delay + _MIN_ATTEMPT_TIME > deadline:
                 # Waiting would overrun the budget: give up now rather than late.
@@ -514,6 +515,13 @@ def _with_body(response: httpx.Response, body: bytes) -> httpx.Response:
                if k.lower() not in ("content-encoding", "content-length", "transfer-encoding")]
     return httpx.Response(response.status_code, headers=headers, content=body,
                           request=response.request)
+
+
+def _backoff(attempt: int) -> float:
+    """The wait before retry `attempt`, jittered: a host's threads hit by one 503 must not all
+    come back at the same instant (they did, in lockstep, at 0.2 s then 0.5 s)."""
+    base = _BACKOFF[min(attempt, len(_BACKOFF) - 1)]
+    return random.uniform(base / 2, base)
 
 
 def _retry_after(response: httpx.Response) -> float | None:

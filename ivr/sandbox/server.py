@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 from types import TracebackType
@@ -59,6 +60,7 @@ class EmbeddedSandbox:
         self.quiet = quiet
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
+        self._pid = os.getpid()
 
     @property
     def base_url(self) -> str:
@@ -74,6 +76,7 @@ class EmbeddedSandbox:
                                  threaded=True,
                                  request_handler=_QuietHandler if self.quiet else _Handler)
             self._server = server
+            self._pid = os.getpid()
             self._thread = threading.Thread(target=server.serve_forever, args=(0.05,),
                                             name="sandbox-clinicea", daemon=True)
             self._thread.start()
@@ -84,9 +87,12 @@ class EmbeddedSandbox:
         server, thread = self._server, self._thread
         self._server = self._thread = None
         if server is not None:
-            server.shutdown()
+            if self._pid == os.getpid():
+                server.shutdown()
+            # else: a forked copy, whose serving thread stayed in the parent; shutdown() would
+            # wait forever for it (a demo gunicorn worker once hung 30 s here at exit).
             server.server_close()
-        if thread is not None:
+        if thread is not None and thread.is_alive():
             thread.join(timeout=5)
 
     def __enter__(self) -> EmbeddedSandbox:
@@ -125,5 +131,19 @@ def run_sandbox(host: str = "127.0.0.1", port: int = 8081, faults_spec: str | No
         server.serve_forever()
     except KeyboardInterrupt:
         pass
+    finally:
+        server.server_close()
+
+
+def serve_on_socket(fd: int, state: SandboxState) -> None:
+    """Serve `state` on an inherited listening socket until the process is stopped.
+
+    `ivr serve` binds the socket and starts this in its own process, so the web and booking
+    worker processes share one sandbox calendar and no server thread crosses a fork.
+    """
+    server = make_server("127.0.0.1", 0, create_sandbox_app(state), threaded=True,
+                         request_handler=_QuietHandler, fd=fd)
+    try:
+        server.serve_forever()
     finally:
         server.server_close()
