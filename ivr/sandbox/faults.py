@@ -21,6 +21,9 @@ What each fault does to a request, in this order:
    is replaced by a 200 with broken JSON.
 6. `store_then_hang(seconds, operation)`: the request is processed (a POST does store), then the
    answer waits `seconds` before being sent: "booking stored but response lost".
+7. `allow_overlaps(True)`: bookings are stored even when they overlap an active appointment of
+   the same doctor (many clinic systems allow overbooking), until `allow_overlaps(False)` or
+   `clear()`.
 
 Spec grammar (the `IVR_SANDBOX_FAULTS` setting, `ivr sandbox --faults`), items separated by
 commas, fields by colons, empty or `*` operation meaning "any"::
@@ -32,6 +35,7 @@ commas, fields by colons, empty or `*` operation meaning "any"::
     malformed[=OPERATION]                        malformed=past_visits
     store_then_hang=SECONDS:OPERATION            store_then_hang=30:book
     expire_tokens
+    overlap                                      (allow_overlaps(True))
 
 Example: `latency=150:50,fail=503:2:book`. Bad specs raise `ValueError` with a one-line message.
 
@@ -45,7 +49,8 @@ JSON form (`POST /_sandbox/faults`), keys applied in this order, all optional::
      "hang_next": {"seconds": 2, "operation": "search"},
      "malformed_next": {"operation": "search"}          (or true),
      "store_then_hang": {"seconds": 3, "operation": "book"},
-     "expire_tokens": true}
+     "expire_tokens": true,
+     "allow_overlaps": true}
 """
 
 from __future__ import annotations
@@ -132,6 +137,7 @@ class Faults:
         self._malformed: list[str | None] = []
         self._store_then_hang: list[tuple[float, str | None]] = []
         self._token_generation = 0
+        self._allow_overlaps = False
 
     # -- switches -----------------------------------------------------------------------------
 
@@ -185,6 +191,17 @@ class Faults:
         with self._lock:
             self._token_generation += 1
 
+    def allow_overlaps(self, on: bool = True) -> None:
+        """Store bookings that overlap an active appointment of the same doctor (or not)."""
+        with self._lock:
+            self._allow_overlaps = bool(on)
+
+    @property
+    def overlaps_allowed(self) -> bool:
+        """Whether overlapping bookings are accepted."""
+        with self._lock:
+            return self._allow_overlaps
+
     @property
     def token_generation(self) -> int:
         """Tokens issued under an older generation are expired."""
@@ -199,6 +216,7 @@ class Faults:
             self._hangs.clear()
             self._malformed.clear()
             self._store_then_hang.clear()
+            self._allow_overlaps = False
 
     # -- configuration by spec / JSON ---------------------------------------------------------
 
@@ -212,7 +230,8 @@ class Faults:
         if not isinstance(data, Mapping):
             raise ValueError("faults: expected a JSON object")
         unknown = set(data) - {"clear", "spec", "latency", "fail_next", "hang_next",
-                               "malformed_next", "store_then_hang", "expire_tokens"}
+                               "malformed_next", "store_then_hang", "expire_tokens",
+                               "allow_overlaps"}
         if unknown:
             raise ValueError(f"faults: unknown keys {', '.join(sorted(unknown))}")
         try:
@@ -242,6 +261,8 @@ class Faults:
                 self.store_then_hang(float(s["seconds"]), s.get("operation"))
             if data.get("expire_tokens"):
                 self.expire_tokens()
+            if "allow_overlaps" in data:
+                self.allow_overlaps(bool(data["allow_overlaps"]))
         except (KeyError, TypeError) as exc:
             raise ValueError(f"faults: bad value ({exc})") from exc
 
@@ -285,6 +306,7 @@ class Faults:
                 "store_then_hang": [{"seconds": s, "operation": o}
                                     for s, o in self._store_then_hang],
                 "token_generation": self._token_generation,
+                "allow_overlaps": self._allow_overlaps,
             }
 
 
@@ -366,7 +388,11 @@ def parse_faults_spec(spec: str | None) -> tuple[Callable[[Faults], None], ...]:
             if value:
                 raise ValueError("faults: expire_tokens takes no value")
             actions.append(lambda f: f.expire_tokens())
+        elif name == "overlap":
+            if value:
+                raise ValueError("faults: overlap takes no value")
+            actions.append(lambda f: f.allow_overlaps(True))
         else:
             raise ValueError(f"faults: unknown fault {name!r} (latency, fail, hang, malformed, "
-                             f"store_then_hang, expire_tokens)")
+                             f"store_then_hang, expire_tokens, overlap)")
     return tuple(actions)
