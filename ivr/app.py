@@ -56,7 +56,7 @@ class Runtime:
 
     def turn(self, inbound: Inbound, kind: str, step: str | None, turn: int) -> str:
         """TwiML for one webhook; its Clinicea lookups share one time limit (ivr.services)."""
-        with self.services.webhook_budget():
+        with self.services.webhook_budget(), self.services.for_call(inbound.call_sid):
             return self.turns.run(inbound, kind, step, turn)
 
     def render(self, reply: Reply, next_turn: int) -> str:
@@ -129,6 +129,7 @@ class Runtime:
         from flows.engine import CallState
         from ivr.voice import STORE_OUTCOME
 
+        self.services.end_call(call_sid)  # the times it held are free for others now
         record = self.store.load_call(call_sid)
         if record is None:
             return

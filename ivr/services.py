@@ -8,6 +8,12 @@
 - `book` writes the outbox row first, claims it, and sends it with `ivr.outbox.attempt_booking`
   (the same function the worker uses) within `budget_seconds`; whatever is not finished by
   then is "recorded" and finished by the worker.
+- Holds (docs/design.md, Holds): inside `for_call(call_sid)` (every webhook of a call),
+  `free_slots` holds the times it returns for that call (`hold_minutes`) and never returns a
+  time someone else holds or a booking claims; `settle_holds` after the turn keeps only the
+  times still on offer; `book` turns the hold into the booking's claim in the outbox row's
+  transaction (a time claimed by anyone else: "slot_taken", nothing is sent); `end_call`
+  releases what is left.
 
 Time limits for lookups (Twilio gives up on a webhook after 15 s; each Clinicea request has
 its own 5 s budget in the client, which is not enough on its own):
@@ -31,13 +37,14 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import math
 import threading
 import time as _time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING, TypeVar
+from datetime import date, datetime, time, timedelta
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from flows.domain import ClinicSite, Doctor, LastVisit, PatientRef, Slot
 from flows.services import BookingOutcome, BookingRequest, ClinicProfile, ServiceUnavailable
@@ -56,6 +63,7 @@ from ivr.outbox import (
 )
 from ivr.phone import digits_to_phone, mask, parse_phone
 from ivr.sms import TwilioSms
+from ivr.store import SlotUnavailable
 
 if TYPE_CHECKING:
     from ivr.clinicea import CliniceaClient
@@ -76,6 +84,10 @@ SLOT_SEARCH_SECONDS = 6.0  # one search for free slots, however many days it wal
 # The deadline (monotonic seconds) of the webhook this thread is answering, if any.
 _webhook_deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar(
     "ivr_webhook_deadline", default=None)
+# The call (CallSid) this thread is answering a webhook of: free slots are held for it.
+_current_call: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "ivr_current_call", default=None)
+_HOLD_ROUNDS = 3  # searches per offer when other callers keep winning the same times
 
 
 def profile_from_config(cfg: ClinicConfig) -> ClinicProfile:
@@ -174,6 +186,15 @@ class CliniceaServices:
         self.sms: TwilioSms | None = None  # set by the app when TWILIO_ACCOUNT_SID is configured
 
     @contextmanager
+    def for_call(self, call_sid: str) -> Iterator[None]:
+        """Inside the block, free slots are held for this call (see `free_slots`)."""
+        token = _current_call.set(call_sid or None)
+        try:
+            yield
+        finally:
+            _current_call.reset(token)
+
+    @contextmanager
     def webhook_budget(self) -> Iterator[None]:
         """Bound the lookups made inside the block to `webhook_seconds` together."""
         token = _webhook_deadline.set(self._monotonic() + self.webhook_seconds)
@@ -258,9 +279,53 @@ class CliniceaServices:
         if webhook is not None:
             deadline = min(deadline, webhook)
 
-        def booked(d: date) -> list[tuple[datetime, datetime]]:
-            return self._booked(doctor, d, deadline)
+        call_sid = _current_call.get()
+        grid = timedelta(minutes=self.config.slot_minutes)
+        lost: set[datetime] = set()  # times another caller won while this search held them
+        claims: dict[date, list[tuple[datetime, datetime]]] = {}
 
+        def claimed(d: date) -> list[tuple[datetime, datetime]]:
+            """Times held or claimed by others, as intervals that block every slot start
+            whose steps would cover them."""
+            if d not in claims:
+                first = datetime.combine(d, time())
+                taken = self.store.claimed_times(doctor.id, first, first + timedelta(days=1),
+                                                 except_call=call_sid)
+                lead = grid * (self._steps() - 1)
+                claims[d] = [(t - lead, t + grid) for t in taken]
+            return claims[d]
+
+        def booked(d: date) -> list[tuple[datetime, datetime]]:
+            lead = grid * (self._steps() - 1)
+            mine = [(t - lead, t + grid) for t in lost if t.date() == d]
+            return self._booked(doctor, d, deadline) + claimed(d) + mine
+
+        for _ in range(_HOLD_ROUNDS):
+            claims.clear()  # a lost race means the claims changed: read them again
+            slots = self._search(doctor, day, after, limit, now, booked)
+            if call_sid is None or not slots:
+                return slots
+            held = self.store.hold_slots(
+                call_sid, doctor.id, [self.grid_steps(s.start) for s in slots],
+                self.store.now() + timedelta(minutes=self.config.hold_minutes))
+            if all(held):
+                return slots
+            for slot, ok in zip(slots, held, strict=True):
+                if not ok:
+                    lost.update(self.grid_steps(slot.start))
+        return [s for s, ok in zip(slots, held, strict=True) if ok]
+
+    def _search(
+        self,
+        doctor: Doctor,
+        day: date | None,
+        after: datetime | None,
+        limit: int,
+        now: datetime,
+        booked: Callable[[date], list[tuple[datetime, datetime]]],
+    ) -> list[Slot]:
+        """The free-slot search itself (`booked`: a day's busy intervals)."""
+        doctor_id = doctor.id
         try:
             if day is not None:
                 slots = day_free_slots(
@@ -300,9 +365,17 @@ class CliniceaServices:
         """Book, idempotent per `request.idempotency_key` (see the module docstring)."""
         key = request.idempotency_key
         payload = self._payload(request)
-        record = self.store.enqueue_booking(
-            key, call_sid=request.call_sid, payload=payload.to_json()
-        )
+        try:
+            record = self.store.enqueue_claimed_booking(
+                key, call_sid=request.call_sid, payload=payload.to_json(),
+                doctor_id=payload.doctor_id, steps=self.grid_steps(payload.start),
+            )
+        except SlotUnavailable:
+            # Another caller holds it or another booking claims it: nothing was written, and
+            # Clinicea is not asked (it might accept an overlap).
+            log.info("booking %s: doctor %s at %s is held or claimed by someone else",
+                     key, payload.doctor_id, payload.start.strftime("%Y-%m-%d %H:%M"))
+            return BookingOutcome("slot_taken")
         if record.status == "booked":
             return _outcome_of(record)
         claimed = self.store.claim_booking(key, worker=self.worker_id, lease=self.lease)
@@ -361,6 +434,48 @@ class CliniceaServices:
             return rows
 
         return self._in_time(fetch, deadline)
+
+    def grid_steps(self, start: datetime) -> list[datetime]:
+        """The grid starts a booking at `start` covers (a 40-minute service on a 20-minute
+        grid covers two)."""
+        grid = timedelta(minutes=self.config.slot_minutes)
+        return [start + grid * i for i in range(self._steps())]
+
+    def _steps(self) -> int:
+        service = next((s for s in self.config.services
+                        if s.id == self.config.default_service_id), None)
+        minutes = service.minutes if service else self.config.slot_minutes
+        return max(1, math.ceil(minutes / self.config.slot_minutes))
+
+    def settle_holds(self, call_sid: str, before: dict[str, Any], after: dict[str, Any]) -> None:
+        """After a turn: keep (and renew) the holds of the times still on offer, end the rest.
+
+        A time picked this turn keeps only that time; a fresh offer keeps the offered times (a
+        time picked earlier is changed, so let go); otherwise the call's live holds that are
+        still on the table are renewed."""
+        doctor_id = after.get("doctor_id")
+        start, offered = _on_offer(after)
+        if start is not None and start != _on_offer(before)[0]:
+            keep = {start}
+        elif offered != _on_offer(before)[1]:
+            keep = set(offered)
+        else:
+            held = self.store.held_by(call_sid)
+            if not held:
+                return
+            table = set(offered) | ({start} if start else set())
+            keep = {t for d, t in held if d == doctor_id and t in table}
+        steps = {(str(doctor_id), st) for t in keep for st in self.grid_steps(t)}
+        self.store.release_holds(call_sid, steps)
+        if keep and doctor_id:
+            self.store.hold_slots(call_sid, str(doctor_id), [self.grid_steps(t) for t in keep],
+                                  self.store.now() + timedelta(minutes=self.config.hold_minutes))
+
+    def end_call(self, call_sid: str) -> None:
+        """The call ended (hung up): the times it held are free for others."""
+        released = self.store.release_holds(call_sid)
+        if released:
+            log.info("call ended: %d held times released", released)
 
     def forget_day(self, day: date) -> None:
         """Drop a day's cached calendar (after a booking that may have changed it)."""
@@ -503,6 +618,21 @@ class CliniceaServices:
             address=info.address or (configured.address if configured else ""),
             phone=info.phone or (configured.phone if configured else None),
         )
+
+
+def _on_offer(data: dict[str, Any]) -> tuple[datetime | None, list[datetime]]:
+    """The call's picked time and the times offered to it (menu, or one proposed time)."""
+    def when(value: object) -> datetime | None:
+        try:
+            return datetime.fromisoformat(str(value)) if value else None
+        except ValueError:
+            return None
+
+    offer = data.get("offer")
+    raw = list(data.get("offered") or []) + [offer.get("start") if isinstance(offer, dict)
+                                              else None]
+    offered = [t for t in (when(v) for v in raw) if t is not None]
+    return when(data.get("start")), offered
 
 
 def _payload_day(record: BookingRecord) -> date | None:

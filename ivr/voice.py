@@ -220,4 +220,10 @@ class VoiceTurns:
             # Another process answered this turn first: give Twilio that answer.
             winner = store.load_call(inbound.call_sid)
             return winner.last_reply if winner and winner.last_reply else xml
+        try:
+            rt.services.settle_holds(inbound.call_sid, record.state.get("data") or {},
+                                     call.data)
+        except Exception:  # the holds then simply expire; the caller's turn is answered
+            log.exception("could not settle the call's holds", extra={
+                "call_sid": inbound.call_sid})
         return xml
