@@ -87,7 +87,7 @@ _webhook_deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar
 # The call (CallSid) this thread is answering a webhook of: free slots are held for it.
 _current_call: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "ivr_current_call", default=None)
-_HOLD_ROUNDS = 3  # searches per offer when other callers keep winning the same times
+_HOLD_ROUNDS = 10  # searches per offer while other callers keep winning the same times
 
 
 def profile_from_config(cfg: ClinicConfig) -> ClinicProfile:
