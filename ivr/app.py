@@ -21,9 +21,11 @@ from flows.booking import FLOW
 from flows.engine import Engine, Reply
 from flows.lang import catalogue_for, text
 from ivr import logs, ops, twiml
+from ivr.calendar import DayCalendar
 from ivr.clinicea import CliniceaClient
 from ivr.clock import Clock, SystemClock
 from ivr.config import Settings
+from ivr.outbox import Outbox
 from ivr.phone import parse_phone
 from ivr.sandbox import EmbeddedSandbox, SandboxState
 from ivr.services import CliniceaServices
@@ -203,8 +205,11 @@ def create_app(
         share_token=settings.clinicea_base_url is not None)
     store = store or Store(settings.database_url)
     store.migrate()
+    # One Outbox per process: calls, the console and the worker attempt bookings through it,
+    # and it drops the day it booked from the calendar cache they all read.
+    outbox = Outbox(client, store, clock, settings.clinic, calendar=DayCalendar(client))
     services = CliniceaServices(client, store, clock, settings.clinic,
-                                lead_minutes=BOOKING_LEAD_MINUTES)
+                                lead_minutes=BOOKING_LEAD_MINUTES, outbox=outbox)
     if settings.twilio_account_sid:
         services.sms = TwilioSms(settings.twilio_account_sid, settings.twilio_auth_token)
     engine = Engine(FLOW, services, transfer_number=settings.clinic.transfer_number)

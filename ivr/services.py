@@ -5,9 +5,9 @@
 - A day's calendar is cached for a short time (`cache_ttl`, default 45 s) so that the turns of
   one call do not fetch it again; a booking's first attempt checks the time against it, and
   every attempt drops that day from the cache.
-- `book` writes the outbox row first, claims it, and sends it with `ivr.outbox.attempt_booking`
-  (the same function the worker uses) within `budget_seconds`; whatever is not finished by
-  then is "recorded" and finished by the worker.
+- `book` writes the outbox row first, claims it, and sends it through the process's
+  `ivr.outbox.Outbox` (the same one the console and the worker use) within `budget_seconds`;
+  whatever is not finished by then is "recorded" and finished by the worker.
 - Holds (docs/design.md, Holds): inside `for_call(call_sid)` (every webhook of a call),
   `free_slots` holds the times it returns for that call (`hold_minutes`) and never returns a
   time someone else holds or a booking claims; `settle_holds` after the turn keeps only the
@@ -50,6 +50,7 @@ from flows.domain import ClinicSite, Doctor, LastVisit, PatientRef, Slot
 from flows.services import BookingOutcome, BookingRequest, ClinicProfile, ServiceUnavailable
 from flows.slots import OutOfTime, first_free_slots
 from flows.slots import free_slots as day_free_slots
+from ivr.calendar import DayCalendar, doctor_intervals, name_key
 from ivr.clinicea.errors import CliniceaError
 from ivr.outbox import (
     DEFAULT_BACKOFF,
@@ -57,9 +58,7 @@ from ivr.outbox import (
     AttemptResult,
     Backoff,
     BookingPayload,
-    attempt_booking,
-    doctor_intervals,
-    name_key,
+    Outbox,
 )
 from ivr.phone import digits_to_phone, mask, parse_phone
 from ivr.sms import TwilioSms
@@ -111,39 +110,6 @@ def profile_from_config(cfg: ClinicConfig) -> ClinicProfile:
     )
 
 
-class _DayCache:
-    """A day's calendar rows for a few seconds; thread-safe."""
-
-    def __init__(self, ttl: float, monotonic: Callable[[], float]) -> None:
-        self._ttl = ttl
-        self._monotonic = monotonic
-        self.sms: TwilioSms | None = None  # set by the app when TWILIO_ACCOUNT_SID is configured
-        self._rows: dict[date, tuple[float, list[Appointment]]] = {}
-        self._lock = threading.Lock()
-
-    def get(self, day: date) -> list[Appointment] | None:
-        with self._lock:
-            hit = self._rows.get(day)
-            if hit is None:
-                return None
-            if self._monotonic() - hit[0] >= self._ttl:
-                del self._rows[day]
-                return None
-            return hit[1]
-
-    def put(self, day: date, rows: list[Appointment]) -> None:
-        with self._lock:
-            self._rows[day] = (self._monotonic(), rows)
-            # Keep it small: forget expired days.
-            now = self._monotonic()
-            for stale in [d for d, (t, _) in self._rows.items() if now - t >= self._ttl]:
-                del self._rows[stale]
-
-    def drop(self, day: date) -> None:
-        with self._lock:
-            self._rows.pop(day, None)
-
-
 class CliniceaServices:
     """The clinic operations a call uses, on Clinicea + the store (see the module docstring)."""
 
@@ -163,11 +129,14 @@ class CliniceaServices:
         monotonic: Callable[[], float] = _time.monotonic,
         webhook_seconds: float = WEBHOOK_SECONDS,
         slot_search_seconds: float = SLOT_SEARCH_SECONDS,
+        outbox: Outbox | None = None,
     ) -> None:
         """`lease` must outlast the client's worst-case time for one booking attempt, so that
         the worker never picks up a row this process is still sending. `budget_seconds` is how
         long `book` waits for Clinicea before answering "recorded" (None: wait for it).
         `webhook_seconds` and `slot_search_seconds`: the lookup time limits (module docstring).
+        `outbox`: the process's one `Outbox` (the app passes it); None builds one, with a day
+        calendar of `cache_ttl` seconds.
         """
         self.client = client
         self.store = store
@@ -179,7 +148,10 @@ class CliniceaServices:
         self.budget_seconds = budget_seconds
         self.backoff = backoff
         self.worker_id = worker_id or f"web-{uuid.uuid4().hex[:8]}"
-        self._cache = _DayCache(cache_ttl, monotonic)
+        self.outbox = outbox or Outbox(client, store, clock, config,
+                                       calendar=DayCalendar(client, cache_ttl, monotonic),
+                                       backoff=backoff, lease=lease)
+        self.calendar = self.outbox.calendar
         self._monotonic = monotonic
         self.webhook_seconds = webhook_seconds
         self.slot_search_seconds = slot_search_seconds
@@ -366,10 +338,7 @@ class CliniceaServices:
         key = request.idempotency_key
         payload = self._payload(request)
         try:
-            record = self.store.enqueue_claimed_booking(
-                key, call_sid=request.call_sid, payload=payload.to_json(),
-                doctor_id=payload.doctor_id, steps=self.grid_steps(payload.start),
-            )
+            record = self.outbox.enqueue(key, payload, steps=self.grid_steps(payload.start))
         except SlotUnavailable:
             # Another caller holds it or another booking claims it: nothing was written, and
             # Clinicea is not asked (it might accept an overlap).
@@ -424,16 +393,10 @@ class CliniceaServices:
         With `deadline` (monotonic seconds), `OutOfTime` when Clinicea has not answered by
         then."""
         if not fresh:
-            cached = self._cache.get(day)
+            cached = self.calendar.get(day)
             if cached is not None:
                 return cached
-
-        def fetch() -> list[Appointment]:
-            rows = self.client.appointments_on(day)
-            self._cache.put(day, rows)
-            return rows
-
-        return self._in_time(fetch, deadline)
+        return self._in_time(lambda: self.calendar.fetch(day), deadline)
 
     def grid_steps(self, start: datetime) -> list[datetime]:
         """The grid starts a booking at `start` covers (a 40-minute service on a 20-minute
@@ -479,7 +442,7 @@ class CliniceaServices:
 
     def forget_day(self, day: date) -> None:
         """Drop a day's cached calendar (after a booking that may have changed it)."""
-        self._cache.drop(day)
+        self.calendar.forget(day)
 
     # --- internals ---------------------------------------------------------------------------
 
@@ -535,20 +498,8 @@ class CliniceaServices:
         )
 
     def _attempt(self, record: BookingRecord) -> AttemptResult:
-        try:
-            return attempt_booking(
-                record,
-                client=self.client,
-                store=self.store,
-                config=self.config,
-                now=self.clock.now(),
-                backoff=self.backoff,
-                calendar=self.appointments_on,  # cached: as the slots were offered
-            )
-        finally:
-            day = _payload_day(record)
-            if day is not None:
-                self._cache.drop(day)
+        # The cached day: the one the slots were just offered from (saves a request).
+        return self.outbox.attempt(record, calendar=self.appointments_on)
 
     def _attempt_within_budget(self, record: BookingRecord) -> AttemptResult | None:
         """Run the attempt; None when it is not done within the budget (it goes on alone)."""
@@ -633,14 +584,6 @@ def _on_offer(data: dict[str, Any]) -> tuple[datetime | None, list[datetime]]:
                                               else None]
     offered = [t for t in (when(v) for v in raw) if t is not None]
     return when(data.get("start")), offered
-
-
-def _payload_day(record: BookingRecord) -> date | None:
-    """The calendar day a stored booking is for (None when the payload is unreadable)."""
-    try:
-        return datetime.fromisoformat(str(record.payload["start"])).date()
-    except (KeyError, TypeError, ValueError):
-        return None
 
 
 def _outcome_of(record: BookingRecord | None) -> BookingOutcome:

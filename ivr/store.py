@@ -1442,8 +1442,8 @@ class Store:
                 sa.select(slot_claims.c.doctor_id, slot_claims.c.start).where(
                     slot_claims.c.owner == call_sid, slot_claims.c.kind == HOLD)
             ).all()
-            gone = [(d, _as_datetime(st)) for d, st in rows
-                    if (d, _as_datetime(st)) not in keep_set]
+            gone = sorted((d, _as_datetime(st)) for d, st in rows
+                          if (d, _as_datetime(st)) not in keep_set)  # lock order: as _take
             for doctor_id, start in gone:
                 conn.execute(slot_claims.delete().where(
                     slot_claims.c.doctor_id == doctor_id, slot_claims.c.start == start,
@@ -1490,15 +1490,15 @@ class Store:
             "idempotency_key": key, "call_sid": call_sid, "created_at": now, "updated_at": now,
             "status": "pending", "attempts": 0, "payload": _dumps(payload),
         }
+        # The booking row first, then its claim: the order mark_booked/mark_failed lock them
+        # in too (the other order deadlocked on PostgreSQL against a concurrent mark_booked).
         with self._tx() as conn:
-            existing = conn.execute(_BOOKING_BY_KEY, {"p_key": key}).first()
-            if existing is not None:
-                return _booking(existing)
-            owned = self._take(conn, owner=key, kind=BOOKING, doctor_id=doctor_id, steps=steps,
-                               until=None, hold_owner=call_sid or "")
-            if not set(steps) <= owned:
-                raise SlotUnavailable(f"{doctor_id} at {min(steps):%Y-%m-%d %H:%M} is taken")
-            conn.execute(self._enqueue_stmt, values)
+            inserted = conn.execute(self._enqueue_stmt, values).rowcount == 1
+            if inserted:
+                owned = self._take(conn, owner=key, kind=BOOKING, doctor_id=doctor_id,
+                                   steps=steps, until=None, hold_owner=call_sid or "")
+                if not set(steps) <= owned:  # raising rolls the booking row back too
+                    raise SlotUnavailable(f"{doctor_id} at {min(steps):%Y-%m-%d %H:%M} is taken")
             row = conn.execute(_BOOKING_BY_KEY, {"p_key": key}).one()
         return _booking(row)
 
