@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -245,3 +246,28 @@ def test_three_callers_while_clinicea_refuses_the_first_attempt_are_never_told_o
         rows = rt.store.bookings()
         assert [b.status for b in rows] == ["booked"] * 3, [b.failure_reason for b in rows]
         assert sorted(a["StartDateTime"] for a in c.created()) == sorted(told)
+
+
+def test_the_worker_ivr_serve_runs_drops_the_days_it_books_from_the_webs_calendar(
+    tmp_path: Path,
+):
+    """One Outbox per process: what the worker books is dropped from the calendar the calls of
+    that process offer times from, as a booking made in a call is."""
+    from ivr.cli import _worker
+
+    with cluster(f"sqlite:///{tmp_path / 'ivr.db'}", instances=1) as c:
+        rt = c.runtime()
+        call = c.call(BILAL.e164)
+        for keys in ("1", "1", "1"):  # a returning patient: same doctor, first time
+            call.press(keys)
+        call.silence()
+        day = datetime.fromisoformat(c.runtime().store.load_call(call.sid).state["data"]["start"])
+        c.sandbox.faults.fail_next(503, times=1, operation="book")
+        call.press("1")
+        assert "I've taken your request" in call.last_heard
+        rt.services.appointments_on(day.date())  # another call looks at that day meanwhile
+        assert rt.services.calendar.get(day.date()) is not None
+        c.clock.advance(minutes=10)  # past the retry's backoff
+        assert _worker(rt).run_once() == 1
+        assert [b.status for b in rt.store.bookings()] == ["booked"]
+        assert rt.services.calendar.get(day.date()) is None

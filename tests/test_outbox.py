@@ -387,3 +387,4 @@ def test_past_slot_is_never_sent(rig: Rig) -> None:
     assert record is not None and record.status == "failed"
     assert "passed" in record.failure_reason
     assert rig.booking_posts() == 0
+
