@@ -8,20 +8,22 @@ hosts do, so what one instance holds must be seen by the other through the store
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 from flask import Flask
 
+from flows.domain import Service
 from ivr.app import Runtime, create_app, runtime_of
 from ivr.clock import FixedClock
-from ivr.config import Settings
+from ivr.config import DEMO_CLINIC, ClinicConfig, Settings
 from ivr.outbox import OutboxWorker
 from ivr.sandbox import SandboxState
 from ivr.sandbox.seed import DEMO_PATIENTS
@@ -62,7 +64,8 @@ class Cluster:
 
 
 @contextmanager
-def cluster(url: str, *, instances: int = 2, overlaps: bool = True) -> Iterator[Cluster]:
+def cluster(url: str, *, instances: int = 2, overlaps: bool = True,
+            clinic: ClinicConfig | None = None) -> Iterator[Cluster]:
     """`instances` apps on the database `url`; the store's clock is the test's clock, so a
     hold expires when the test moves the clock on."""
     clock = FixedClock(MONDAY_10AM)
@@ -73,7 +76,7 @@ def cluster(url: str, *, instances: int = 2, overlaps: bool = True) -> Iterator[
     clients: list[httpx.Client] = []
     try:
         for i in range(instances):
-            cfg = Settings.for_tests(database_url=url)
+            cfg = Settings.for_tests(database_url=url, **({"clinic": clinic} if clinic else {}))
             app = create_app(cfg, clock=clock, sandbox_state=sandbox,
                              store=Store(url, now=clock.now))
             apps.append(app)
@@ -271,3 +274,19 @@ def test_the_worker_ivr_serve_runs_drops_the_days_it_books_from_the_webs_calenda
         assert _worker(rt).run_once() == 1
         assert [b.status for b in rt.store.bookings()] == ["booked"]
         assert rt.services.calendar.get(day.date()) is None
+
+
+def test_a_slot_longer_than_the_grid_holds_every_step_it_covers(tmp_path: Path):
+    """A 40-minute visit on a 20-minute grid: a held 10:00 also keeps 10:20 from others."""
+    long_visit = Service(DEMO_CLINIC.default_service_id, "Long consultation", 40)
+    clinic = dataclasses.replace(DEMO_CLINIC, services=(long_visit,))
+    with cluster(f"sqlite:///{tmp_path / 'ivr.db'}", clinic=clinic) as c:
+        first = c.call("+923008800001")
+        new_caller(first, "alpha")
+        held = [datetime.fromisoformat(t) for t in c.offered(first)]
+        second = c.call("+923008800002", instance=1)
+        new_caller(second, "bravo")
+        other = [datetime.fromisoformat(t) for t in c.offered(second)]
+        # Every slot offered to the second caller starts after the first caller's last
+        # held visit has ended (its 40 minutes), none inside it.
+        assert min(other) >= max(held) + timedelta(minutes=40), (held, other)
