@@ -422,6 +422,8 @@ class CliniceaServices:
             keep = {start}
         elif offered != _on_offer(before)[1]:
             keep = set(offered)
+        elif not offered and start is None:
+            return  # nothing on the table before or after: nothing held (the common turn)
         else:
             held = self.store.held_by(call_sid)
             if not held:
