@@ -1493,7 +1493,9 @@ class Store:
         # The booking row first, then its claim: the order mark_booked/mark_failed lock them
         # in too (the other order deadlocked on PostgreSQL against a concurrent mark_booked).
         with self._tx() as conn:
-            inserted = conn.execute(self._enqueue_stmt, values).rowcount == 1
+            # RETURNING, not rowcount: PostgreSQL's rowcount is not 1 here (implicit RETURNING).
+            inserted = conn.execute(self._enqueue_stmt.returning(bookings.c.id),
+                                    values).first() is not None
             if inserted:
                 owned = self._take(conn, owner=key, kind=BOOKING, doctor_id=doctor_id,
                                    steps=steps, until=None, hold_owner=call_sid or "")

@@ -290,3 +290,25 @@ def test_a_slot_longer_than_the_grid_holds_every_step_it_covers(tmp_path: Path):
         # Every slot offered to the second caller starts after the first caller's last
         # held visit has ended (its 40 minutes), none inside it.
         assert min(other) >= max(held) + timedelta(minutes=40), (held, other)
+
+
+def test_picking_a_time_lets_the_other_offered_times_go_and_changing_lets_it_go(
+    tmp_path: Path,
+):
+    with cluster(f"sqlite:///{tmp_path / 'ivr.db'}") as c:
+        first = c.call("+923008800001")
+        new_caller(first, "alpha")
+        offered = c.offered(first)
+        first.press("1")  # takes the first: the other two are free for others at once
+        second = c.call("+923008800002", instance=1)
+        new_caller(second, "bravo")
+        assert c.offered(second)[:2] == offered[1:], (offered, c.offered(second))
+        second.hang_up()
+        first.silence()
+        assert "Press 1 to book it, 2 to change" in first.last_heard
+        # The read-back keeps the picked time held...
+        assert [t for _, t in c.runtime().store.held_by(first.sid)] == [
+            datetime.fromisoformat(offered[0])]
+        first.press("2")  # ...and "change" offers times again: what it holds is that offer
+        assert {t.isoformat() for _, t in c.runtime().store.held_by(first.sid)} == set(
+            c.offered(first))
