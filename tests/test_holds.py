@@ -28,11 +28,12 @@ from ivr.outbox import OutboxWorker
 from ivr.sandbox import SandboxState
 from ivr.sandbox.seed import DEMO_PATIENTS
 from ivr.simulator import Call, TwilioSimulator
-from ivr.store import Store
+from ivr.store import SlotUnavailable, Store
 from tests.agents import api_headers, signed_in
 from tests.calls import CLINIC_NUMBER, MONDAY_10AM
 from tests.pg import fresh_schema_url, pg_database  # noqa: F401  (fixture)
 from tests.test_console import book_form
+from tests.test_store import clock, db_url, make_store, store  # noqa: F401  (fixtures)
 
 BILAL = DEMO_PATIENTS["Bilal Ahmed"]
 
@@ -68,8 +69,8 @@ def cluster(url: str, *, instances: int = 2, overlaps: bool = True,
             clinic: ClinicConfig | None = None) -> Iterator[Cluster]:
     """`instances` apps on the database `url`; the store's clock is the test's clock, so a
     hold expires when the test moves the clock on."""
-    clock = FixedClock(MONDAY_10AM)
-    sandbox = SandboxState(clock)
+    fixed = FixedClock(MONDAY_10AM)
+    sandbox = SandboxState(fixed)
     sandbox.faults.allow_overlaps(overlaps)
     apps: list[Flask] = []
     phones: list[TwilioSimulator] = []
@@ -77,8 +78,8 @@ def cluster(url: str, *, instances: int = 2, overlaps: bool = True,
     try:
         for i in range(instances):
             cfg = Settings.for_tests(database_url=url, **({"clinic": clinic} if clinic else {}))
-            app = create_app(cfg, clock=clock, sandbox_state=sandbox,
-                             store=Store(url, now=clock.now))
+            app = create_app(cfg, clock=fixed, sandbox_state=sandbox,
+                             store=Store(url, now=fixed.now))
             apps.append(app)
             http = httpx.Client(transport=httpx.WSGITransport(app=app),
                                 base_url="http://testserver")
@@ -86,7 +87,7 @@ def cluster(url: str, *, instances: int = 2, overlaps: bool = True,
             phones.append(TwilioSimulator("http://testserver", cfg.twilio_auth_token, http=http,
                                           to=CLINIC_NUMBER, seed=100 + i))
         seeded = frozenset(a["ID"] for a in sandbox.calendar())
-        yield Cluster(apps, phones, sandbox, clock, seeded)
+        yield Cluster(apps, phones, sandbox, fixed, seeded)
     finally:
         for http in clients:
             http.close()
@@ -312,3 +313,33 @@ def test_picking_a_time_lets_the_other_offered_times_go_and_changing_lets_it_go(
         first.press("2")  # ...and "change" offers times again: what it holds is that offer
         assert {t.isoformat() for _, t in c.runtime().store.held_by(first.sid)} == set(
             c.offered(first))
+
+
+# --- the store's key, on SQLite and PostgreSQL ------------------------------------------------
+
+SLOT = datetime(2026, 11, 24, 10, 0)
+NEXT = SLOT + timedelta(minutes=20)
+
+
+def test_one_owner_per_time_holds_claims_expiry_and_release(store: Store, clock) -> None:  # noqa: F811
+    soon = store.now() + timedelta(minutes=5)
+    assert store.hold_slots("CA1", "D1", [[SLOT], [NEXT]], soon) == [True, True]
+    assert store.hold_slots("CA2", "D1", [[SLOT], [NEXT, NEXT + timedelta(minutes=20)]],
+                            soon) == [False, False]  # a two-step slot: all steps or none
+    assert store.claimed_times("D1", SLOT, SLOT + timedelta(hours=1), except_call="CA2") == [
+        SLOT, NEXT]
+    with pytest.raises(SlotUnavailable):  # another caller's live hold: nothing is written
+        store.enqueue_claimed_booking("API:1", call_sid=None, payload={"x": 1},
+                                      doctor_id="D1", steps=[SLOT])
+    assert store.get_booking("API:1") is None
+    # The caller's own hold becomes the booking's claim, in the outbox row's transaction.
+    record = store.enqueue_claimed_booking("CA1:1", call_sid="CA1", payload={"x": 1},
+                                           doctor_id="D1", steps=[SLOT])
+    assert record.status == "pending" and store.held_by("CA1") == [("D1", NEXT)]
+    clock.advance(minutes=6)  # holds expire; an open booking's claim does not
+    assert store.hold_slots("CA2", "D1", [[SLOT], [NEXT]], store.now() + timedelta(minutes=5)
+                            ) == [False, True]
+    assert store.mark_failed("CA1:1", "slot taken: test")  # a failed booking lets its time go
+    assert store.hold_slots("CA2", "D1", [[SLOT]], store.now() + timedelta(minutes=5)) == [True]
+    assert store.release_holds("CA2") == 2 and store.claimed_times(
+        "D1", SLOT, SLOT + timedelta(hours=1)) == []
