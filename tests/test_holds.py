@@ -24,7 +24,6 @@ from flows.domain import Service
 from ivr.app import Runtime, create_app, runtime_of
 from ivr.clock import FixedClock
 from ivr.config import DEMO_CLINIC, ClinicConfig, Settings
-from ivr.outbox import OutboxWorker
 from ivr.sandbox import SandboxState
 from ivr.sandbox.seed import DEMO_PATIENTS
 from ivr.simulator import Call, TwilioSimulator
@@ -244,7 +243,7 @@ def test_three_callers_while_clinicea_refuses_the_first_attempt_are_never_told_o
             told.append(c.runtime().store.load_call(call.sid).state["data"]["start"])
         assert len(set(told)) == 3, told  # nobody was told a time another caller was told
         rt = c.runtime(1)
-        worker = OutboxWorker(rt.client, rt.store, rt.clock, rt.settings.clinic, worker_id="w")
+        worker = rt.services.outbox.worker("w")
         c.clock.advance(minutes=10)  # past the backoff
         worker.run_once()
         rows = rt.store.bookings()
