@@ -1,14 +1,18 @@
 """The bookings outbox: send a stored booking to Clinicea once, retry it, never lose it.
 
-A confirmed booking is written to the store (`enqueue_booking`) BEFORE Clinicea is called.
-Whoever claims the row (the web request that took the call, or the `ivr worker` loop) calls
-`attempt_booking`, the one function that sends a booking and records what happened:
+A confirmed booking is written to the store with the claim on its time (`Outbox.enqueue`,
+docs/design.md "Holds") BEFORE Clinicea is called. Every process has one `Outbox` (built by
+`create_app`); whoever claims the row (the web request that took the call, the console's
+"retry now", the `ivr worker` loop) sends it with `Outbox.attempt`, which runs
+`attempt_booking`, the one function that sends a booking and records what happened, and then
+drops that day from the process's cached calendar:
 
 - booked: Clinicea gave an appointment ID (or a lookup found the appointment) -> `mark_booked`;
 - slot taken: another appointment holds that doctor's time, Clinicea said the slot is not
   available, or the time has passed -> `mark_failed("slot taken: ...")`; agents call back;
 - Clinicea unavailable, credentials refused, or the outcome of a sent POST unknown ->
-  `mark_retry` with exponential backoff; after `max_attempts` -> `mark_failed(last error)`;
+  `mark_retry` with exponential backoff (jittered); after `max_attempts` -> `mark_failed(last
+  error)`;
 - any other rejection -> `mark_failed("rejected by Clinicea: ...")`.
 
 Before sending a booking that was claimed before (a previous attempt may have reached
