@@ -26,7 +26,7 @@ from flows.services import ServiceUnavailable
 from ivr.accounts import api_key_scope, verify_api_key
 from ivr.console import desk
 from ivr.console.headers import add_security_headers
-from ivr.outbox import REJECTED
+from ivr.outbox import REJECTED, BookingPayload
 from ivr.store import BookingRecord, CallbackRecord
 
 log = logging.getLogger(__name__)
@@ -145,15 +145,15 @@ def _slot(s: Slot) -> dict[str, Any]:
 
 
 def _booking(record: BookingRecord) -> dict[str, Any]:
-    payload = record.payload
+    payload = BookingPayload.of(record)
     return {
         "id": record.id,
         "idempotency_key": record.idempotency_key,
         "status": record.status,
         "appointment_id": record.appointment_id,
-        "patient_id": record.patient_id or payload.get("patient_id"),
-        "doctor_id": payload.get("doctor_id"),
-        "start": str(payload.get("start") or "")[:16],
+        "patient_id": record.patient_id or (payload.patient_id if payload else None),
+        "doctor_id": payload.doctor_id if payload else None,
+        "start": payload.start.strftime(desk.START_FORMAT) if payload else "",
         "failure_reason": record.failure_reason,
     }
 
@@ -174,16 +174,19 @@ def _same_request(
     patient: desk.NewPatient | None, notes: str,
 ) -> bool:
     """Whether a stored booking is the one this request asks for (what desk.book would store)."""
+    payload = BookingPayload.of(record)
+    if payload is None:
+        return False
     want = {
         "doctor_id": doctor_id,
-        "start": start.isoformat(timespec="seconds"),
+        "start": start.replace(second=0, microsecond=0, tzinfo=None),
         "patient_id": patient_id if patient is None else None,
         "first_name": patient.first_name if patient else None,
         "last_name": patient.last_name if patient else None,
         "phone_e164": patient.phone.e164 if patient else None,
         "notes": notes.strip(),
     }
-    return all((record.payload.get(k) or None) == (v or None) for k, v in want.items())
+    return all((getattr(payload, k) or None) == (v or None) for k, v in want.items())
 
 
 def _rejection(record: BookingRecord | None) -> str | None:

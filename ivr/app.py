@@ -23,10 +23,12 @@ from flows.booking import FLOW
 from flows.engine import Engine, Reply
 from flows.lang import catalogue_for, text
 from ivr import logs, ops, twiml
+from ivr.calendar import DayCalendar
 from ivr.clinicea import CliniceaClient
 from ivr.clinicea.auth import StoreToken
 from ivr.clock import Clock, SystemClock
 from ivr.config import DEMO_SECRET_KEY, Settings
+from ivr.outbox import Outbox
 from ivr.phone import parse_phone
 from ivr.plaintext import CleanRequest
 from ivr.sandbox import EmbeddedSandbox, SandboxState
@@ -62,7 +64,7 @@ class Runtime:
 
     def turn(self, inbound: Inbound, kind: str, step: str | None, turn: int) -> str:
         """TwiML for one webhook; its Clinicea lookups share one time limit (ivr.services)."""
-        with self.services.webhook_budget():
+        with self.services.webhook_budget(), self.services.for_call(inbound.call_sid):
             return self.turns.run(inbound, kind, step, turn)
 
     def render(self, reply: Reply, next_turn: int) -> str:
@@ -137,6 +139,7 @@ class Runtime:
         from flows.engine import CallState
         from ivr.voice import STORE_OUTCOME
 
+        self.services.end_call(call_sid)  # the times it held are free for others now
         record = self.store.load_call(call_sid)
         if record is None:
             return
@@ -222,8 +225,11 @@ def create_app(
         settings, base_url=base_url, on_request=metrics.on_clinicea_request,
         share_token=settings.clinicea_base_url is not None, **shared)
     store.migrate()
+    # One Outbox per process: calls, the console and the worker attempt bookings through it,
+    # and it drops the day it booked from the calendar cache they all read.
+    outbox = Outbox(client, store, clock, settings.clinic, calendar=DayCalendar(client))
     services = CliniceaServices(client, store, clock, settings.clinic,
-                                lead_minutes=BOOKING_LEAD_MINUTES)
+                                lead_minutes=BOOKING_LEAD_MINUTES, outbox=outbox)
     if settings.twilio_account_sid:
         services.sms = TwilioSms(settings.twilio_account_sid, settings.twilio_auth_token)
     engine = Engine(FLOW, services, transfer_number=settings.clinic.transfer_number)

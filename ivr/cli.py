@@ -192,10 +192,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
 def _worker(rt):  # noqa: ANN001, ANN202
     import socket
 
-    from ivr.outbox import OutboxWorker
-
-    return OutboxWorker(rt.client, rt.store, rt.clock, rt.settings.clinic,
-                        worker_id=f"{socket.gethostname()}-worker")
+    # The process's one Outbox: what the worker books is dropped from the web's cached calendar.
+    return rt.services.outbox.worker(f"{socket.gethostname()}-worker")
 
 
 def _worker_loop(rt, stop: threading.Event) -> None:  # noqa: ANN001

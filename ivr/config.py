@@ -101,6 +101,7 @@ class ClinicConfig:
     endpoints: dict[str, dict[str, Any]] = field(default_factory=dict)  # op -> method/path/params
     booking_max_attempts: int = 8
     event_retention_days: int = 30
+    hold_minutes: int = 5  # how long a time offered to a caller is kept for them
 
     def voice_for(self, language: str) -> str | None:
         """The Twilio voice for a prompt language (clinic's [voices], then DEFAULT_VOICES)."""
@@ -159,6 +160,7 @@ _TOP_LEVEL_KEYS = (
     "transfer_number", "slot_minutes", "booking_days_ahead", "read_last_visit_service",
     "verify_date_of_birth", "sms_confirmation", "default_service", "booking_max_attempts",
     "event_retention_days", "hours", "agent_hours", "clinics", "doctors", "services", "endpoints",
+    "hold_minutes",
 )  # fmt: skip
 
 
@@ -218,6 +220,7 @@ def _build_clinic(top: _Table) -> ClinicConfig:
         endpoints=_endpoints(top.table("endpoints", {})),
         booking_max_attempts=top.positive_int("booking_max_attempts", 8),
         event_retention_days=top.positive_int("event_retention_days", 30),
+        hold_minutes=top.positive_int("hold_minutes", 5),
     )
     return config
 

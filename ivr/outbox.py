@@ -1,14 +1,18 @@
 """The bookings outbox: send a stored booking to Clinicea once, retry it, never lose it.
 
-A confirmed booking is written to the store (`enqueue_booking`) BEFORE Clinicea is called.
-Whoever claims the row (the web request that took the call, or the `ivr worker` loop) calls
-`attempt_booking`, the one function that sends a booking and records what happened:
+A confirmed booking is written to the store with the claim on its time (`Outbox.enqueue`,
+docs/design.md "Holds") BEFORE Clinicea is called. Every process has one `Outbox` (built by
+`create_app`); whoever claims the row (the web request that took the call, the console's
+"retry now", the `ivr worker` loop) sends it with `Outbox.attempt`, which runs
+`attempt_booking`, the one function that sends a booking and records what happened, and then
+drops that day from the process's cached calendar:
 
 - booked: Clinicea gave an appointment ID (or a lookup found the appointment) -> `mark_booked`;
 - slot taken: another appointment holds that doctor's time, Clinicea said the slot is not
   available, or the time has passed -> `mark_failed("slot taken: ...")`; agents call back;
 - Clinicea unavailable, credentials refused, or the outcome of a sent POST unknown ->
-  `mark_retry` with exponential backoff; after `max_attempts` -> `mark_failed(last error)`;
+  `mark_retry` with exponential backoff (jittered); after `max_attempts` -> `mark_failed(last
+  error)`;
 - any other rejection -> `mark_failed("rejected by Clinicea: ...")`.
 
 Before sending a booking that was claimed before (a previous attempt may have reached
@@ -21,16 +25,24 @@ Logs name the idempotency key, the doctor ID and the time; never a phone number 
 from __future__ import annotations
 
 import logging
+import random
 import re
 import threading
 import time as _time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 from flows.domain import Doctor
 from flows.slots import overlaps_booked
+from ivr.calendar import (  # noqa: F401  (re-exported: older imports name them here)
+    DayCalendar,
+    doctor_intervals,
+    doctor_matches,
+    find_booked,
+    name_key,
+)
 from ivr.clinicea.errors import (
     CliniceaAuthError,
     CliniceaError,
@@ -60,7 +72,6 @@ _SLOT_TAKEN_WORDS = re.compile(
     r"overlap|clash|conflict",
     re.IGNORECASE,
 )
-_TITLES = {"dr", "doctor", "prof", "professor", "mr", "mrs", "ms", "miss"}
 
 
 @dataclass(frozen=True)
@@ -98,6 +109,14 @@ class BookingPayload:
         }
 
     @classmethod
+    def of(cls, record: BookingRecord) -> BookingPayload | None:
+        """The typed payload of a stored booking; None when it is unreadable."""
+        try:
+            return cls.from_json(record.payload)
+        except (KeyError, TypeError, ValueError):
+            return None
+
+    @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> BookingPayload:
         """Read a stored payload; raises KeyError/ValueError/TypeError when it is unusable."""
         return cls(
@@ -116,19 +135,27 @@ class BookingPayload:
 
 @dataclass(frozen=True)
 class Backoff:
-    """Retry delays: `base` seconds, doubling per attempt, capped at `maximum`."""
+    """Retry delays: `base` seconds, doubling per attempt, capped at `maximum`.
+
+    With a random source (`rng`), each delay is drawn from [(1 - jitter) * d, d] so that the
+    bookings one Clinicea outage failed together (a host's threads, several hosts) are not
+    all retried at the same instant."""
 
     base: float = 5.0
     maximum: float = 300.0
+    jitter: float = 0.5
 
-    def delay(self, attempts: int) -> timedelta:
+    def delay(self, attempts: int, rng: random.Random | None = None) -> timedelta:
         """The wait after the `attempts`-th failed attempt (1 -> base, 2 -> 2*base, ...)."""
         exponent = max(attempts - 1, 0)
         seconds = self.maximum if exponent >= 32 else min(self.base * 2**exponent, self.maximum)
+        if rng is not None and self.jitter > 0:
+            seconds *= 1.0 - self.jitter * rng.random()
         return timedelta(seconds=seconds)
 
 
 DEFAULT_BACKOFF = Backoff()
+_JITTER = random.Random()  # one per process: the threads draw different delays
 
 AttemptStatus = Literal["booked", "slot_taken", "retrying", "failed"]
 
@@ -141,73 +168,6 @@ class AttemptResult:
     appointment_id: str | None = None
     patient_id: str | None = None
     reason: str | None = None
-
-
-# --- matching calendar rows ----------------------------------------------------------------
-
-
-def name_key(name: str | None) -> str:
-    """A person's name for comparison: lower case, no punctuation, no titles."""
-    words = re.sub(r"[^\w\s]", " ", name or "").casefold().split()
-    return " ".join(w for w in words if w not in _TITLES)
-
-
-def doctor_matches(appointment: Appointment, doctor_id: str, doctor_name: str | None) -> bool:
-    """Whether a calendar row belongs to the doctor: by StaffID when the row has one, else name."""
-    if appointment.doctor_id:
-        return appointment.doctor_id.casefold() == doctor_id.casefold()
-    return bool(doctor_name) and name_key(appointment.doctor_name) == name_key(doctor_name)
-
-
-def doctor_intervals(
-    appointments: Iterable[Appointment],
-    doctor_id: str,
-    doctor_name: str | None,
-    slot_minutes: int,
-) -> list[tuple[datetime, datetime]]:
-    """The doctor's active appointments as (start, end); a row without an end lasts one slot."""
-    return [
-        (a.start, a.end if a.end and a.end > a.start else a.start + timedelta(minutes=slot_minutes))
-        for a in appointments
-        if a.is_active and doctor_matches(a, doctor_id, doctor_name)
-    ]
-
-
-def _digits(text: str | None) -> str:
-    return "".join(ch for ch in text or "" if ch.isdigit())
-
-
-def find_booked(
-    appointments: Iterable[Appointment],
-    payload: BookingPayload,
-    *,
-    doctor_name: str | None,
-    region: str,
-) -> Appointment | None:
-    """The active appointment that is this booking, if Clinicea already has it.
-
-    Same doctor, same start, and the same patient: by patient ID for a known patient; for a
-    new patient by mobile (national number) and name, each compared when the row carries it.
-    """
-    phone = parse_phone(payload.phone_e164, region) if payload.phone_e164 else None
-    wanted_name = name_key(f"{payload.first_name} {payload.last_name}")
-    for appt in appointments:
-        if not appt.is_active or appt.start != payload.start:
-            continue
-        if not doctor_matches(appt, payload.doctor_id, doctor_name):
-            continue
-        if payload.patient_id:
-            if appt.patient_id and appt.patient_id.casefold() == payload.patient_id.casefold():
-                return appt
-            continue
-        checks: list[bool] = []
-        if appt.patient_mobile and phone is not None:
-            checks.append(_digits(appt.patient_mobile).endswith(phone.national))
-        if appt.patient_name and wanted_name:
-            checks.append(name_key(appt.patient_name) == wanted_name)
-        if checks and all(checks):
-            return appt
-    return None
 
 
 def says_slot_taken(message: str | None) -> bool:
@@ -271,7 +231,7 @@ def attempt_booking(
                 reason += ": check the Clinicea calendar before booking again"
             log.warning("booking %s: %s", key, reason)
             return _fail(store, key, "failed", reason)
-        next_at = store.now() + backoff.delay(record.attempts)
+        next_at = store.now() + backoff.delay(record.attempts, _JITTER)
         store.mark_retry(key, error, next_at)
         log.info(
             "booking %s: attempt %d: %s; retry at %s UTC",
@@ -419,6 +379,93 @@ def _doctor(config: ClinicConfig, doctor_id: str) -> Doctor | None:
     return next((d for d in config.doctors if d.id == doctor_id), None)
 
 
+# --- the one owner of booking attempts ------------------------------------------------------
+
+
+class Outbox:
+    """Every booking attempt of a process goes through here (built once, by `create_app`).
+
+    `enqueue` stores a booking with the claim on its time; `attempt` sends a claimed row with
+    `attempt_booking` and then drops that day from the process's `DayCalendar`, whoever
+    asked (a call, the console's "retry now", the worker); `retry_now` is the console's
+    button; `worker`/`run` is the `ivr worker` loop.
+    """
+
+    def __init__(
+        self,
+        client: CliniceaClient,
+        store: Store,
+        clock: Clock,
+        config: ClinicConfig,
+        *,
+        calendar: DayCalendar | None = None,
+        backoff: Backoff = DEFAULT_BACKOFF,
+        lease: timedelta = timedelta(seconds=60),
+        max_attempts: int | None = None,
+    ) -> None:
+        """`lease`: how long a web request or the console owns a row it claimed (longer than
+        the client's worst case for one attempt)."""
+        self.client = client
+        self.store = store
+        self.clock = clock
+        self.config = config
+        self.calendar = calendar or DayCalendar(client)
+        self.backoff = backoff
+        self.lease = lease
+        self.max_attempts = max_attempts
+
+    def enqueue(
+        self, key: str, payload: BookingPayload, *, steps: Sequence[datetime]
+    ) -> BookingRecord:
+        """Store the booking and the claim on its grid `steps` in one transaction; the call's
+        hold becomes the claim. `ivr.store.SlotUnavailable` when someone else has the time
+        (nothing stored). A key stored before returns its row as it is."""
+        return self.store.enqueue_claimed_booking(
+            key, call_sid=payload.call_sid, payload=payload.to_json(),
+            doctor_id=payload.doctor_id, steps=steps,
+        )
+
+    def attempt(
+        self, record: BookingRecord, *,
+        calendar: Callable[[date], list[Appointment]] | None = None,
+        max_attempts: int | None = None,
+    ) -> AttemptResult:
+        """Send one claimed row (`attempt_booking`); the day's cached calendar is dropped after.
+
+        `calendar`: how to read the day for the "still free?" check (None: fresh)."""
+        try:
+            return attempt_booking(
+                record, client=self.client, store=self.store, config=self.config,
+                now=self.clock.now(), backoff=self.backoff,
+                max_attempts=max_attempts if max_attempts is not None else self.max_attempts,
+                calendar=calendar,
+            )
+        finally:
+            payload = BookingPayload.of(record)
+            if payload is not None:
+                self.calendar.forget(payload.start.date())
+
+    def retry_now(self, key: str, *, by: str) -> AttemptResult | None:
+        """Make a pending or retrying row due now, claim it and send it; None when someone
+        else is sending it."""
+        self.store.mark_retry(key, f"retry requested by {by}", self.store.now())
+        claimed = self.store.claim_booking(key, worker=f"console-{by}", lease=self.lease)
+        if claimed is None:
+            return None
+        return self.attempt(claimed)
+
+    def worker(self, worker_id: str, *, lease: timedelta = timedelta(seconds=30),
+               batch: int = 10) -> OutboxWorker:
+        """The loop that finishes due bookings, attempting through this outbox."""
+        return OutboxWorker(self.client, self.store, self.clock, self.config,
+                            worker_id=worker_id, lease=lease, backoff=self.backoff,
+                            max_attempts=self.max_attempts, batch=batch, outbox=self)
+
+    def run(self, stop_event: threading.Event, worker_id: str, interval: float = 2.0) -> None:
+        """Run the worker loop until `stop_event` is set."""
+        self.worker(worker_id).run_forever(stop_event, interval)
+
+
 # --- the worker ----------------------------------------------------------------------------
 
 
@@ -443,7 +490,9 @@ class OutboxWorker:
         max_attempts: int | None = None,
         batch: int = 10,
         on_attempt: Callable[[date], None] | None = None,
+        outbox: Outbox | None = None,
     ) -> None:
+        """`outbox`: the process's `Outbox` (its calendar cache is the web's); None builds one."""
         self.client = client
         self.store = store
         self.clock = clock
@@ -456,27 +505,17 @@ class OutboxWorker:
         self.max_attempts = max_attempts
         self.batch = batch
         self._on_attempt = on_attempt
+        self.outbox = outbox or Outbox(client, store, clock, config, backoff=backoff,
+                                       max_attempts=max_attempts)
 
     def process(self, record: BookingRecord) -> AttemptResult:
-        """Process one claimed row (see `attempt_booking`)."""
+        """Process one claimed row (`Outbox.attempt`, with this worker's attempt limit)."""
         try:
-            return attempt_booking(
-                record,
-                client=self.client,
-                store=self.store,
-                config=self.config,
-                now=self.clock.now(),
-                backoff=self.backoff,
-                max_attempts=self.max_attempts,
-            )
+            return self.outbox.attempt(record, max_attempts=self.max_attempts)
         finally:
-            if self._on_attempt is not None:
-                try:
-                    day = datetime.fromisoformat(str(record.payload["start"])).date()
-                except (KeyError, TypeError, ValueError):
-                    day = None
-                if day is not None:
-                    self._on_attempt(day)
+            payload = BookingPayload.of(record)
+            if self._on_attempt is not None and payload is not None:
+                self._on_attempt(payload.start.date())
 
     def run_once(self) -> int:
         """Claim the due bookings and process each; returns how many were processed."""
@@ -492,6 +531,7 @@ class OutboxWorker:
 
     def purge(self) -> int:
         """Delete call events older than the clinic's retention; returns how many."""
+        self.store.purge_claims()  # expired holds: replaceable anyway, just keep the table small
         purged = self.store.purge_events(timedelta(days=self.config.event_retention_days))
         if purged:
             log.info(

@@ -5,9 +5,15 @@
 - A day's calendar is cached for a short time (`cache_ttl`, default 45 s) so that the turns of
   one call do not fetch it again; a booking's first attempt checks the time against it, and
   every attempt drops that day from the cache.
-- `book` writes the outbox row first, claims it, and sends it with `ivr.outbox.attempt_booking`
-  (the same function the worker uses) within `budget_seconds`; whatever is not finished by
-  then is "recorded" and finished by the worker.
+- `book` writes the outbox row first, claims it, and sends it through the process's
+  `ivr.outbox.Outbox` (the same one the console and the worker use) within `budget_seconds`;
+  whatever is not finished by then is "recorded" and finished by the worker.
+- Holds (docs/design.md, Holds): inside `for_call(call_sid)` (every webhook of a call),
+  `free_slots` holds the times it returns for that call (`hold_minutes`) and never returns a
+  time someone else holds or a booking claims; `settle_holds` after the turn keeps only the
+  times still on offer; `book` turns the hold into the booking's claim in the outbox row's
+  transaction (a time claimed by anyone else: "slot_taken", nothing is sent); `end_call`
+  releases what is left.
 
 Time limits for lookups (Twilio gives up on a webhook after 15 s; each Clinicea request has
 its own 5 s budget in the client, which is not enough on its own):
@@ -31,18 +37,20 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import math
 import threading
 import time as _time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING, TypeVar
+from datetime import date, datetime, time, timedelta
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from flows.domain import ClinicSite, Doctor, LastVisit, PatientRef, Slot, Upcoming
 from flows.services import BookingOutcome, BookingRequest, ClinicProfile, ServiceUnavailable
 from flows.slots import OutOfTime, first_free_slots
 from flows.slots import free_slots as day_free_slots
+from ivr.calendar import DayCalendar, doctor_intervals, name_key
 from ivr.clinicea.errors import CliniceaError
 from ivr.outbox import (
     DEFAULT_BACKOFF,
@@ -50,12 +58,11 @@ from ivr.outbox import (
     AttemptResult,
     Backoff,
     BookingPayload,
-    attempt_booking,
-    doctor_intervals,
-    name_key,
+    Outbox,
 )
 from ivr.phone import digits_to_phone, mask, parse_phone
 from ivr.sms import TwilioSms
+from ivr.store import SlotUnavailable
 
 if TYPE_CHECKING:
     from ivr.clinicea import CliniceaClient
@@ -76,6 +83,10 @@ SLOT_SEARCH_SECONDS = 6.0  # one search for free slots, however many days it wal
 # The deadline (monotonic seconds) of the webhook this thread is answering, if any.
 _webhook_deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar(
     "ivr_webhook_deadline", default=None)
+# The call (CallSid) this thread is answering a webhook of: free slots are held for it.
+_current_call: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "ivr_current_call", default=None)
+_HOLD_ROUNDS = 10  # searches per offer while other callers keep winning the same times
 
 
 def profile_from_config(cfg: ClinicConfig) -> ClinicProfile:
@@ -99,39 +110,6 @@ def profile_from_config(cfg: ClinicConfig) -> ClinicProfile:
     )
 
 
-class _DayCache:
-    """A day's calendar rows for a few seconds; thread-safe."""
-
-    def __init__(self, ttl: float, monotonic: Callable[[], float]) -> None:
-        self._ttl = ttl
-        self._monotonic = monotonic
-        self.sms: TwilioSms | None = None  # set by the app when TWILIO_ACCOUNT_SID is configured
-        self._rows: dict[date, tuple[float, list[Appointment]]] = {}
-        self._lock = threading.Lock()
-
-    def get(self, day: date) -> list[Appointment] | None:
-        with self._lock:
-            hit = self._rows.get(day)
-            if hit is None:
-                return None
-            if self._monotonic() - hit[0] >= self._ttl:
-                del self._rows[day]
-                return None
-            return hit[1]
-
-    def put(self, day: date, rows: list[Appointment]) -> None:
-        with self._lock:
-            self._rows[day] = (self._monotonic(), rows)
-            # Keep it small: forget expired days.
-            now = self._monotonic()
-            for stale in [d for d, (t, _) in self._rows.items() if now - t >= self._ttl]:
-                del self._rows[stale]
-
-    def drop(self, day: date) -> None:
-        with self._lock:
-            self._rows.pop(day, None)
-
-
 class CliniceaServices:
     """The clinic operations a call uses, on Clinicea + the store (see the module docstring)."""
 
@@ -151,11 +129,14 @@ class CliniceaServices:
         monotonic: Callable[[], float] = _time.monotonic,
         webhook_seconds: float = WEBHOOK_SECONDS,
         slot_search_seconds: float = SLOT_SEARCH_SECONDS,
+        outbox: Outbox | None = None,
     ) -> None:
         """`lease` must outlast the client's worst-case time for one booking attempt, so that
         the worker never picks up a row this process is still sending. `budget_seconds` is how
         long `book` waits for Clinicea before answering "recorded" (None: wait for it).
         `webhook_seconds` and `slot_search_seconds`: the lookup time limits (module docstring).
+        `outbox`: the process's one `Outbox` (the app passes it); None builds one, with a day
+        calendar of `cache_ttl` seconds.
         """
         self.client = client
         self.store = store
@@ -167,11 +148,23 @@ class CliniceaServices:
         self.budget_seconds = budget_seconds
         self.backoff = backoff
         self.worker_id = worker_id or f"web-{uuid.uuid4().hex[:8]}"
-        self._cache = _DayCache(cache_ttl, monotonic)
+        self.outbox = outbox or Outbox(client, store, clock, config,
+                                       calendar=DayCalendar(client, cache_ttl, monotonic),
+                                       backoff=backoff, lease=lease)
+        self.calendar = self.outbox.calendar
         self._monotonic = monotonic
         self.webhook_seconds = webhook_seconds
         self.slot_search_seconds = slot_search_seconds
         self.sms: TwilioSms | None = None  # set by the app when TWILIO_ACCOUNT_SID is configured
+
+    @contextmanager
+    def for_call(self, call_sid: str) -> Iterator[None]:
+        """Inside the block, free slots are held for this call (see `free_slots`)."""
+        token = _current_call.set(call_sid or None)
+        try:
+            yield
+        finally:
+            _current_call.reset(token)
 
     @contextmanager
     def webhook_budget(self) -> Iterator[None]:
@@ -283,9 +276,53 @@ class CliniceaServices:
         if webhook is not None:
             deadline = min(deadline, webhook)
 
-        def booked(d: date) -> list[tuple[datetime, datetime]]:
-            return self._booked(doctor, d, deadline)
+        call_sid = _current_call.get()
+        grid = timedelta(minutes=self.config.slot_minutes)
+        lost: set[datetime] = set()  # times another caller won while this search held them
+        claims: dict[date, list[tuple[datetime, datetime]]] = {}
 
+        def claimed(d: date) -> list[tuple[datetime, datetime]]:
+            """Times held or claimed by others, as intervals that block every slot start
+            whose steps would cover them."""
+            if d not in claims:
+                first = datetime.combine(d, time())
+                taken = self.store.claimed_times(doctor.id, first, first + timedelta(days=1),
+                                                 except_call=call_sid)
+                lead = grid * (self._steps() - 1)
+                claims[d] = [(t - lead, t + grid) for t in taken]
+            return claims[d]
+
+        def booked(d: date) -> list[tuple[datetime, datetime]]:
+            lead = grid * (self._steps() - 1)
+            mine = [(t - lead, t + grid) for t in lost if t.date() == d]
+            return self._booked(doctor, d, deadline) + claimed(d) + mine
+
+        for _ in range(_HOLD_ROUNDS):
+            claims.clear()  # a lost race means the claims changed: read them again
+            slots = self._search(doctor, day, after, limit, now, booked)
+            if call_sid is None or not slots:
+                return slots
+            held = self.store.hold_slots(
+                call_sid, doctor.id, [self.grid_steps(s.start) for s in slots],
+                self.store.now() + timedelta(minutes=self.config.hold_minutes))
+            if all(held):
+                return slots
+            for slot, ok in zip(slots, held, strict=True):
+                if not ok:
+                    lost.update(self.grid_steps(slot.start))
+        return [s for s, ok in zip(slots, held, strict=True) if ok]
+
+    def _search(
+        self,
+        doctor: Doctor,
+        day: date | None,
+        after: datetime | None,
+        limit: int,
+        now: datetime,
+        booked: Callable[[date], list[tuple[datetime, datetime]]],
+    ) -> list[Slot]:
+        """The free-slot search itself (`booked`: a day's busy intervals)."""
+        doctor_id = doctor.id
         try:
             if day is not None:
                 slots = day_free_slots(
@@ -325,9 +362,14 @@ class CliniceaServices:
         """Book, idempotent per `request.idempotency_key` (see the module docstring)."""
         key = request.idempotency_key
         payload = self._payload(request)
-        record = self.store.enqueue_booking(
-            key, call_sid=request.call_sid, payload=payload.to_json()
-        )
+        try:
+            record = self.outbox.enqueue(key, payload, steps=self.grid_steps(payload.start))
+        except SlotUnavailable:
+            # Another caller holds it or another booking claims it: nothing was written, and
+            # Clinicea is not asked (it might accept an overlap).
+            log.info("booking %s: doctor %s at %s is held or claimed by someone else",
+                     key, payload.doctor_id, payload.start.strftime("%Y-%m-%d %H:%M"))
+            return BookingOutcome("slot_taken")
         if record.status == "booked":
             return _outcome_of(record)
         claimed = self.store.claim_booking(key, worker=self.worker_id, lease=self.lease)
@@ -376,20 +418,58 @@ class CliniceaServices:
         With `deadline` (monotonic seconds), `OutOfTime` when Clinicea has not answered by
         then."""
         if not fresh:
-            cached = self._cache.get(day)
+            cached = self.calendar.get(day)
             if cached is not None:
                 return cached
+        return self._in_time(lambda: self.calendar.fetch(day), deadline)
 
-        def fetch() -> list[Appointment]:
-            rows = self.client.appointments_on(day)
-            self._cache.put(day, rows)
-            return rows
+    def grid_steps(self, start: datetime) -> list[datetime]:
+        """The grid starts a booking at `start` covers (a 40-minute service on a 20-minute
+        grid covers two)."""
+        grid = timedelta(minutes=self.config.slot_minutes)
+        return [start + grid * i for i in range(self._steps())]
 
-        return self._in_time(fetch, deadline)
+    def _steps(self) -> int:
+        service = next((s for s in self.config.services
+                        if s.id == self.config.default_service_id), None)
+        minutes = service.minutes if service else self.config.slot_minutes
+        return max(1, math.ceil(minutes / self.config.slot_minutes))
+
+    def settle_holds(self, call_sid: str, before: dict[str, Any], after: dict[str, Any]) -> None:
+        """After a turn: keep (and renew) the holds of the times still on offer, end the rest.
+
+        A time picked this turn keeps only that time; a fresh offer keeps the offered times (a
+        time picked earlier is changed, so let go); otherwise the call's live holds that are
+        still on the table are renewed."""
+        doctor_id = after.get("doctor_id")
+        start, offered = _on_offer(after)
+        if start is not None and start != _on_offer(before)[0]:
+            keep = {start}
+        elif offered != _on_offer(before)[1]:
+            keep = set(offered)
+        elif not offered and start is None:
+            return  # nothing on the table before or after: nothing held (the common turn)
+        else:
+            held = self.store.held_by(call_sid)
+            if not held:
+                return
+            table = set(offered) | ({start} if start else set())
+            keep = {t for d, t in held if d == doctor_id and t in table}
+        steps = {(str(doctor_id), st) for t in keep for st in self.grid_steps(t)}
+        self.store.release_holds(call_sid, steps)
+        if keep and doctor_id:
+            self.store.hold_slots(call_sid, str(doctor_id), [self.grid_steps(t) for t in keep],
+                                  self.store.now() + timedelta(minutes=self.config.hold_minutes))
+
+    def end_call(self, call_sid: str) -> None:
+        """The call ended (hung up): the times it held are free for others."""
+        released = self.store.release_holds(call_sid)
+        if released:
+            log.info("call ended: %d held times released", released)
 
     def forget_day(self, day: date) -> None:
         """Drop a day's cached calendar (after a booking that may have changed it)."""
-        self._cache.drop(day)
+        self.calendar.forget(day)
 
     # --- internals ---------------------------------------------------------------------------
 
@@ -445,20 +525,8 @@ class CliniceaServices:
         )
 
     def _attempt(self, record: BookingRecord) -> AttemptResult:
-        try:
-            return attempt_booking(
-                record,
-                client=self.client,
-                store=self.store,
-                config=self.config,
-                now=self.clock.now(),
-                backoff=self.backoff,
-                calendar=self.appointments_on,  # cached: as the slots were offered
-            )
-        finally:
-            day = _payload_day(record)
-            if day is not None:
-                self._cache.drop(day)
+        # The cached day: the one the slots were just offered from (saves a request).
+        return self.outbox.attempt(record, calendar=self.appointments_on)
 
     def _attempt_within_budget(self, record: BookingRecord) -> AttemptResult | None:
         """Run the attempt; None when it is not done within the budget (it goes on alone)."""
@@ -530,12 +598,19 @@ class CliniceaServices:
         )
 
 
-def _payload_day(record: BookingRecord) -> date | None:
-    """The calendar day a stored booking is for (None when the payload is unreadable)."""
-    try:
-        return datetime.fromisoformat(str(record.payload["start"])).date()
-    except (KeyError, TypeError, ValueError):
-        return None
+def _on_offer(data: dict[str, Any]) -> tuple[datetime | None, list[datetime]]:
+    """The call's picked time and the times offered to it (menu, or one proposed time)."""
+    def when(value: object) -> datetime | None:
+        try:
+            return datetime.fromisoformat(str(value)) if value else None
+        except ValueError:
+            return None
+
+    offer = data.get("offer")
+    raw = list(data.get("offered") or []) + [offer.get("start") if isinstance(offer, dict)
+                                              else None]
+    offered = [t for t in (when(v) for v in raw) if t is not None]
+    return when(data.get("start")), offered
 
 
 def _outcome_of(record: BookingRecord | None) -> BookingOutcome:

@@ -2,7 +2,9 @@
 
 Tables: ``calls`` (per-call flow state keyed by Twilio's CallSid, saved by compare-and-swap),
 ``call_events`` (what was heard / pressed / said; texts arrive already masked), ``bookings`` (the
-outbox: written before Clinicea is called), ``callback_requests``, ``agents`` and ``api_keys``.
+outbox: written before Clinicea is called), ``callback_requests``, ``agents``, ``api_keys`` and
+``slot_claims`` (holds on offered times and the times of open bookings: one row per doctor and
+grid start, so the primary key is the "never two on one time" rule; see docs/design.md, Holds).
 
 Backends: SQLite (the embedded default; a file in WAL mode with ``busy_timeout`` (3 s, see
 ``DEFAULT_LOCK_SECONDS``: store work must fit a webhook's budget), write
@@ -62,6 +64,7 @@ __all__ = [
     "CallRecord",
     "CallbackRecord",
     "OutcomeCount",
+    "SlotUnavailable",
     "Store",
     "StoreError",
     "StoreUnavailable",
@@ -114,6 +117,17 @@ class StoreUnavailable(StoreError, ConfigError):
     """The database cannot be used at all (no driver, unreachable, read-only): one line for
     the operator, naming `IVR_DATABASE_URL` but never its password. A `ConfigError` too, so
     every command (and the app's start) reports it like any other bad setting."""
+
+
+class SlotUnavailable(StoreError):
+    """A time is held by another caller or claimed by another booking (nothing was written)."""
+
+
+#: How long a booked appointment keeps its claim: longer than any cached calendar that may not
+#: show it yet; after that Clinicea's calendar is the truth (a cancelled time frees up).
+BOOKED_CLAIM_TTL = timedelta(minutes=10)
+HOLD = "hold"  # slot_claims.kind of a call's hold (owner: the CallSid)
+BOOKING = "booking"  # slot_claims.kind of a booking's claim (owner: its idempotency key)
 
 
 # --------------------------------------------------------------------------------------------
@@ -370,13 +384,24 @@ api_keys = sa.Table(  # v3
     sa.Column("last_used_at", sa.DateTime()),
 )
 
-clinicea_tokens = sa.Table(  # v4: the Clinicea login shared by a deployment's hosts
+clinicea_tokens = sa.Table(  # v6: the Clinicea login shared by a deployment's hosts
     "clinicea_tokens",
     _metadata,
     sa.Column("account", sa.String(64), primary_key=True),  # a hash of URL, user and key
     sa.Column("token", sa.Text()),
     sa.Column("expires_at", sa.Float()),  # wall-clock seconds since the epoch
     sa.Column("updated_at", sa.DateTime(), nullable=False),
+)
+
+slot_claims = sa.Table(  # v7
+    "slot_claims",
+    _metadata,
+    sa.Column("doctor_id", sa.String(100), primary_key=True),
+    sa.Column("start", sa.DateTime(), primary_key=True),  # clinic-local grid time: a key
+    sa.Column("owner", sa.String(200), nullable=False),  # CallSid or idempotency key
+    sa.Column("kind", sa.String(10), nullable=False),  # HOLD or BOOKING
+    sa.Column("expires_at", sa.DateTime()),  # UTC; NULL: until the booking is settled
+    sa.Column("created_at", sa.DateTime(), nullable=False),
 )
 
 _schema_meta = sa.MetaData()
@@ -713,6 +738,23 @@ def _migration_6(conn: Connection) -> None:
     md.create_all(conn)
 
 
+def _migration_7(conn: Connection) -> None:
+    """Holds on offered times and claims of open bookings: one row per (doctor, grid start)."""
+    md = sa.MetaData()
+    sa.Table(
+        "slot_claims",
+        md,
+        sa.Column("doctor_id", sa.String(100), primary_key=True),
+        sa.Column("start", sa.DateTime(), primary_key=True),
+        sa.Column("owner", sa.String(200), nullable=False),
+        sa.Column("kind", sa.String(10), nullable=False),
+        sa.Column("expires_at", sa.DateTime()),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.Index("ix_slot_claims_owner", "owner"),
+    )
+    md.create_all(conn)
+
+
 #: (version, description, step). Append only; never edit a released step.
 MIGRATIONS: tuple[tuple[int, str, Callable[[Connection], None]], ...] = (
     (1, "calls, call_events, bookings, callback_requests", _migration_1),
@@ -721,6 +763,7 @@ MIGRATIONS: tuple[tuple[int, str, Callable[[Connection], None]], ...] = (
     (4, "agents.session_generation", _migration_4),
     (5, "callback_requests: unique call_sid", _migration_5),
     (6, "clinicea_tokens", _migration_6),
+    (7, "slot_claims", _migration_7),
 )
 LATEST_VERSION = MIGRATIONS[-1][0]
 
@@ -853,6 +896,17 @@ def _booking(row: Any) -> BookingRecord:
         handled_by=m["handled_by"],
         handled_at=m["handled_at"],
     )
+
+
+def _as_datetime(value: Any) -> datetime:
+    """A DateTime column's value (SQLite may hand back text in raw selects)."""
+    return datetime.fromisoformat(value) if isinstance(value, str) else value
+
+
+def _release_booking_claim(conn: Connection, key: str) -> None:
+    """The booking is settled without an appointment: its time is free again."""
+    conn.execute(slot_claims.delete().where(
+        slot_claims.c.owner == key, slot_claims.c.kind == BOOKING))
 
 
 def _event(row: Any) -> CallEvent:
@@ -1409,12 +1463,16 @@ class Store:
                     claimed.append(_booking(conn.execute(_BOOKING_BY_ID, params).one()))
         return claimed
 
-    def _transition(self, key: str, from_statuses: Iterable[str], values: dict[str, Any]) -> bool:
+    def _transition(self, key: str, from_statuses: Iterable[str], values: dict[str, Any],
+                    then: Callable[[Connection], None] | None = None) -> bool:
         values = {**values, "updated_at": self.now()}
         stmt = _transition_stmt(tuple(from_statuses), tuple(values))
         params = {f"p_{column}": value for column, value in values.items()}
         with self._tx() as conn:
-            return conn.execute(stmt, {**params, "p_key": key}).rowcount == 1
+            changed = conn.execute(stmt, {**params, "p_key": key}).rowcount == 1
+            if changed and then is not None:
+                then(conn)  # same transaction: the row and its time claim change together
+            return changed
 
     def mark_booked(self, key: str, appointment_id: str, patient_id: str | None) -> bool:
         """Clinicea stored it: status ``booked`` with its IDs; the lease is released.
@@ -1433,6 +1491,12 @@ class Store:
                 "next_attempt_at": None,
                 "failure_reason": None,
             },
+            # Clinicea has it now; the claim covers calendars cached before it was there.
+            then=lambda conn: conn.execute(
+                slot_claims.update()
+                .where(slot_claims.c.owner == key, slot_claims.c.kind == BOOKING)
+                .values(expires_at=self.now() + BOOKED_CLAIM_TTL)
+            ),
         )
         if changed:
             return True
@@ -1469,6 +1533,7 @@ class Store:
                 "claimed_until": None,
                 "next_attempt_at": None,
             },
+            then=lambda conn: _release_booking_claim(conn, key),
         )
 
     def mark_handled(self, key: str, by: str) -> bool:
@@ -1484,6 +1549,7 @@ class Store:
                 "claimed_until": None,
                 "next_attempt_at": None,
             },
+            then=lambda conn: _release_booking_claim(conn, key),
         )
 
     def get_booking(self, key_or_id: str | int) -> BookingRecord | None:
@@ -1528,6 +1594,152 @@ class Store:
         if isinstance(oldest, str):  # pragma: no cover - SQLite min() over text, untyped
             oldest = datetime.fromisoformat(oldest)
         return max(self.now() - oldest, timedelta(0))
+
+    # -- slot claims: holds on offered times, claims of open bookings ---------------------------
+
+    def _claim_stmt(self) -> sa.Insert:
+        """Take (doctor_id, start) for ``p_owner``/``p_kind``: insert, or take over a row that
+        has expired, is already ours, or is the hold ``p_hold_owner`` that becomes this claim.
+        The primary key makes the insert itself the check (no read-then-write)."""
+        insert = pg_dialect.insert if self.dialect == "postgresql" else sqlite_dialect.insert
+        now = sa.bindparam("p_now", type_=sa.DateTime())
+        stmt = insert(slot_claims).values(
+            doctor_id=sa.bindparam("p_doctor", type_=sa.String()),
+            start=sa.bindparam("p_start", type_=sa.DateTime()),
+            owner=sa.bindparam("p_owner", type_=sa.String()),
+            kind=sa.bindparam("p_kind", type_=sa.String()),
+            expires_at=sa.bindparam("p_until", type_=sa.DateTime()),
+            created_at=now,
+        )
+        c = slot_claims.c
+        return stmt.on_conflict_do_update(
+            index_elements=["doctor_id", "start"],
+            set_={"owner": stmt.excluded.owner, "kind": stmt.excluded.kind,
+                  "expires_at": stmt.excluded.expires_at, "created_at": stmt.excluded.created_at},
+            where=sa.or_(
+                sa.and_(c.expires_at.is_not(None), c.expires_at <= now),
+                sa.and_(c.owner == sa.bindparam("p_owner"), c.kind == sa.bindparam("p_kind")),
+                sa.and_(c.owner == sa.bindparam("p_hold_owner"), c.kind == HOLD),
+            ),
+        )
+
+    def _take(self, conn: Connection, *, owner: str, kind: str, doctor_id: str,
+              steps: Iterable[datetime], until: datetime | None, hold_owner: str) -> set[datetime]:
+        """Try to take every step; the steps now owned by ``owner``/``kind``."""
+        wanted = sorted(set(steps))  # one order everywhere: no lock-order deadlock on PostgreSQL
+        if not wanted:
+            return set()
+        stmt = self._claim_stmt()
+        base = {"p_now": self.now(), "p_doctor": doctor_id, "p_owner": owner, "p_kind": kind,
+                "p_until": until, "p_hold_owner": hold_owner}
+        for step in wanted:
+            conn.execute(stmt, {**base, "p_start": step})
+        owned = conn.execute(
+            sa.select(slot_claims.c.start).where(
+                slot_claims.c.doctor_id == doctor_id, slot_claims.c.start.in_(wanted),
+                slot_claims.c.owner == owner, slot_claims.c.kind == kind,
+            )
+        ).scalars()
+        return {_as_datetime(v) for v in owned}
+
+    def hold_slots(self, call_sid: str, doctor_id: str, slots: Sequence[Sequence[datetime]],
+                   until: datetime) -> list[bool]:
+        """Hold times for a call until ``until`` (UTC); each slot is the grid steps it covers.
+
+        A slot is held only if all its steps are (a step held by another call or claimed by a
+        booking is refused; an expired one is taken over; the call's own holds are renewed).
+        Returns, per slot, whether it is now held by the call. One transaction."""
+        until = _utc_naive(until)
+        with self._tx() as conn:
+            owned = self._take(conn, owner=call_sid, kind=HOLD, doctor_id=doctor_id,
+                               steps=[st for slot in slots for st in slot], until=until,
+                               hold_owner=call_sid)
+            held = [all(st in owned for st in slot) for slot in slots]
+            keep = {st for slot, ok in zip(slots, held, strict=True) if ok for st in slot}
+            loose = list(owned - keep)  # steps of a slot only partly held: let them go
+            if loose:
+                conn.execute(slot_claims.delete().where(
+                    slot_claims.c.doctor_id == doctor_id, slot_claims.c.start.in_(loose),
+                    slot_claims.c.owner == call_sid, slot_claims.c.kind == HOLD))
+        return held
+
+    def release_holds(self, call_sid: str,
+                      keep: Iterable[tuple[str, datetime]] = ()) -> int:
+        """End the call's holds except ``keep`` (doctor_id, grid start); returns how many."""
+        keep_set = set(keep)
+        with self._tx() as conn:
+            rows = conn.execute(
+                sa.select(slot_claims.c.doctor_id, slot_claims.c.start).where(
+                    slot_claims.c.owner == call_sid, slot_claims.c.kind == HOLD)
+            ).all()
+            gone = sorted((d, _as_datetime(st)) for d, st in rows
+                          if (d, _as_datetime(st)) not in keep_set)  # lock order: as _take
+            for doctor_id, start in gone:
+                conn.execute(slot_claims.delete().where(
+                    slot_claims.c.doctor_id == doctor_id, slot_claims.c.start == start,
+                    slot_claims.c.owner == call_sid, slot_claims.c.kind == HOLD))
+        return len(gone)
+
+    def held_by(self, call_sid: str) -> list[tuple[str, datetime]]:
+        """The call's live holds as (doctor_id, grid start), earliest first."""
+        now = self.now()
+        with self._tx(write=False) as conn:
+            rows = conn.execute(
+                sa.select(slot_claims.c.doctor_id, slot_claims.c.start).where(
+                    slot_claims.c.owner == call_sid, slot_claims.c.kind == HOLD,
+                    slot_claims.c.expires_at > now,
+                ).order_by(slot_claims.c.start)
+            ).all()
+        return [(d, _as_datetime(st)) for d, st in rows]
+
+    def claimed_times(self, doctor_id: str, start: datetime, end: datetime, *,
+                      except_call: str | None = None) -> list[datetime]:
+        """Grid starts in [start, end) the doctor has held or claimed by someone else, live."""
+        now = self.now()
+        c = slot_claims.c
+        stmt = sa.select(c.start).where(
+            c.doctor_id == doctor_id, c.start >= start, c.start < end,
+            sa.or_(c.expires_at.is_(None), c.expires_at > now),
+        )
+        if except_call is not None:
+            stmt = stmt.where(sa.not_(sa.and_(c.owner == except_call, c.kind == HOLD)))
+        with self._tx(write=False) as conn:
+            return sorted(_as_datetime(v) for v in conn.execute(stmt).scalars())
+
+    def enqueue_claimed_booking(
+        self, key: str, *, call_sid: str | None, payload: dict[str, Any], doctor_id: str,
+        steps: Sequence[datetime],
+    ) -> BookingRecord:
+        """`enqueue_booking` and the claim on the booking's time, in one transaction.
+
+        The call's hold on those steps (``call_sid``) becomes the booking's claim; a step
+        claimed or held live by anyone else raises `SlotUnavailable` and nothing is written.
+        A key that exists already returns its row unchanged (a repeated webhook)."""
+        now = self.now()
+        values = {
+            "idempotency_key": key, "call_sid": call_sid, "created_at": now, "updated_at": now,
+            "status": "pending", "attempts": 0, "payload": _dumps(payload),
+        }
+        # The booking row first, then its claim: the order mark_booked/mark_failed lock them
+        # in too (the other order deadlocked on PostgreSQL against a concurrent mark_booked).
+        with self._tx() as conn:
+            # RETURNING, not rowcount: PostgreSQL's rowcount is not 1 here (implicit RETURNING).
+            inserted = conn.execute(self._enqueue_stmt.returning(bookings.c.id),
+                                    values).first() is not None
+            if inserted:
+                owned = self._take(conn, owner=key, kind=BOOKING, doctor_id=doctor_id,
+                                   steps=steps, until=None, hold_owner=call_sid or "")
+                if not set(steps) <= owned:  # raising rolls the booking row back too
+                    raise SlotUnavailable(f"{doctor_id} at {min(steps):%Y-%m-%d %H:%M} is taken")
+            row = conn.execute(_BOOKING_BY_KEY, {"p_key": key}).one()
+        return _booking(row)
+
+    def purge_claims(self) -> int:
+        """Delete expired holds and claims (they are replaceable anyway); returns how many."""
+        c = slot_claims.c
+        with self._tx() as conn:
+            return conn.execute(slot_claims.delete().where(
+                c.expires_at.is_not(None), c.expires_at <= self.now())).rowcount or 0
 
     # -- callbacks -----------------------------------------------------------------------------
 

@@ -193,6 +193,7 @@ class VoiceTurns:
             return record.last_reply
         # A call scrubbed by the retention purge has an empty state: the SID is the row's key.
         call = CallState.from_dict({**record.state, "call_sid": inbound.call_sid})
+        before = dict(call.data)  # the engine changes call.data in place; holds compare
         engine = rt.engine
         if record.last_reply is None:
             reply, events = engine.start(call)
@@ -221,4 +222,9 @@ class VoiceTurns:
             # Another process answered this turn first: give Twilio that answer.
             winner = store.load_call(inbound.call_sid)
             return winner.last_reply if winner and winner.last_reply else xml
+        try:
+            rt.services.settle_holds(inbound.call_sid, before, call.data)
+        except Exception:  # the holds then simply expire; the caller's turn is answered
+            log.exception("could not settle the call's holds", extra={
+                "call_sid": inbound.call_sid})
         return xml

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -52,6 +53,15 @@ def test_backoff_doubles_up_to_five_minutes() -> None:
     assert [backoff.delay(n).total_seconds() for n in (1, 2, 3, 4)] == [5, 10, 20, 40]
     assert backoff.delay(7).total_seconds() == 300
     assert backoff.delay(1000).total_seconds() == 300
+
+
+def test_backoff_with_jitter_spreads_retries_within_half_the_delay() -> None:
+    """Bookings that one outage failed together must not all come back at one instant."""
+    rng = random.Random(1)
+    delays = [Backoff().delay(3, rng).total_seconds() for _ in range(200)]
+    assert all(10 <= d <= 20 for d in delays)
+    assert len({round(d, 3) for d in delays}) > 150  # spread, not lockstep
+    assert Backoff(jitter=0).delay(3, rng).total_seconds() == 20
 
 
 def test_payload_round_trips() -> None:
@@ -219,13 +229,16 @@ def test_permanent_failure_after_max_attempts(rig: Rig) -> None:
     assert rig.services.book(req).status == "recorded"
     worker = rig.worker()  # config.booking_max_attempts is 3
     first = rig.store.get_booking(req.idempotency_key)
-    assert first is not None and first.next_attempt_at == rig.utc.now() + timedelta(seconds=5)
+    # Jittered: within [half, all] of the nominal 5 s.
+    assert first is not None and first.next_attempt_at is not None
+    assert timedelta(seconds=2.5) <= first.next_attempt_at - rig.utc.now() <= timedelta(seconds=5)
 
     rig.advance(seconds=5)
     assert worker.run_once() == 1
     second = rig.store.get_booking(req.idempotency_key)
     assert second is not None and second.status == "retrying" and second.attempts == 2
-    assert second.next_attempt_at == rig.utc.now() + timedelta(seconds=10)
+    assert second.next_attempt_at is not None
+    assert timedelta(seconds=5) <= second.next_attempt_at - rig.utc.now() <= timedelta(seconds=10)
 
     rig.advance(seconds=10)
     assert worker.run_once() == 1
@@ -374,3 +387,4 @@ def test_past_slot_is_never_sent(rig: Rig) -> None:
     assert record is not None and record.status == "failed"
     assert "passed" in record.failure_reason
     assert rig.booking_posts() == 0
+

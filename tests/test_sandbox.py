@@ -304,6 +304,27 @@ def test_double_booking_is_400_slot_not_available(sandbox: Sandbox) -> None:
     assert other_doctor.status_code == 200
 
 
+def test_overlap_switch_stores_a_second_booking_on_the_same_time(sandbox: Sandbox) -> None:
+    """Many clinic systems accept overbooking: the switch makes the sandbox one of them."""
+    assert sandbox.book(f"{TOMORROW}T11:00:00").status_code == 200
+    sandbox.state.faults.allow_overlaps(True)
+    second = sandbox.book(f"{TOMORROW}T11:00:00", patient_id=DEMO_PATIENTS["Hira Malik"].id)
+    assert second.status_code == 200
+    rows = sandbox.get(BY_DATE, appointmentDate=TOMORROW, pageNo=1, pageSize=100).json()
+    assert sum(row["StartDateTime"] == f"{TOMORROW}T11:00:00" for row in rows) == 2
+    sandbox.state.faults.clear()  # off again: the old answer
+    assert sandbox.book(f"{TOMORROW}T11:00:00").status_code == 400
+    # The same switch by spec and over the admin API.
+    faults = Faults()
+    faults.apply_spec("overlap")
+    assert faults.overlaps_allowed
+    r = sandbox.http.post("/_sandbox/faults", json={"allow_overlaps": True})
+    assert r.status_code == 200 and r.json()["allow_overlaps"] is True
+    assert sandbox.book(f"{TOMORROW}T11:00:00").status_code == 200
+    with pytest.raises(ValueError, match="overlap takes no value"):
+        Faults().apply_spec("overlap=1")
+
+
 def test_cancelled_slot_is_free(sandbox: Sandbox) -> None:
     assert sandbox.book(f"{TOMORROW}T09:40:00").status_code == 200
 

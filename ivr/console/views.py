@@ -40,7 +40,7 @@ from flows.services import ServiceUnavailable
 from ivr.accounts import AddressLimiter, check_login
 from ivr.console import desk
 from ivr.console.headers import add_security_headers
-from ivr.outbox import attempt_booking
+from ivr.outbox import BookingPayload
 from ivr.store import AgentRecord, BookingRecord, CallRecord
 
 log = logging.getLogger(__name__)
@@ -412,22 +412,18 @@ def _record_id(key: str) -> int | None:
 
 def _booking_view(record: BookingRecord) -> dict[str, Any]:
     services = _runtime().services
-    payload = record.payload
-    doctor = services.profile.doctor(str(payload.get("doctor_id")))
+    payload = BookingPayload.of(record)  # None: an unreadable row, shown with what it has
+    doctor = services.profile.doctor(payload.doctor_id) if payload else None
     site = services.profile.site(doctor.clinic_id) if doctor else None
-    try:
-        start: datetime | None = datetime.fromisoformat(str(payload.get("start")))
-    except ValueError:
-        start = None
-    name = f"{payload.get('first_name') or ''} {payload.get('last_name') or ''}".strip()
+    name = f"{payload.first_name} {payload.last_name}".strip() if payload else ""
     return {
         "record": record,
-        "start": start,
-        "doctor": doctor.name if doctor else str(payload.get("doctor_id")),
+        "start": payload.start if payload else None,
+        "doctor": doctor.name if doctor else (payload.doctor_id if payload else "?"),
         "site": site,
         "patient_name": name,
-        "patient_id": record.patient_id or payload.get("patient_id"),
-        "notes": payload.get("notes") or "",
+        "patient_id": record.patient_id or (payload.patient_id if payload else None),
+        "notes": payload.notes if payload else "",
         "created": _local(record.created_at),
         "next_attempt": _local(record.next_attempt_at),
     }
@@ -510,21 +506,10 @@ def outbox_retry(key: str) -> Any:
     if record.status not in RETRYABLE:  # being sent right now, or already done
         flash(f"This booking is {record.status}; nothing to retry.", "info")
         return redirect(url_for("console.outbox"))
-    rt.store.mark_retry(key, f"retry requested by {agent}", rt.store.now())
-    claimed = rt.store.claim_booking(key, worker=f"console-{agent}", lease=rt.services.lease)
-    if claimed is None:
+    result = rt.services.outbox.retry_now(key, by=agent)
+    if result is None:
         flash("Someone else is sending this booking right now.", "info")
         return redirect(url_for("console.outbox"))
-    try:
-        result = attempt_booking(
-            claimed, client=rt.client, store=rt.store, config=rt.settings.clinic,
-            now=rt.clock.now(), backoff=rt.services.backoff,
-            max_attempts=rt.settings.clinic.booking_max_attempts,
-        )
-    finally:
-        day = _payload_day(claimed)
-        if day is not None:
-            rt.services.forget_day(day)
     messages = {
         "booked": "Booked in Clinicea.",
         "retrying": "Clinicea did not take it yet; it will be tried again.",
@@ -533,13 +518,6 @@ def outbox_retry(key: str) -> Any:
     }
     flash(messages.get(result.status, result.status), "info")
     return redirect(url_for("console.outbox"))
-
-
-def _payload_day(record: BookingRecord) -> date | None:
-    try:
-        return datetime.fromisoformat(str(record.payload["start"])).date()
-    except (KeyError, TypeError, ValueError):
-        return None
 
 
 @bp.post("/outbox/<path:key>/handled")

@@ -21,14 +21,17 @@ What each fault does to a request, in this order:
    is replaced by a 200 with broken JSON.
 6. `store_then_hang(seconds, operation)`: the request is processed (a POST does store), then the
    answer waits `seconds` before being sent: "booking stored but response lost".
+7. `allow_overlaps(True)`: bookings are stored even when they overlap an active appointment of
+   the same doctor (many clinic systems allow overbooking), until `allow_overlaps(False)` or
+   `clear()`.
 
 Body faults (separate switches, applied to the answer after everything above; one-shot):
 
-7. `drip_next(bytes_per_second, operation)`: the request is processed, then its answer is
+8. `drip_next(bytes_per_second, operation)`: the request is processed, then its answer is
    sent byte by byte, `bytes_per_second` bytes a second (a slow-sending server).
-8. `huge_next(size_bytes, operation)`: the request is processed, then answered 200 with a
+9. `huge_next(size_bytes, operation)`: the request is processed, then answered 200 with a
    JSON array of `size_bytes` bytes (an answer too large to read).
-9. `nested_next(depth, operation)`: the request is processed, then answered 200 with JSON
+10. `nested_next(depth, operation)`: the request is processed, then answered 200 with JSON
    nested `depth` arrays deep (`[[[[...]]]]`, 100000 by default: past any parser's recursion).
 
 Spec grammar (the `IVR_SANDBOX_FAULTS` setting, `ivr sandbox --faults`), items separated by
@@ -44,6 +47,7 @@ commas, fields by colons, empty or `*` operation meaning "any"::
     drip=BYTES_PER_SECOND[:OPERATION]            drip=1:search
     huge=SIZE_BYTES[:OPERATION]                  huge=5000000:search
     nested[=DEPTH[:OPERATION]]                   nested=100000:book
+    overlap                                      (allow_overlaps(True))
 
 Example: `latency=150:50,fail=503:2:book`. Bad specs raise `ValueError` with a one-line message.
 
@@ -60,7 +64,8 @@ JSON form (`POST /_sandbox/faults`), keys applied in this order, all optional::
      "expire_tokens": true,
      "drip_next": {"bytes_per_second": 1, "operation": "search"},
      "huge_next": {"size_bytes": 5000000, "operation": "search"},
-     "nested_next": {"depth": 100000, "operation": "book"}}
+     "nested_next": {"depth": 100000, "operation": "book"},
+     "allow_overlaps": true}
 """
 
 from __future__ import annotations
@@ -149,6 +154,7 @@ class Faults:
         self._store_then_hang: list[tuple[float, str | None]] = []
         self._token_generation = 0
         self._bodies: list[BodyFault] = []
+        self._allow_overlaps = False
 
     # -- switches -----------------------------------------------------------------------------
 
@@ -202,6 +208,17 @@ class Faults:
         with self._lock:
             self._token_generation += 1
 
+    def allow_overlaps(self, on: bool = True) -> None:
+        """Store bookings that overlap an active appointment of the same doctor (or not)."""
+        with self._lock:
+            self._allow_overlaps = bool(on)
+
+    @property
+    def overlaps_allowed(self) -> bool:
+        """Whether overlapping bookings are accepted."""
+        with self._lock:
+            return self._allow_overlaps
+
     @property
     def token_generation(self) -> int:
         """Tokens issued under an older generation are expired."""
@@ -217,6 +234,7 @@ class Faults:
             self._malformed.clear()
             self._store_then_hang.clear()
             self._bodies.clear()
+            self._allow_overlaps = False
 
     # -- configuration by spec / JSON ---------------------------------------------------------
 
@@ -232,6 +250,7 @@ class Faults:
         unknown = set(data) - {"clear", "spec", "latency", "fail_next", "hang_next",
                                "malformed_next", "store_then_hang", "expire_tokens",
                                *BODY_FAULT_KEYS}
+                               "allow_overlaps"}
         if unknown:
             raise ValueError(f"faults: unknown keys {', '.join(sorted(unknown))}")
         try:
@@ -262,6 +281,8 @@ class Faults:
             if data.get("expire_tokens"):
                 self.expire_tokens()
             self._apply_body_json(data)
+            if "allow_overlaps" in data:
+                self.allow_overlaps(bool(data["allow_overlaps"]))
         except (KeyError, TypeError) as exc:
             raise ValueError(f"faults: bad value ({exc})") from exc
 
@@ -348,6 +369,7 @@ class Faults:
                                     for s, o in self._store_then_hang],
                 "token_generation": self._token_generation,
                 "body_faults": [asdict(b) for b in self._bodies],
+                "allow_overlaps": self._allow_overlaps,
             }
 
 
@@ -461,7 +483,11 @@ def parse_faults_spec(spec: str | None) -> tuple[Callable[[Faults], None], ...]:
             if value:
                 raise ValueError("faults: expire_tokens takes no value")
             actions.append(lambda f: f.expire_tokens())
+        elif name == "overlap":
+            if value:
+                raise ValueError("faults: overlap takes no value")
+            actions.append(lambda f: f.allow_overlaps(True))
         else:
             raise ValueError(f"faults: unknown fault {name!r} (latency, fail, hang, malformed, "
-                             f"store_then_hang, expire_tokens, drip, huge, nested)")
+                             f"store_then_hang, expire_tokens, overlap, drip, huge, nested)")
     return tuple(actions)

@@ -304,7 +304,8 @@ class SandboxState:
         end = start + timedelta(minutes=service.minutes)
         for other in self._appointments.values():
             if (other.staff_id == staff.id and other.is_active
-                    and other.start < end and start < other.end):
+                    and other.start < end and start < other.end
+                    and not self.faults.overlaps_allowed):
                 raise SandboxError(400, "The selected slot is not available")
         return SeedAppointment(str(uuid.uuid4()), patient_id, staff.id, clinic.id, service.id,
                                start, end, SCHEDULED, notes)
