@@ -26,7 +26,7 @@ from ivr.accounts import verify_api_key
 from ivr.console import desk
 from ivr.console.headers import add_security_headers
 from ivr.outbox import REJECTED
-from ivr.store import BookingRecord
+from ivr.store import BookingRecord, TextRecord
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +152,16 @@ def _booking(record: BookingRecord) -> dict[str, Any]:
         "doctor_id": payload.get("doctor_id"),
         "start": str(payload.get("start") or "")[:16],
         "failure_reason": record.failure_reason,
+        "text": _text(_runtime().store.get_text(record.idempotency_key)),
     }
+
+
+def _text(text: TextRecord | None) -> dict[str, Any] | None:
+    """The confirmation text's state (None: no text for this booking); never its number."""
+    if text is None:
+        return None
+    return {"status": text.status, "attempts": text.attempts, "error": text.last_error,
+            "twilio_sid": text.twilio_sid}
 
 
 def _same_request(

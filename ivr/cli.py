@@ -211,9 +211,13 @@ def _worker(rt):  # noqa: ANN001, ANN202
     import socket
 
     from ivr.outbox import OutboxWorker
+    from ivr.texts import TextSender
 
+    worker_id = f"{socket.gethostname()}-worker"
+    sms = rt.services.sms
+    texts = TextSender(rt.store, sms, worker_id=worker_id) if sms is not None else None
     return OutboxWorker(rt.client, rt.store, rt.clock, rt.settings.clinic,
-                        worker_id=f"{socket.gethostname()}-worker")
+                        worker_id=worker_id, texts=texts)
 
 
 def _worker_loop(rt, stop: threading.Event) -> None:  # noqa: ANN001

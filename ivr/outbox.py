@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from ivr.clock import Clock
     from ivr.config import ClinicConfig
     from ivr.store import BookingRecord, Store
+    from ivr.texts import TextSender
 
 log = logging.getLogger(__name__)
 
@@ -431,7 +432,10 @@ class OutboxWorker:
         max_attempts: int | None = None,
         batch: int = 10,
         on_attempt: Callable[[date], None] | None = None,
+        texts: TextSender | None = None,
     ) -> None:
+        """`texts`: the confirmation texts' send pass, run after each pass (`ivr.texts`)."""
+        self.texts = texts
         self.client = client
         self.store = store
         self.clock = clock
@@ -476,6 +480,11 @@ class OutboxWorker:
                 self.process(record)
             except Exception:  # one bad row must not stop the others; its lease expires
                 log.exception("booking %s: processing failed", record.idempotency_key)
+        if self.texts is not None:  # after the bookings, so a text booked just now goes too
+            try:
+                self.texts.run_once()
+            except Exception:
+                log.exception("confirmation texts pass failed")
         return len(records)
 
     def purge(self) -> int:
