@@ -1520,9 +1520,9 @@ class Store:
              "status": "waiting", "attempts": 0, "to_e164": to_e164, "from_e164": from_e164,
              "body": body},
             ["booking_key"],
-        )
+        ).returning(booking_texts.c.booking_key)  # rowcount is -1 here on psycopg
         with self._tx() as conn:
-            return conn.execute(stmt).rowcount == 1
+            return conn.execute(stmt).first() is not None
 
     def claim_due_texts(self, *, worker: str, limit: int = 20) -> list[TextRecord]:
         """Mark up to ``limit`` due texts of booked bookings ``sending``; the rows this won.
