@@ -64,7 +64,7 @@ def targets(report: Report) -> list[tuple[str, str, str]]:
          lambda r: 0 < r.requests_per_booked_call <= TARGET_REQUESTS_PER_BOOKING)
     each('0 "slot taken" after the read-back', lambda r: f"{r.slot_taken}",
          lambda r: r.slot_taken == 0)
-    each("0 doctor-times booked twice", lambda r: f"{r.double_booked}",
+    each("0 appointments booked over another (same doctor)", lambda r: f"{r.double_booked}",
          lambda r: r.double_booked == 0)
     each("0 errors", lambda r: f"{r.errors} ({r.timeouts} timeouts)", lambda r: r.errors == 0)
     each(f"own time p99 <= {TARGET_RATIO:g}x bare Flask (Poisson load)",
@@ -138,7 +138,7 @@ def markdown(report: Report) -> str:
             " *Own* = latency minus the app's time inside Clinicea requests"
             " (`X-IVR-Clinicea-Ms`); *server own* = `X-IVR-Own-Ms` (inside Flask only)."
             " *Slot taken* = \"that time was just taken\" heard after the read-back;"
-            " *booked twice* = doctor-times with two appointments in the sandbox.",
+            " *booked twice* = appointments overlapping another of the same doctor in the sandbox.",
             "",
             "| in progress (measured) | callers | booked / wanted | slot taken | booked twice |"
             " Clinicea req./booking | errors (timeouts) | app own | bare Flask | own ÷ bare |"

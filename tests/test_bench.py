@@ -10,6 +10,7 @@ from bench.run import (
     Sample,
     arrival_times,
     caller_seconds,
+    count_double_booked,
     mean_in_progress,
     pct,
     step_of,
@@ -38,7 +39,8 @@ def test_quick_run_measures_scenarios_and_a_round(tmp_path):
     for r in result.rounds:
         assert r.wanted == r.calls and r.booked == r.wanted, r.error_examples
         assert r.errors == 0, r.error_examples
-        assert r.slot_taken >= 0 and r.double_booked >= 0
+        assert r.slot_taken >= 0
+        assert r.double_booked == 0  # never two bookings on one doctor's time
         assert 2 <= r.requests_per_booked_call < 30
         assert set(r.own_ratio) == {"p50", "p95", "p99"}
         assert all(v > 0 for v in r.own_ratio.values())
@@ -67,6 +69,20 @@ def test_poisson_arrivals_and_calls_in_progress():
              CallResult("?", "unfinished", [])]
     assert mean_in_progress(calls, 0.0, 10.0) == pytest.approx(1.5)  # 10 s + 5 s over 10 s
     assert mean_in_progress(calls, 10.0, 20.0) == pytest.approx(1.0)
+
+
+def test_double_bookings_are_overlaps_of_one_doctor():
+    def row(i: int, staff: str, start: str, end: str, status: str = "Scheduled") -> dict:
+        return {"ID": str(i), "StaffID": staff, "StartDateTime": f"2026-11-23T{start}:00",
+                "EndDateTime": f"2026-11-23T{end}:00", "AppointmentStatus": status}
+
+    rows = [row(1, "D1", "10:00", "10:20"), row(2, "D1", "10:20", "10:40"),  # back to back
+            row(3, "D2", "10:00", "10:20"),  # another doctor, same time
+            row(4, "D1", "10:00", "10:20", "Cancelled")]  # does not hold its time
+    assert count_double_booked(rows) == 0
+    rows += [row(5, "D1", "10:00", "10:20"),  # same time twice
+             row(6, "D2", "10:10", "10:50")]  # a 40-minute service over a booked time
+    assert count_double_booked(rows) == 2
 
 
 def test_percentiles_and_steps():
