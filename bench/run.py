@@ -11,13 +11,26 @@ What one run does (`run()`; `python -m bench` / `./dev bench`):
    patient registering and booking, and a transfer to reception. For each: the Clinicea
    requests it caused by operation (from the sandbox's request log), the webhooks, and the
    caller's seconds to the booking (or to the transfer).
-3. **Load rounds**: for each N in `calls`, N simulated calls start at once (a thread each, one
-   pooled httpx client over real HTTP, no pause between turns: a worst case, real callers take
-   seconds per turn), 4 in 5 returning patients and 1 in 5 new callers, choosing doctors and
-   slots at random. Then N baseline calls with the same number of turns against the bare app.
+3. **Load rounds**, two kinds per level in `calls`:
+   - **Poisson** (the main load): callers arrive one by one at random (exponential gaps) at
+     the rate that keeps on average N calls in progress (Little's law: rate = N / mean call
+     duration, the duration estimated from the scenarios' caller seconds x `pace`), each
+     listening to every prompt. The first mean call duration is warm-up; the figures are
+     those of the webhooks sent in the next `measure` mean durations, and every caller is
+     followed to the end of the call. Then the bare Flask app under the same arrivals.
+   - **Stress**: N calls start at once (a barrier), no pause between turns: a worst case.
+   4 in 5 callers are returning patients and 1 in 5 new callers; each picks a doctor at random
+   and takes the first time offered (everyone after the earliest time: the honest contention).
    Per webhook: the latency the caller's side sees, the app's `X-IVR-Own-Ms` and
    `X-IVR-Clinicea-Ms` headers; errors (transport errors, timeouts after Twilio's 15 s, non-2xx,
    apologies and ERROR lines in the app's log); peak RSS per gunicorn worker; Clinicea logins.
+   Per round: callers who wanted a time and got one (booked / wanted), Clinicea requests per
+   booking, "that time was just taken" heard after the read-back, and appointments in the
+   sandbox calendar overlapping another of the same doctor.
+
+The sandbox accepts overlapping appointments when it knows the `overlap` fault (`overlap=True`,
+the default: many clinic systems do, so only the app's own holds can prevent a double booking);
+a sandbox that does not know it refuses overlaps as before, and the report says which it was.
 
 "Own time" compared with the baseline is the caller-side latency minus the time the app spent
 inside Clinicea requests during that webhook: it includes gunicorn, HTTP and queueing exactly as
@@ -31,6 +44,7 @@ import math
 import os
 import platform
 import random
+import re
 import shutil
 import subprocess
 import tempfile
@@ -46,7 +60,9 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from bench.apps import BASELINE_TWIML
 from bench.servers import Server, start_gunicorn, start_sandbox
+from flows.lang.en import PROMPTS
 from ivr.simulator import Dialed, Heard, Paused, Pressed, Said, Silence, TwilioSimulator
 
 BENCH_NOW = "2026-11-23T10:00:00"  # a Monday, 10:00 clinic time: open, agents on duty
@@ -60,6 +76,10 @@ BASELINE_TURNS = 7  # key presses per baseline call (a keypad booking's turns)
 NEW_NAME = "Ayaan Khan"
 RETURNING = ("+923216315551", "+923451234567", "+923007654321", "+923215550001",
              "+923335550003", "+923331234567", "+923125550002", "+923001234567")
+
+SLOT_TAKEN = PROMPTS["slot_taken"]  # what a caller hears when the booking lost the time
+OVERLAP_SPEC = "overlap"  # sandbox fault token: accept overlapping appointments
+MEASURE = 1.0  # Poisson rounds: mean call durations measured after one of warm-up
 
 _local = threading.local()
 
@@ -77,6 +97,7 @@ class Sample:
     own_ms: float | None = None  # X-IVR-Own-Ms (server-side)
     clinicea_ms: float | None = None  # X-IVR-Clinicea-Ms
     error: str | None = None
+    at: float = 0.0  # perf_counter when the request was sent
 
     @property
     def own_seconds(self) -> float:
@@ -97,6 +118,14 @@ class CallResult:
     failure: str | None = None
     caller_seconds: float | None = None
     transcript: str = ""
+    slot_taken: int = 0  # times "that time was just taken" came after the read-back
+    started: float = 0.0  # perf_counter at the first webhook and when the call ended
+    ended: float = 0.0
+
+    @property
+    def wanted(self) -> bool:
+        """The caller rang to book a time."""
+        return self.kind == "book"
 
 
 def pct(values: Sequence[float], p: float) -> float:
@@ -123,9 +152,12 @@ class Percentiles:
 
 @dataclass
 class Round:
-    """One load round: N concurrent calls on the app, then N on the baseline."""
+    """One load round on the app, then the same load on the baseline.
 
-    mode: str  # "paced" (callers listen before answering) or "stress" (no pause)
+    `mode` "poisson": callers arrive at random to keep `in_progress` calls going on average
+    (`calls` callers in all); "stress": `calls` = `in_progress` callers at once, no pause."""
+
+    mode: str
     calls: int
     wall_s: float
     webhooks: int
@@ -151,6 +183,14 @@ class Round:
     error_examples: list[str] = field(default_factory=list)
     # step -> {"n", "latency_p50", "latency_p99", "own_p50", "own_p99", "clinicea_p50"} (ms)
     by_step: dict[str, dict[str, float]] = field(default_factory=dict)
+    in_progress: float = 0.0  # target calls in progress (Poisson) or calls at once (stress)
+    in_progress_measured: float = 0.0  # time-average over the measured window
+    arrivals_per_s: float = 0.0
+    mean_call_s: float = 0.0  # measured, calls that ended
+    wanted: int = 0  # callers who wanted a time
+    slot_taken: int = 0  # "that time was just taken" heard after the read-back
+    double_booked: int = 0  # appointments overlapping another of the doctor's in the sandbox
+    own_ratio: dict[str, float] = field(default_factory=dict)  # p50/p95/p99 own / bare
 
 
 @dataclass
@@ -194,12 +234,13 @@ class _Recorder(httpx.HTTPTransport):
             response = super().handle_request(request)
         except Exception as exc:
             if sink is not None:
-                sink.append(Sample(step, time.perf_counter() - started, error=type(exc).__name__))
+                sink.append(Sample(step, time.perf_counter() - started, error=type(exc).__name__,
+                                   at=started))
             raise
         if sink is not None:
             sink.append(Sample(step, time.perf_counter() - started, response.status_code,
                                _float(response.headers.get("X-IVR-Own-Ms")),
-                               _float(response.headers.get("X-IVR-Clinicea-Ms"))))
+                               _float(response.headers.get("X-IVR-Clinicea-Ms")), at=started))
         return response
 
 
@@ -239,7 +280,7 @@ def _answer(call: Any, step: str, kind: str, rng: random.Random | None) -> bool:
     elif step == "doctor":
         call.press(pick("1234"))
     elif step in ("slots", "day_slots"):
-        call.press(pick("1123"))
+        call.press("1")  # the first (earliest) time offered: every caller wants the earliest
     elif step == "reason":
         call.silence()
     else:
@@ -268,7 +309,7 @@ def drive_call(sim: TwilioSimulator, number: str, kind: str,
     """
     samples: list[Sample] = []
     _local.sink = samples
-    result = CallResult(number, kind, samples)
+    result = CallResult(number, kind, samples, started=time.perf_counter())
     call = None
     try:
         call = sim.call(from_=number, dial_outcome="completed")
@@ -279,12 +320,15 @@ def drive_call(sim: TwilioSimulator, number: str, kind: str,
             if not _answer(call, step, kind, rng):
                 break
             turns += 1
+            if step == "confirm" and SLOT_TAKEN in call.last_heard:
+                result.slot_taken += 1
         if not call.ended:
             call.hang_up()
     except Exception as exc:  # a simulator or HTTP failure: counted, the run goes on
         result.failure = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
     finally:
         _local.sink = None
+        result.ended = time.perf_counter()
     if call is not None:
         result.booked = "You're booked" in call.heard
         result.transferred = any(isinstance(e, Dialed) for e in call.transcript)
@@ -334,7 +378,7 @@ def drive_baseline_call(sim: TwilioSimulator, turns: int, pace: float = 0.0,
     """A call to the bare app: the same number of key presses, then hang up."""
     samples: list[Sample] = []
     _local.sink = samples
-    result = CallResult("+923000000000", "baseline", samples)
+    result = CallResult("+923000000000", "baseline", samples, started=time.perf_counter())
     try:
         call = sim.call(from_="+923000000000")
         for _ in range(turns):
@@ -349,7 +393,82 @@ def drive_baseline_call(sim: TwilioSimulator, turns: int, pace: float = 0.0,
         result.failure = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
     finally:
         _local.sink = None
+        result.ended = time.perf_counter()
     return result
+
+
+def baseline_call_seconds(pace: float) -> float:
+    """Mean duration of a paced baseline call: BASELINE_TURNS turns of listening."""
+    words = sum(_words(said) for said in re.findall(r"<Say[^>]*>(.*?)</Say>", BASELINE_TWIML))
+    return pace * BASELINE_TURNS * (words * 60 / WORDS_PER_MINUTE + SECONDS_PER_KEY)
+
+
+def arrival_times(n: int, rate: float, rng: random.Random) -> list[float]:
+    """`n` arrival offsets (seconds from the first, which is 0) of a Poisson process."""
+    times, t = [], 0.0
+    for i in range(n):
+        if i:
+            t += rng.expovariate(rate)
+        times.append(t)
+    return times
+
+
+def run_arrivals(offsets: Sequence[float], target: Any, *,
+                 deadline_s: float) -> tuple[list[CallResult], float, float]:
+    """Start `target(i)` on a thread of its own at each offset (seconds); results, wall time
+    and the perf_counter of the first arrival. Calls still running at the deadline count as
+    unfinished."""
+    results: list[CallResult | None] = [None] * len(offsets)
+
+    def worker(i: int) -> None:
+        results[i] = target(i)
+
+    threads = []
+    started = time.perf_counter()
+    for i, offset in enumerate(offsets):
+        delay = started + offset - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        t = threading.Thread(target=worker, args=(i,), daemon=True, name=f"call-{i}")
+        t.start()
+        threads.append(t)
+    end = started + deadline_s
+    for t in threads:
+        t.join(max(0.0, end - time.perf_counter()))
+    wall = time.perf_counter() - started
+    out = [r if r is not None else CallResult("?", "unfinished", [], failure="round deadline")
+           for r in results]
+    return out, wall, started
+
+
+def mean_in_progress(results: Iterable[CallResult], start: float, end: float) -> float:
+    """Time-average number of calls in progress between `start` and `end` (perf_counter)."""
+    if end <= start:
+        return 0.0
+    busy = sum(max(0.0, min(r.ended, end) - max(r.started, start))
+               for r in results if r.ended > r.started)
+    return busy / (end - start)
+
+
+def count_double_booked(rows: Iterable[dict[str, Any]]) -> int:
+    """Active appointments (Clinicea rows) that overlap an earlier one of the same doctor."""
+    from ivr.clinicea.models import Appointment
+
+    by_doctor: dict[str, list[tuple[datetime, datetime]]] = {}
+    for row in rows:
+        appt = Appointment.from_api(row)
+        if appt.is_active:
+            end = appt.end if appt.end and appt.end > appt.start else appt.start
+            by_doctor.setdefault(appt.doctor_id or appt.doctor_name or "?", []).append(
+                (appt.start, end))
+    double = 0
+    for intervals in by_doctor.values():
+        busy_until: datetime | None = None
+        for start, end in sorted(intervals):
+            if busy_until is not None and start < busy_until:
+                double += 1
+            busy_until = end if busy_until is None else max(busy_until, end)
+    return double
 
 
 def run_concurrently(n: int, target: Any, *, deadline_s: float) -> tuple[list[CallResult], float]:
@@ -413,8 +532,12 @@ def _drop_database(url: str) -> None:
 
 class _Bench:
     def __init__(self, workdir: Path, *, workers: int, threads: int, latency_ms: int,
-                 jitter_ms: int, postgres: str | None = None) -> None:
+                 jitter_ms: int, postgres: str | None = None, overlap: bool = True) -> None:
         self.workdir = workdir
+        self.overlap = overlap
+        # "on": the sandbox accepts overlapping appointments; "unsupported": it does not know
+        # the fault (it refuses overlaps as Clinicea's demo does); "off": not asked for.
+        self.overlap_state = "off"
         self.postgres = postgres  # a server URL: each app start gets a fresh database there
         self._databases: list[str] = []
         self.workers = workers
@@ -468,6 +591,26 @@ class _Bench:
         self.admin.post(self.sandbox.url + "/_sandbox/reset").raise_for_status()
         self.admin.post(self.sandbox.url + "/_sandbox/faults", json={
             "latency": {"ms": self.latency_ms, "jitter_ms": self.jitter_ms}}).raise_for_status()
+        if self.overlap:
+            self.overlap_state = self._allow_overlaps()
+
+    def _allow_overlaps(self) -> str:
+        """Ask the sandbox to accept overlapping appointments; "unsupported" when it does not
+        know the fault (400 naming it), so the benchmark runs on either sandbox."""
+        assert self.sandbox is not None
+        answer = self.admin.post(self.sandbox.url + "/_sandbox/faults",
+                                 json={"spec": OVERLAP_SPEC})
+        if answer.status_code == 400 and OVERLAP_SPEC in answer.text:
+            return "unsupported"
+        answer.raise_for_status()
+        return "on"
+
+    def double_booked(self) -> int:
+        """Appointments in the sandbox calendar overlapping another of the same doctor."""
+        assert self.sandbox is not None
+        response = self.admin.get(self.sandbox.url + "/_sandbox/appointments")
+        response.raise_for_status()
+        return count_double_booked(response.json())
 
     def sandbox_requests(self) -> list[dict[str, Any]]:
         assert self.sandbox is not None
@@ -516,24 +659,79 @@ class _Bench:
 
     # -- load
 
-    def load_round(self, n: int, pace: float) -> Round:
+    def poisson_round(self, in_progress: int, pace: float, call_s: float,
+                      measure: float = MEASURE) -> Round:
+        """Callers arriving at random to keep `in_progress` calls going (module docstring).
+
+        `call_s`: the mean call duration the arrival rate is set from (Little's law)."""
+        assert self.baseline is not None
+        n = max(in_progress, math.ceil(in_progress * (1 + measure)))
+        rate = in_progress / call_s
+        offsets = arrival_times(n, rate, random.Random(in_progress))
+        window = (call_s, call_s * (1 + measure))  # seconds after the first arrival
+        deadline = offsets[-1] + 120.0 + call_s * 3
+
+        def app_calls(sim: TwilioSimulator) -> tuple[list[CallResult], float, float]:
+            return run_arrivals(offsets, lambda i: self._caller(sim, i, in_progress, pace),
+                                deadline_s=deadline)
+
+        base_s = baseline_call_seconds(pace) or call_s
+        base_rate = in_progress / base_s
+        base_offsets = arrival_times(n, base_rate, random.Random(in_progress))
+
+        def base_calls(sim: TwilioSimulator) -> tuple[list[CallResult], float, float]:
+            return run_arrivals(
+                base_offsets,
+                lambda i: drive_baseline_call(sim, BASELINE_TURNS, pace,
+                                              random.Random(i * 7919 + in_progress)),
+                deadline_s=base_offsets[-1] + 120.0 + base_s * 3)
+
+        r = self._round("poisson", n, in_progress, app_calls, base_calls,
+                        window=window, base_window=(base_s, base_s * (1 + measure)))
+        r.arrivals_per_s = round(rate, 3)
+        return r
+
+    def stress_round(self, n: int) -> Round:
+        """N calls at once, no pause between turns."""
+        deadline = 60.0 + n * 1.5
+
+        def app_calls(sim: TwilioSimulator) -> tuple[list[CallResult], float, float]:
+            results, wall = run_concurrently(n, lambda i: self._caller(sim, i, n, 0.0),
+                                             deadline_s=deadline)
+            return results, wall, 0.0
+
+        def base_calls(sim: TwilioSimulator) -> tuple[list[CallResult], float, float]:
+            results, wall = run_concurrently(
+                n, lambda i: drive_baseline_call(sim, BASELINE_TURNS, 0.0,
+                                                 random.Random(i * 7919 + n)),
+                deadline_s=deadline)
+            return results, wall, 0.0
+
+        return self._round("stress", n, n, app_calls, base_calls)
+
+    @staticmethod
+    def _caller(sim: TwilioSimulator, i: int, seed: int, pace: float) -> CallResult:
+        rng = random.Random(i * 7919 + seed)
+        if i % 5 == 4:
+            return drive_call(sim, f"+92300{9000000 + i}", "book", rng, pace)
+        return drive_call(sim, RETURNING[i % len(RETURNING)], "book", rng, pace)
+
+    def _round(self, mode: str, n: int, in_progress: float, app_calls: Any, base_calls: Any,
+               *, window: tuple[float, float] | None = None,
+               base_window: tuple[float, float] | None = None) -> Round:
+        """Run `app_calls(sim)` on a fresh app, `base_calls(sim)` on the baseline; the figures.
+
+        With `window` (seconds after the first arrival), latencies are those of the webhooks
+        sent inside it, and the calls in progress are averaged over it."""
         assert self.baseline is not None
         self.reset_sandbox()
         app = self.start_app()
         log_start = app.log.stat().st_size
-        deadline = 60.0 + n * 1.5 + pace * 120
         try:
-            with http_client(n + 8) as http:
+            with http_client(int(in_progress) * 2 + 8) as http:
                 sim = TwilioSimulator(app.url, AUTH_TOKEN, http=http, to=CLINIC_NUMBER,
                                       seed=n)
-
-                def one(i: int) -> CallResult:
-                    rng = random.Random(i * 7919 + n)
-                    if i % 5 == 4:
-                        return drive_call(sim, f"+92300{9000000 + i}", "book", rng, pace)
-                    return drive_call(sim, RETURNING[i % len(RETURNING)], "book", rng, pace)
-
-                results, wall = run_concurrently(n, one, deadline_s=deadline)
+                results, wall, first = app_calls(sim)
             peak = [round(m, 1) for m in app.peak_rss_mb()]
         finally:
             app.stop()
@@ -542,33 +740,40 @@ class _Bench:
         error_lines = [line for line in log_lines if line.get("level") in ("ERROR", "CRITICAL")]
         requests = Counter(r["operation"] or "other" for r in self.sandbox_requests())
         logins = requests.pop("login", 0)
+        double = self.double_booked()
 
-        with http_client(n + 8) as http:
+        with http_client(int(in_progress) * 2 + 8) as http:
             bsim = TwilioSimulator(self.baseline.url, AUTH_TOKEN, http=http, to=CLINIC_NUMBER,
                                    seed=n)
-            bresults, bwall = run_concurrently(
-                n, lambda i: drive_baseline_call(bsim, BASELINE_TURNS, pace,
-                                                 random.Random(i * 7919 + n)),
-                deadline_s=deadline)
+            bresults, bwall, bfirst = base_calls(bsim)
 
         samples = [s for r in results for s in r.samples]
         bsamples = [s for r in bresults for s in r.samples]
         ok = [s for s in samples if s.error is None]
         bok = [s for s in bsamples if s.error is None]
+        measured, bmeasured = ok, bok
+        in_flight = float(in_progress)
+        if window is not None:
+            lo, hi = first + window[0], first + window[1]
+            measured = [s for s in ok if lo <= s.at < hi] or ok
+            in_flight = round(mean_in_progress(results, lo, hi), 1)
+        if base_window is not None:
+            lo, hi = bfirst + base_window[0], bfirst + base_window[1]
+            bmeasured = [s for s in bok if lo <= s.at < hi] or bok
         timeouts = sum(1 for s in samples if s.error and "Timeout" in s.error)
         failed = [s for s in samples if s.error or (s.status or 0) >= 400]
         call_failures = [r.failure for r in results if r.failure]
         errors = (len(failed) + len(call_failures) + sum(r.app_errors for r in results)
                   + apologies + len(error_lines))
         booked = sum(1 for r in results if r.booked)
-        own = Percentiles.of([s.own_seconds for s in ok])
-        base = Percentiles.of([s.seconds for s in bok])
+        own = Percentiles.of([s.own_seconds for s in measured])
+        base = Percentiles.of([s.seconds for s in bmeasured])
         examples = [f"{s.step}: {s.error or s.status}" for s in failed[:3]]
         examples += [f or "" for f in call_failures[:3]]
         examples += [line.get("message", "")[:160] for line in error_lines[:3]]
         total_requests = sum(requests.values())
         steps: dict[str, list[Sample]] = {}
-        for s in ok:
+        for s in measured:
             steps.setdefault(s.step, []).append(s)
         by_step = {
             step: {"n": len(ss),
@@ -579,25 +784,36 @@ class _Bench:
                    "clinicea_p50": round(pct([x.clinicea_ms or 0.0 for x in ss], 50), 1)}
             for step, ss in sorted(steps.items())
         }
+        durations = [r.ended - r.started for r in results if r.ended > r.started]
         return Round(
-            mode="paced" if pace else "stress", calls=n, wall_s=round(wall, 2),
+            mode=mode, calls=n, wall_s=round(wall, 2),
             webhooks=len(samples),
             throughput=round(len(ok) / wall, 1) if wall else 0.0, booked=booked,
             transferred=sum(1 for r in results if r.transferred), errors=errors,
             timeouts=timeouts, apologies=apologies,
-            app_latency=Percentiles.of([s.seconds for s in ok]), app_own=own,
-            server_own=Percentiles.of([(s.own_ms or 0) / 1000 for s in ok
+            app_latency=Percentiles.of([s.seconds for s in measured]), app_own=own,
+            server_own=Percentiles.of([(s.own_ms or 0) / 1000 for s in measured
                                        if s.own_ms is not None]),
             baseline_latency=base, baseline_wall_s=round(bwall, 2),
             baseline_webhooks=len(bsamples),
             baseline_throughput=round(len(bok) / bwall, 1) if bwall else 0.0,
             baseline_errors=(sum(1 for s in bsamples if s.error or (s.status or 0) >= 400)
                              + sum(1 for r in bresults if r.failure)),
-            own_p99_ratio=round(own.p99 / base.p99, 2) if base.p99 else float("nan"),
+            own_p99_ratio=_ratio(own.p99, base.p99),
             peak_rss_mb=peak, logins=logins, clinicea_requests=dict(sorted(requests.items())),
             requests_per_booked_call=round(total_requests / booked, 2) if booked else 0.0,
             error_examples=examples, by_step=by_step,
+            in_progress=float(in_progress), in_progress_measured=in_flight,
+            mean_call_s=round(sum(durations) / len(durations), 2) if durations else 0.0,
+            wanted=sum(1 for r in results if r.wanted or r.kind == "unfinished"),
+            slot_taken=sum(r.slot_taken for r in results), double_booked=double,
+            own_ratio={k: _ratio(getattr(own, k), getattr(base, k))
+                       for k in ("p50", "p95", "p99")},
         )
+
+
+def _ratio(own: float, base: float) -> float:
+    return round(own / base, 2) if base else float("nan")
 
 
 def _json_lines(path: Path, offset: int) -> list[dict[str, Any]]:
@@ -612,6 +828,19 @@ def _json_lines(path: Path, offset: int) -> list[dict[str, Any]]:
             if isinstance(value, dict):
                 out.append(value)
     return out
+
+
+def mean_call_seconds(scenarios: Sequence[Scenario], pace: float) -> float:
+    """The mean call duration the Poisson rates are set from: the booking scenarios' caller
+    seconds (4 returning callers in 5, 1 new), x `pace`; 60 s x `pace` without them."""
+    by_kind = {s.name.split(",")[0]: s.caller_seconds for s in scenarios
+               if s.completed and s.caller_seconds}
+    returning, new = by_kind.get("returning patient"), by_kind.get("new patient")
+    if returning and new:
+        seconds = 0.8 * returning + 0.2 * new
+    else:
+        seconds = returning or new or 60.0
+    return max(seconds * pace, 0.05)
 
 
 def machine_info() -> dict[str, str]:
@@ -649,33 +878,39 @@ def machine_info() -> dict[str, str]:
 def run(calls: Sequence[int] = (10, 50, 200), *, quick: bool = False, workers: int | None = None,
         threads: int = 16, latency_ms: int = 150, jitter_ms: int = 50,
         out_dir: Path | str | None = None, write: bool = True, pace: float | None = None,
-        stress: bool = True, postgres: str | None = None) -> Report:
+        stress: bool = True, postgres: str | None = None, overlap: bool = True,
+        measure: float = MEASURE) -> Report:
     """Run the benchmark and return its figures; with `write`, also the markdown and the PNG.
 
-    For each N in `calls`: a paced round (callers listen to every prompt, `pace` x real time,
-    default 1.0; 0.05 in `quick` mode) and, with `stress`, a round with no pause between turns.
-    `out_dir` defaults to bench/results/. `quick` runs the three scenarios on one app start.
-    `postgres` (a server URL) stores the app's data in a fresh PostgreSQL database per app
-    start instead of a SQLite file.
+    For each N in `calls`: a Poisson round keeping N calls in progress on average (callers
+    listen to every prompt, `pace` x real time, default 1.0; 0.05 in `quick` mode; `measure`
+    mean call durations measured after one of warm-up) and, with `stress`, N calls at once with
+    no pause between turns. `out_dir` defaults to bench/results/. `quick` runs the three
+    scenarios on one app start. `postgres` (a server URL) stores the app's data in a fresh
+    PostgreSQL database per app start instead of a SQLite file. `overlap`: ask the sandbox to
+    accept overlapping appointments (ignored by a sandbox without that fault; the report's
+    config says which).
     """
     from bench import report as report_mod
 
     workers = workers or max(2, os.cpu_count() or 2)
     workdir = Path(tempfile.mkdtemp(prefix="ivr-bench-"))
     bench = _Bench(workdir, workers=workers, threads=threads, latency_ms=latency_ms,
-                   jitter_ms=jitter_ms, postgres=postgres)
+                   jitter_ms=jitter_ms, postgres=postgres, overlap=overlap)
     try:
         bench.start()
         scenarios = bench.scenarios(quick)
         rounds = []
         pace = (0.05 if quick else 1.0) if pace is None else pace
+        call_s = mean_call_seconds(scenarios, pace)
         for n in calls:
-            print(f"bench: {n} concurrent calls, paced x{pace:g}...", flush=True)
-            rounds.append(bench.load_round(n, pace))
+            print(f"bench: Poisson arrivals, {n} calls in progress (mean call {call_s:.1f} s,"
+                  f" paced x{pace:g})...", flush=True)
+            rounds.append(bench.poisson_round(n, pace, call_s, measure))
         if stress:
             for n in calls:
-                print(f"bench: {n} concurrent calls, no pause...", flush=True)
-                rounds.append(bench.load_round(n, 0.0))
+                print(f"bench: {n} calls at once, no pause...", flush=True)
+                rounds.append(bench.stress_round(n))
     finally:
         bench.stop()
     result = Report(
@@ -683,7 +918,9 @@ def run(calls: Sequence[int] = (10, 50, 200), *, quick: bool = False, workers: i
         config={"workers": workers, "threads": threads, "worker_class": "gthread",
                 "clinicea_latency": f"{latency_ms} ms +- {jitter_ms} ms", "quick": quick,
                 "calls": list(calls), "clinic_clock": BENCH_NOW, "pace": pace,
-                "store": "PostgreSQL" if postgres else "SQLite"},
+                "store": "PostgreSQL" if postgres else "SQLite",
+                "overlap": bench.overlap_state, "mean_call_s": round(call_s, 2),
+                "measure": measure},
         scenarios=scenarios, rounds=rounds,
     )
     if write:

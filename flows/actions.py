@@ -13,7 +13,7 @@ from datetime import date, datetime, time, timedelta
 from flows import menus
 from flows.domain import Slot
 from flows.engine import Turn
-from flows.services import BookingRequest
+from flows.services import BookingRequest, ConfirmationText
 from flows.understanding import (
     Answer,
     Understood,
@@ -399,6 +399,10 @@ def book(turn: Turn) -> str:
     seq = data.get("booking_seq", 1)
     patient = data.get("patient")
     first, last = (data.get("new_name") or ["", ""])[:2]
+    phone = data.get("keyed_number") or turn.call.caller
+    text = None
+    if phone and turn.profile.sms_confirmation:  # queued with the booking, sent once booked
+        text = ConfirmationText(phone, data.get("clinic_number"), turn.render("sms_booked"))
     outcome = turn.services.book(
         BookingRequest(
             idempotency_key=f"{turn.call.call_sid}:{seq}",
@@ -410,13 +414,12 @@ def book(turn: Turn) -> str:
             phone_e164=data.get("keyed_number") or turn.call.caller,
             notes=data.get("notes", ""),
             call_sid=turn.call.call_sid,
+            text=text,
         )
     )
     data["booking"] = {"status": outcome.status, "appointment_id": outcome.appointment_id}
-    phone = data.get("keyed_number") or turn.call.caller
-    if outcome.status == "booked" and phone and turn.profile.sms_confirmation:
-        data["texted"] = turn.services.send_text(
-            phone, data.get("clinic_number"), turn.render("sms_booked"))
+    if outcome.status == "booked":
+        data["texted"] = outcome.texted
     if outcome.status == "slot_taken":
         data["booking_seq"] = seq + 1
         data.pop("start", None)

@@ -57,8 +57,19 @@ class ClinicProfile:
 
 
 @dataclass(frozen=True)
+class ConfirmationText:
+    """The text message that confirms a booking to the caller, once it is booked."""
+
+    to_e164: str
+    from_e164: str | None
+    body: str
+
+
+@dataclass(frozen=True)
 class BookingRequest:
-    """A booking the caller confirmed. `patient_id` None means register a new patient."""
+    """A booking the caller confirmed. `patient_id` None means register a new patient.
+
+    `text`: the confirmation to send once Clinicea has it (None: no text)."""
 
     idempotency_key: str
     doctor_id: str
@@ -69,6 +80,7 @@ class BookingRequest:
     phone_e164: str | None = None
     notes: str = ""
     call_sid: str | None = None
+    text: ConfirmationText | None = None
 
 
 BookingStatus = Literal["booked", "recorded", "slot_taken"]
@@ -80,11 +92,13 @@ class BookingOutcome:
 
     booked: Clinicea confirmed it. recorded: stored in the outbox, Clinicea did not answer in
     time; the worker will finish it. slot_taken: someone else has that time now.
+    `texted`: the request's confirmation text is queued and goes out once it is booked.
     """
 
     status: BookingStatus
     appointment_id: str | None = None
     patient_id: str | None = None
+    texted: bool = False
 
 
 class ClinicServices(Protocol):
@@ -120,13 +134,10 @@ class ClinicServices(Protocol):
         ...
 
     def book(self, request: BookingRequest) -> BookingOutcome:
-        """Book (idempotent per `request.idempotency_key`)."""
+        """Book (idempotent per `request.idempotency_key`); queue `request.text` with it if the
+        clinic has texting set up."""
         ...
 
     def request_callback(self, call_sid: str, phone_e164: str | None, reason: str) -> None:
         """Record that the caller wants the clinic to call back."""
-        ...
-
-    def send_text(self, to_e164: str, from_e164: str | None, body: str) -> bool:
-        """Send a confirmation text if the clinic has texting set up; False when it has not."""
         ...

@@ -27,7 +27,7 @@ from ivr.accounts import api_key_scope, verify_api_key
 from ivr.console import desk
 from ivr.console.headers import add_security_headers
 from ivr.outbox import REJECTED, BookingPayload
-from ivr.store import BookingRecord, CallbackRecord
+from ivr.store import BookingRecord, CallbackRecord, TextRecord
 
 log = logging.getLogger(__name__)
 
@@ -155,6 +155,7 @@ def _booking(record: BookingRecord) -> dict[str, Any]:
         "doctor_id": payload.doctor_id if payload else None,
         "start": payload.start.strftime(desk.START_FORMAT) if payload else "",
         "failure_reason": record.failure_reason,
+        "text": _text(_runtime().store.get_text(record.idempotency_key)),
     }
 
 
@@ -167,6 +168,14 @@ def _desk_request(record: CallbackRecord) -> dict[str, Any]:
         "reason": record.reason,
         "call_sid": record.call_sid,
     }
+
+
+def _text(text: TextRecord | None) -> dict[str, Any] | None:
+    """The confirmation text's state (None: no text for this booking); never its number."""
+    if text is None:
+        return None
+    return {"status": text.status, "attempts": text.attempts, "error": text.last_error,
+            "twilio_sid": text.twilio_sid}
 
 
 def _same_request(

@@ -192,8 +192,13 @@ def cmd_worker(args: argparse.Namespace) -> int:
 def _worker(rt):  # noqa: ANN001, ANN202
     import socket
 
+    from ivr.texts import TextSender
+
+    worker_id = f"{socket.gethostname()}-worker"
+    sms = rt.services.sms
+    texts = TextSender(rt.store, sms, worker_id=worker_id) if sms is not None else None
     # The process's one Outbox: what the worker books is dropped from the web's cached calendar.
-    return rt.services.outbox.worker(f"{socket.gethostname()}-worker")
+    return rt.services.outbox.worker(worker_id, texts=texts)
 
 
 def _worker_loop(rt, stop: threading.Event) -> None:  # noqa: ANN001

@@ -320,6 +320,21 @@ def document() -> dict[str, Any]:
                         "start": _DATETIME_MINUTES,
                         "failure_reason": {"type": "string", "nullable": True},
                         "message": {"type": "string"},
+                        "text": {
+                            "type": "object", "nullable": True,
+                            "description": "The confirmation text of a booking made by a "
+                                           "call (null: none). failed and unknown need an "
+                                           "agent: unknown was never resent, as Twilio may "
+                                           "have sent it.",
+                            "properties": {
+                                "status": {"type": "string", "enum": [
+                                    "waiting", "sending", "sent", "retrying", "failed",
+                                    "unknown"]},
+                                "attempts": {"type": "integer"},
+                                "error": {"type": "string", "nullable": True},
+                                "twilio_sid": {"type": "string", "nullable": True},
+                            },
+                        },
                     },
                 },
             },

@@ -57,6 +57,7 @@ if TYPE_CHECKING:
     from ivr.clock import Clock
     from ivr.config import ClinicConfig
     from ivr.store import BookingRecord, Store
+    from ivr.texts import TextSender
 
 log = logging.getLogger(__name__)
 
@@ -455,11 +456,13 @@ class Outbox:
         return self.attempt(claimed)
 
     def worker(self, worker_id: str, *, lease: timedelta = timedelta(seconds=30),
-               batch: int = 10) -> OutboxWorker:
-        """The loop that finishes due bookings, attempting through this outbox."""
+               batch: int = 10, texts: TextSender | None = None) -> OutboxWorker:
+        """The loop that finishes due bookings, attempting through this outbox (and sending
+        the confirmation texts of booked ones, with `texts`)."""
         return OutboxWorker(self.client, self.store, self.clock, self.config,
                             worker_id=worker_id, lease=lease, backoff=self.backoff,
-                            max_attempts=self.max_attempts, batch=batch, outbox=self)
+                            max_attempts=self.max_attempts, batch=batch, outbox=self,
+                            texts=texts)
 
     def run(self, stop_event: threading.Event, worker_id: str, interval: float = 2.0) -> None:
         """Run the worker loop until `stop_event` is set."""
@@ -491,8 +494,11 @@ class OutboxWorker:
         batch: int = 10,
         on_attempt: Callable[[date], None] | None = None,
         outbox: Outbox | None = None,
+        texts: TextSender | None = None,
     ) -> None:
-        """`outbox`: the process's `Outbox` (its calendar cache is the web's); None builds one."""
+        """`outbox`: the process's `Outbox` (its calendar cache is the web's); None builds one.
+        `texts`: the confirmation texts' send pass, run after each pass (`ivr.texts`)."""
+        self.texts = texts
         self.client = client
         self.store = store
         self.clock = clock
@@ -527,6 +533,11 @@ class OutboxWorker:
                 self.process(record)
             except Exception:  # one bad row must not stop the others; its lease expires
                 log.exception("booking %s: processing failed", record.idempotency_key)
+        if self.texts is not None:  # after the bookings, so a text booked just now goes too
+            try:
+                self.texts.run_once()
+            except Exception:
+                log.exception("confirmation texts pass failed")
         return len(records)
 
     def purge(self) -> int:

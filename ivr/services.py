@@ -36,6 +36,7 @@ Logs never carry a full phone number or a patient's name (`PhoneNumber.masked`, 
 from __future__ import annotations
 
 import contextvars
+import dataclasses
 import logging
 import math
 import threading
@@ -359,7 +360,13 @@ class CliniceaServices:
             raise ServiceUnavailable(str(exc)) from exc
 
     def book(self, request: BookingRequest) -> BookingOutcome:
-        """Book, idempotent per `request.idempotency_key` (see the module docstring)."""
+        """Book, idempotent per `request.idempotency_key` (see the module docstring); the
+        confirmation text is queued first (`ivr.texts`), so it is never lost once booked."""
+        texted = self._queue_text(request)
+        outcome = self._book(request)
+        return dataclasses.replace(outcome, texted=texted) if texted else outcome
+
+    def _book(self, request: BookingRequest) -> BookingOutcome:
         key = request.idempotency_key
         payload = self._payload(request)
         try:
@@ -393,11 +400,15 @@ class CliniceaServices:
             return BookingOutcome("slot_taken")
         return BookingOutcome("recorded")
 
-    def send_text(self, to_e164: str, from_e164: str | None, body: str) -> bool:
-        """Send a confirmation text (background, best effort); False when texting is off."""
-        if self.sms is None or not from_e164 or not self.config.sms_confirmation:
+    def _queue_text(self, request: BookingRequest) -> bool:
+        """Queue the request's confirmation text (before its booking row); False when the
+        clinic does not text or the call has no number to text from."""
+        text = request.text
+        if (text is None or self.sms is None or not text.from_e164
+                or not self.config.sms_confirmation):
             return False
-        self.sms.send(to=to_e164, from_=from_e164, body=body)
+        self.store.queue_text(request.idempotency_key, to_e164=text.to_e164,
+                              from_e164=text.from_e164, body=text.body)
         return True
 
     def request_callback(self, call_sid: str, phone_e164: str | None, reason: str) -> None:

@@ -68,6 +68,7 @@ __all__ = [
     "Store",
     "StoreError",
     "StoreUnavailable",
+    "TextRecord",
     "normalize_url",
 ]
 
@@ -96,6 +97,9 @@ BOOKING_STATUSES: tuple[str, ...] = (
 OPEN_BOOKING_STATUSES: tuple[str, ...] = ("pending", "booking", "retrying")
 
 CALLBACK_STATUSES: tuple[str, ...] = ("open", "handled")
+
+#: Confirmation text statuses (``TextRecord``); the last two need an agent.
+TEXT_STATUSES: tuple[str, ...] = ("waiting", "sending", "sent", "retrying", "failed", "unknown")
 
 
 #: Longest wait for a database lock (seconds). A webhook does at most three writes on its way
@@ -237,6 +241,31 @@ class ApiKeyRecord:
     key_hash: str
     created_at: datetime
     last_used_at: datetime | None
+
+
+@dataclass(frozen=True)
+class TextRecord:
+    """The confirmation text of one booking (v4): queued with it, sent once it is booked.
+
+    ``status``: ``waiting`` (for the booking, or for the send pass), ``sending`` (handed to
+    Twilio: recorded before the request), ``sent``, ``retrying`` (Twilio said it did not take
+    it), ``failed`` (Twilio refused it) or ``unknown`` (no answer from Twilio recorded: never
+    resent on its own, an agent decides).
+    """
+
+    booking_key: str
+    created_at: datetime
+    updated_at: datetime
+    status: str
+    attempts: int
+    next_attempt_at: datetime | None
+    to_e164: str
+    from_e164: str
+    body: str
+    twilio_sid: str | None
+    last_error: str | None
+    claimed_by: str | None
+    sending_since: datetime | None
 
 
 @dataclass(frozen=True)
@@ -402,6 +431,24 @@ slot_claims = sa.Table(  # v7
     sa.Column("kind", sa.String(10), nullable=False),  # HOLD or BOOKING
     sa.Column("expires_at", sa.DateTime()),  # UTC; NULL: until the booking is settled
     sa.Column("created_at", sa.DateTime(), nullable=False),
+)
+
+booking_texts = sa.Table(  # v8
+    "booking_texts",
+    _metadata,
+    sa.Column("booking_key", sa.String(200), primary_key=True),
+    sa.Column("created_at", sa.DateTime(), nullable=False),
+    sa.Column("updated_at", sa.DateTime(), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("attempts", sa.Integer(), nullable=False),
+    sa.Column("next_attempt_at", sa.DateTime()),
+    sa.Column("to_e164", sa.String(40), nullable=False),
+    sa.Column("from_e164", sa.String(40), nullable=False),
+    sa.Column("body", sa.Text(), nullable=False),
+    sa.Column("twilio_sid", sa.String(64)),
+    sa.Column("last_error", sa.Text()),
+    sa.Column("claimed_by", sa.String(200)),
+    sa.Column("sending_since", sa.DateTime()),
 )
 
 _schema_meta = sa.MetaData()
@@ -755,6 +802,30 @@ def _migration_7(conn: Connection) -> None:
     md.create_all(conn)
 
 
+def _migration_8(conn: Connection) -> None:
+    """Confirmation texts, one row per booking (keyed by its idempotency key)."""
+    md = sa.MetaData()
+    sa.Table(
+        "booking_texts",
+        md,
+        sa.Column("booking_key", sa.String(200), primary_key=True),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.Column("updated_at", sa.DateTime(), nullable=False),
+        sa.Column("status", sa.String(20), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("next_attempt_at", sa.DateTime()),
+        sa.Column("to_e164", sa.String(40), nullable=False),
+        sa.Column("from_e164", sa.String(40), nullable=False),
+        sa.Column("body", sa.Text(), nullable=False),
+        sa.Column("twilio_sid", sa.String(64)),
+        sa.Column("last_error", sa.Text()),
+        sa.Column("claimed_by", sa.String(200)),
+        sa.Column("sending_since", sa.DateTime()),
+        sa.Index("ix_booking_texts_status", "status"),
+    )
+    md.create_all(conn)
+
+
 #: (version, description, step). Append only; never edit a released step.
 MIGRATIONS: tuple[tuple[int, str, Callable[[Connection], None]], ...] = (
     (1, "calls, call_events, bookings, callback_requests", _migration_1),
@@ -764,6 +835,7 @@ MIGRATIONS: tuple[tuple[int, str, Callable[[Connection], None]], ...] = (
     (5, "callback_requests: unique call_sid", _migration_5),
     (6, "clinicea_tokens", _migration_6),
     (7, "slot_claims", _migration_7),
+    (8, "booking_texts", _migration_8),
 )
 LATEST_VERSION = MIGRATIONS[-1][0]
 
@@ -934,6 +1006,11 @@ def _agent(row: Any) -> AgentRecord:
 def _api_key(row: Any) -> ApiKeyRecord:
     m = row._mapping
     return ApiKeyRecord(**{k: m[k] for k in ApiKeyRecord.__dataclass_fields__})
+
+
+def _text(row: Any) -> TextRecord:
+    m = row._mapping
+    return TextRecord(**{k: m[k] for k in TextRecord.__dataclass_fields__})
 
 
 # --------------------------------------------------------------------------------------------
@@ -1923,3 +2000,124 @@ class Store:
             )
             row = conn.execute(sa.select(api_keys).where(api_keys.c.key_hash == key_hash)).first()
         return None if row is None else _api_key(row)
+
+    # -- confirmation texts (v4) ---------------------------------------------------------------
+
+    def queue_text(self, booking_key: str, *, to_e164: str, from_e164: str, body: str) -> bool:
+        """Queue the booking's confirmation text (status ``waiting``); True if newly queued.
+
+        One row per booking: queueing again (a retried webhook) keeps the first row. Queue it
+        BEFORE the booking row is written, so a booking never becomes booked without its text;
+        a text whose booking never gets booked is never sent.
+        """
+        now = self.now()
+        stmt = self._insert_ignoring_conflict(
+            booking_texts,
+            {"booking_key": booking_key, "created_at": now, "updated_at": now,
+             "status": "waiting", "attempts": 0, "to_e164": to_e164, "from_e164": from_e164,
+             "body": body},
+            ["booking_key"],
+        ).returning(booking_texts.c.booking_key)  # rowcount is -1 here on psycopg
+        with self._tx() as conn:
+            return conn.execute(stmt).first() is not None
+
+    def claim_due_texts(self, *, worker: str, limit: int = 20) -> list[TextRecord]:
+        """Mark up to ``limit`` due texts of booked bookings ``sending``; the rows this won.
+
+        The mark is committed before Twilio is asked, so a text is handed to Twilio at most
+        once per claim: a crash after it leaves the row ``sending`` (see
+        ``expire_sending_texts``), never ``waiting``.
+        """
+        now = self.now()
+        pick = (
+            sa.select(booking_texts.c.booking_key)
+            .join(bookings, bookings.c.idempotency_key == booking_texts.c.booking_key)
+            .where(
+                booking_texts.c.status.in_(("waiting", "retrying")),
+                sa.or_(booking_texts.c.next_attempt_at.is_(None),
+                       booking_texts.c.next_attempt_at <= now),
+                bookings.c.status == "booked",
+            )
+            .order_by(booking_texts.c.created_at)
+            .limit(limit)
+        )
+        with self._tx(write=False) as conn:  # the usual answer, without taking the write lock
+            if conn.execute(pick).first() is None:
+                return []
+        if self.dialect == "postgresql":
+            pick = pick.with_for_update(of=booking_texts, skip_locked=True)
+        claimed: list[TextRecord] = []
+        with self._tx() as conn:
+            for key in list(conn.execute(pick).scalars()):
+                won = conn.execute(
+                    booking_texts.update()
+                    .where(booking_texts.c.booking_key == key,
+                           booking_texts.c.status.in_(("waiting", "retrying")))
+                    .values(status="sending", attempts=booking_texts.c.attempts + 1,
+                            claimed_by=worker, sending_since=now, updated_at=now)
+                ).rowcount
+                if won == 1:
+                    row = conn.execute(
+                        sa.select(booking_texts).where(booking_texts.c.booking_key == key)
+                    ).one()
+                    claimed.append(_text(row))
+        return claimed
+
+    def finish_text(
+        self,
+        booking_key: str,
+        status: str,
+        *,
+        error: str | None = None,
+        twilio_sid: str | None = None,
+        next_attempt_at: datetime | None = None,
+        from_statuses: Iterable[str] = ("sending",),
+    ) -> bool:
+        """Record what Twilio answered (``sent`` / ``retrying`` / ``failed`` / ``unknown``)."""
+        if status not in TEXT_STATUSES:
+            raise StoreError(f"unknown text status {status!r}")
+        values: dict[str, Any] = {"status": status, "updated_at": self.now(),
+                                  "last_error": error, "claimed_by": None,
+                                  "next_attempt_at": (None if next_attempt_at is None
+                                                      else _utc_naive(next_attempt_at))}
+        if twilio_sid is not None:
+            values["twilio_sid"] = twilio_sid
+        with self._tx() as conn:
+            return conn.execute(
+                booking_texts.update()
+                .where(booking_texts.c.booking_key == booking_key,
+                       booking_texts.c.status.in_(tuple(from_statuses)))
+                .values(**values)
+            ).rowcount == 1
+
+    def expire_sending_texts(self, older_than: timedelta, error: str) -> int:
+        """Texts ``sending`` for longer than ``older_than`` (their sender stopped): ``unknown``.
+
+        Twilio may or may not have them, so they are never sent again on their own."""
+        now = self.now()
+        with self._tx() as conn:
+            return conn.execute(
+                booking_texts.update()
+                .where(booking_texts.c.status == "sending",
+                       booking_texts.c.sending_since < now - older_than)
+                .values(status="unknown", last_error=error, claimed_by=None, updated_at=now)
+            ).rowcount
+
+    def get_text(self, booking_key: str) -> TextRecord | None:
+        """The booking's confirmation text, or None (none was queued)."""
+        with self._tx(write=False) as conn:
+            row = conn.execute(
+                sa.select(booking_texts).where(booking_texts.c.booking_key == booking_key)
+            ).first()
+        return None if row is None else _text(row)
+
+    def texts(self, statuses: Iterable[str], limit: int = 100) -> list[TextRecord]:
+        """Texts in ``statuses``, newest first."""
+        stmt = (
+            sa.select(booking_texts)
+            .where(booking_texts.c.status.in_(tuple(statuses)))
+            .order_by(booking_texts.c.created_at.desc())
+            .limit(limit)
+        )
+        with self._tx(write=False) as conn:
+            return [_text(r) for r in conn.execute(stmt)]

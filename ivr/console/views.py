@@ -41,7 +41,8 @@ from ivr.accounts import AddressLimiter, check_login
 from ivr.console import desk
 from ivr.console.headers import add_security_headers
 from ivr.outbox import BookingPayload
-from ivr.store import AgentRecord, BookingRecord, CallRecord
+from ivr.store import AgentRecord, BookingRecord, CallRecord, TextRecord
+from ivr.texts import NEEDS_AGENT, send_again
 
 log = logging.getLogger(__name__)
 
@@ -397,7 +398,8 @@ def booking(key: str) -> Any:
     record = None if number == 0 else rt.store.get_booking(key if number is None else number)
     if record is None:
         abort(404)
-    return render_template("console/booking.html", b=_booking_view(record))
+    text = rt.store.get_text(record.idempotency_key)
+    return render_template("console/booking.html", b=_booking_view(record), text=text)
 
 
 def _record_id(key: str) -> int | None:
@@ -487,7 +489,27 @@ def outbox() -> Any:
     callbacks = [
         {"record": c, "created": _local(c.created_at)} for c in rt.store.callbacks("open")
     ]
-    return render_template("console/outbox.html", rows=rows, callbacks=callbacks)
+    texts = [_text_view(t) for t in rt.store.texts(NEEDS_AGENT, limit=200)]
+    return render_template("console/outbox.html", rows=rows, callbacks=callbacks, texts=texts)
+
+
+def _text_view(text: TextRecord) -> dict[str, Any]:
+    """A confirmation text that needs an agent, with its booking (when, doctor, patient)."""
+    record = _runtime().store.get_booking(text.booking_key)
+    return {"text": text, "booking": _booking_view(record) if record else None,
+            "updated": _local(text.updated_at)}
+
+
+@bp.post("/texts/<path:key>/send-again")
+@login_required
+def text_send_again(key: str) -> Any:
+    """An agent checked Twilio's log: send a failed or unknown confirmation text once more."""
+    if send_again(_runtime().store, key):
+        log.info("text of booking %s: send again, asked by agent %s", key, session.get("agent"))
+        flash("The text will be sent again within a few seconds.", "info")
+    else:
+        flash("That text is not failed or unknown any more.", "error")
+    return redirect(url_for("console.outbox"))
 
 
 @bp.post("/outbox/<path:key>/retry")

@@ -249,8 +249,7 @@ class Faults:
             raise ValueError("faults: expected a JSON object")
         unknown = set(data) - {"clear", "spec", "latency", "fail_next", "hang_next",
                                "malformed_next", "store_then_hang", "expire_tokens",
-                               *BODY_FAULT_KEYS}
-                               "allow_overlaps"}
+                               "allow_overlaps", *BODY_FAULT_KEYS}
         if unknown:
             raise ValueError(f"faults: unknown keys {', '.join(sorted(unknown))}")
         try:
