@@ -99,7 +99,8 @@ def check_signature() -> Response | None:
     token = rt.settings.twilio_auth_token
     if not rt.settings.demo and token == DEMO_TWILIO_AUTH_TOKEN:
         token = ""  # the published demo token signs nothing outside demo mode
-    if not security.is_valid(request, token, rt.settings.public_url):
+    if not security.is_valid(request, token, rt.settings.public_url,
+                             rt.settings.twilio_webhook_key):
         log.warning("refused a /voice request with a missing or wrong signature")
         return Response("Forbidden", status=403, mimetype="text/plain")
     return None
