@@ -536,6 +536,9 @@ class Settings:
     twilio_auth_token: str = field(repr=False)
     secret_key: str = field(repr=False)
     twilio_account_sid: str | None = None  # unset: no SMS
+    # The secret of a Twilio webhook SharedKey: webhooks that carry
+    # X-Twilio-Webhooks-Signature-Settings are checked with it (unset: they are refused).
+    twilio_webhook_key: str | None = field(default=None, repr=False)
     public_url: str | None = None  # unset: the request's own URL
     # repr=False: a PostgreSQL URL carries its password.
     database_url: str = field(default=DEFAULT_DATABASE_URL, repr=False)
@@ -605,6 +608,7 @@ class Settings:
             twilio_auth_token=value["TWILIO_AUTH_TOKEN"],
             secret_key=value["IVR_SECRET_KEY"],
             twilio_account_sid=env.get("TWILIO_ACCOUNT_SID"),
+            twilio_webhook_key=env.get("TWILIO_WEBHOOK_SHARED_KEY"),
             public_url=env.url("IVR_PUBLIC_URL"),
             database_url=env.get("IVR_DATABASE_URL") or DEFAULT_DATABASE_URL,
             proxy_hops=env.whole_number("IVR_PROXY_HOPS", 0),

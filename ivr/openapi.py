@@ -86,9 +86,11 @@ def document() -> dict[str, Any]:
                     "summary": "Free times of a doctor on a day",
                     "parameters": [
                         {"name": "doctor_id", "in": "query", "required": True,
-                         "schema": {"type": "string"}},
+                         "schema": {"type": "string",
+                                    "example": "7a2d3b1f-4c8e-4d2b-8f30-1b2c3d4e5f01"}},
                         {"name": "day", "in": "query", "required": True,
-                         "schema": {"type": "string", "format": "date"}},
+                         "schema": {"type": "string", "format": "date",
+                                    "example": "2026-11-24"}},
                     ],
                     "responses": {
                         "200": _ok("Free slots, earliest first", "Slots"),

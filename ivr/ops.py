@@ -67,10 +67,11 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
 
-from ivr import logs
+from ivr import insights, logs
 
 __all__ = [
     "CLINICEA_BUCKETS",
@@ -795,6 +796,7 @@ def metrics() -> Response:
                         "worker, the others and the last of those that exited since start).",
                         [({}, len(snapshots))]))
     lines.extend(_store_lines(rt.store))
+    lines.extend(_insight_lines(rt.store, rt.settings.clinic.timezone))
     lines.extend(_process_lines({snap.pid for snap in snapshots}))
     response = Response("\n".join(lines) + "\n", mimetype="text/plain")
     response.headers["Content-Type"] = "text/plain; version=0.0.4; charset=utf-8"
@@ -831,6 +833,33 @@ def _store_lines(store: Any) -> list[str]:
         *_gauge("ivr_outbox_oldest_pending_seconds",
                 "Age of the oldest booking Clinicea has not confirmed (0 when none).",
                 [({}, oldest.total_seconds() if oldest is not None else 0.0)]),
+    ]
+
+
+def _insight_lines(store: Any, timezone: str) -> list[str]:
+    """The History page's figures (`ivr.insights`, the last 14 clinic-local days)."""
+    zone = ZoneInfo(timezone)
+    today = insights.local_today(store.now(), zone)
+    try:
+        figures = insights.compute(store.call_facts(insights.window_start(zone, today)),
+                                   zone, today)
+    except Exception:
+        return []  # ivr_store_up already says the store did not answer
+    span = f"the last {insights.WINDOW_DAYS} clinic-local days"
+    return [
+        *_gauge("ivr_funnel_calls", f"Calls over {span} that reached each booking stage.",
+                [({"stage": s.key}, s.calls) for s in figures.funnel]),
+        *_gauge("ivr_containment_ratio", f"Calls over {span} the robot settled alone (booked, "
+                "no call back from that number within a day) over all calls.",
+                [({}, figures.containment or 0.0)]),
+        *_gauge("ivr_booked_rang_back_calls", f"Booked calls over {span} whose caller rang "
+                "again within a day.", [({}, figures.rang_back)]),
+        *_gauge("ivr_person_after_failure_ratio", f"Calls over {span} that reached a person "
+                "after the robot gave up understanding, over all calls.",
+                [({}, figures.person_after_failure_share or 0.0)]),
+        *_gauge("ivr_calls_by_hour", f"Calls over {span} by clinic-local weekday and hour.",
+                [({"weekday": insights.WEEKDAYS[d], "hour": f"{h:02d}"}, n)
+                 for d, row in enumerate(figures.by_hour) for h, n in enumerate(row)]),
     ]
 
 

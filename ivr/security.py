@@ -1,22 +1,26 @@
 """Twilio request signatures: which URL Twilio signed, and whether the signature matches.
 
-Behind a TLS-terminating proxy the app sees `http://` while Twilio signed `https://`. Two
-ways out, both explicit: `IVR_PUBLIC_URL` (the public base URL; the request's path and query
-are appended to it), or trusting `X-Forwarded-Proto`/`Host` for a configured number of proxy
-hops (`IVR_PROXY_HOPS`, applied by Werkzeug's ProxyFix in `ivr.app`). Like Twilio's
-`RequestValidator`, the URL is tried with and without the default port.
+The check itself is Twilio's `RequestValidator`: the account Auth Token with HMAC-SHA1 (the
+classic `X-Twilio-Signature`), or a SharedKey secret with the algorithm the
+`X-Twilio-Webhooks-Signature-Settings` header names (HMAC-SHA256 today). Security code follows
+the vendor; what this module adds is the URL. Behind a TLS-terminating proxy the app sees
+`http://` while Twilio signed `https://`. Two ways out, both explicit: `IVR_PUBLIC_URL` (the
+public base URL; the request's path and query are appended to it), or trusting
+`X-Forwarded-Proto`/`Host` for a configured number of proxy hops (`IVR_PROXY_HOPS`, applied by
+Werkzeug's ProxyFix in `ivr.app`).
 """
 
 from __future__ import annotations
 
-import base64
-import hmac
-from collections.abc import Mapping
-from hashlib import sha1
-from urllib.parse import quote, urlparse
+from urllib.parse import quote
 
 from flask import Request
-from twilio.request_validator import add_port, remove_port
+from twilio.request_validator import (
+    SIGNATURE_HEADER,
+    SIGNATURE_SETTINGS_HEADER,
+    RequestValidator,
+    get_signature_algorithm,
+)
 
 
 def signed_url(request: Request, public_url: str | None) -> str:
@@ -32,38 +36,21 @@ def signed_url(request: Request, public_url: str | None) -> str:
     return public_url.rstrip("/") + path + (f"?{query}" if query else "")
 
 
-def is_valid(request: Request, auth_token: str, public_url: str | None) -> bool:
-    """Whether `X-Twilio-Signature` matches this request's URL and form parameters."""
-    signature = request.headers.get("X-Twilio-Signature", "")
-    if not signature or not auth_token:
+def is_valid(request: Request, auth_token: str, public_url: str | None,
+             shared_key: str | None = None) -> bool:
+    """Whether this request's signature matches its URL and form parameters.
+
+    A request carrying `X-Twilio-Webhooks-Signature-Settings` was signed with a SharedKey:
+    it is checked with `shared_key` (none configured: refused) and the algorithm the header
+    names; any other request with the Auth Token and HMAC-SHA1. An empty secret validates
+    nothing.
+    """
+    signature = request.headers.get(SIGNATURE_HEADER, "")
+    settings_header = request.headers.get(SIGNATURE_SETTINGS_HEADER)
+    secret = shared_key if settings_header is not None else auth_token
+    if not signature or not secret:
         return False
     params = request.form if request.method == "POST" else {}
-    return signature_matches(auth_token, signed_url(request, public_url), params, signature)
-
-
-def signature_matches(
-    auth_token: str, url: str, params: Mapping[str, str], signature: str
-) -> bool:
-    """Twilio's HMAC-SHA1 check (`RequestValidator.validate` for form parameters), cheaper.
-
-    The same URLs are accepted: without the default port, then with it. Unlike the library,
-    the parameter string is built once and the second HMAC only computed when the first does
-    not match (the library computes both, and looks every parameter up through two failing
-    attribute probes before it finds werkzeug's `getlist`).
-    """
-    payload = "".join(
-        name + value for name in sorted(set(params)) for value in sorted(set(_values(params, name)))
-    )
-    expected = signature.encode("utf-8")
-    key = auth_token.encode("utf-8")
-    parsed = urlparse(url)
-    for candidate in (remove_port(parsed), add_port(parsed)):
-        mac = hmac.new(key, (candidate + payload).encode("utf-8"), sha1)
-        if hmac.compare_digest(base64.b64encode(mac.digest()), expected):
-            return True
-    return False
-
-
-def _values(params: Mapping[str, str], name: str) -> list[str]:
-    getlist = getattr(params, "getlist", None)  # werkzeug's MultiDict: every repeated value
-    return getlist(name) if getlist is not None else [params[name]]
+    return RequestValidator(secret).validate(
+        signed_url(request, public_url), params, signature,
+        algorithm=get_signature_algorithm(settings_header))

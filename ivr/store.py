@@ -61,6 +61,7 @@ __all__ = [
     "ApiKeyRecord",
     "BookingRecord",
     "CallEvent",
+    "CallFact",
     "CallRecord",
     "CallbackRecord",
     "OutcomeCount",
@@ -245,7 +246,7 @@ class ApiKeyRecord:
 
 @dataclass(frozen=True)
 class TextRecord:
-    """The confirmation text of one booking (v4): queued with it, sent once it is booked.
+    """The confirmation text of one booking (v8): queued with it, sent once it is booked.
 
     ``status``: ``waiting`` (for the booking, or for the send pass), ``sending`` (handed to
     Twilio: recorded before the request), ``sent``, ``retrying`` (Twilio said it did not take
@@ -266,6 +267,19 @@ class TextRecord:
     last_error: str | None
     claimed_by: str | None
     sending_since: datetime | None
+
+
+@dataclass(frozen=True)
+class CallFact:
+    """What the History page's figures need of one call (``ivr.insights``)."""
+
+    call_sid: str
+    created_at: datetime  # UTC, naive
+    outcome: str | None
+    transferred: bool
+    caller_key: str | None
+    steps: frozenset[str]  # every step the call visited (its "step" events)
+    gave_up: bool  # the bot gave up at some step after repeated tries
 
 
 @dataclass(frozen=True)
@@ -342,6 +356,8 @@ calls = sa.Table(
     sa.Column("language", _Cut(20)),
     sa.Column("ended_at", sa.DateTime()),
     sa.Column("transferred_at", sa.DateTime()),  # v2
+    # v9: a keyed hash of the caller's number (never the number): "rang back within a day"
+    sa.Column("caller_key", sa.String(64)),
 )
 
 call_events = sa.Table(
@@ -469,7 +485,7 @@ schema_version = sa.Table(
 
 _CREATE_CALL_COLUMNS = (
     "call_sid", "created_at", "updated_at", "version", "step", "turn", "caller_masked", "state",
-    "language",
+    "language", "caller_key",
 )
 _LOAD_CALL = sa.select(calls).where(calls.c.call_sid == sa.bindparam("p_sid"))
 _INSERT_EVENTS = call_events.insert()
@@ -826,6 +842,11 @@ def _migration_8(conn: Connection) -> None:
     md.create_all(conn)
 
 
+def _migration_9(conn: Connection) -> None:
+    """A keyed hash of the caller's number, for repeat callers in the History figures."""
+    _add_column(conn, "calls", "caller_key", sa.String(64))
+
+
 #: (version, description, step). Append only; never edit a released step.
 MIGRATIONS: tuple[tuple[int, str, Callable[[Connection], None]], ...] = (
     (1, "calls, call_events, bookings, callback_requests", _migration_1),
@@ -836,6 +857,7 @@ MIGRATIONS: tuple[tuple[int, str, Callable[[Connection], None]], ...] = (
     (6, "clinicea_tokens", _migration_6),
     (7, "slot_claims", _migration_7),
     (8, "booking_texts", _migration_8),
+    (9, "calls.caller_key", _migration_9),
 )
 LATEST_VERSION = MIGRATIONS[-1][0]
 
@@ -1226,8 +1248,13 @@ class Store:
         state: dict[str, Any],
         step: str,
         language: str | None = None,
+        caller_key: str | None = None,
     ) -> CallRecord:
-        """Insert a new call at version 1 / turn 0; if it exists already, return that row."""
+        """Insert a new call at version 1 / turn 0; if it exists already, return that row.
+
+        ``caller_key`` is a keyed hash of the caller's number (``ivr.insights.caller_key``), so
+        repeat callers can be counted without keeping their number beside the figures.
+        """
         now = self.now()
         dumped = _dumps(state)
         values = {
@@ -1240,6 +1267,7 @@ class Store:
             "caller_masked": caller_masked,
             "state": dumped,
             "language": language,
+            "caller_key": caller_key,
         }
         with self._tx() as conn:
             inserted = conn.execute(self._create_call_stmt, values).rowcount == 1
@@ -1406,6 +1434,36 @@ class Store:
         out.sort(key=lambda c: (c.day, c.outcome is None, c.outcome or ""))
         return out
 
+    def call_facts(self, since: datetime) -> list[CallFact]:
+        """Every call started at or after ``since`` (UTC), with the steps it visited, oldest
+        first: two reads, whatever the number of calls."""
+        since = _utc_naive(since)
+        call_rows = sa.select(
+            calls.c.call_sid, calls.c.created_at, calls.c.outcome, calls.c.transferred_at,
+            calls.c.caller_key,
+        ).where(calls.c.created_at >= since).order_by(calls.c.created_at, calls.c.call_sid)
+        event_rows = (
+            sa.select(call_events.c.call_sid, call_events.c.kind, call_events.c.step,
+                      call_events.c.text)
+            .join(calls, calls.c.call_sid == call_events.c.call_sid)
+            .where(calls.c.created_at >= since, call_events.c.kind.in_(("step", "error")))
+        )
+        steps: dict[str, set[str]] = {}
+        gave_up: set[str] = set()
+        with self._tx(write=False) as conn:
+            rows = conn.execute(call_rows).all()
+            for sid, kind, step, text in conn.execute(event_rows):
+                if kind == "step" and step:
+                    steps.setdefault(sid, set()).add(step)
+                elif kind == "error" and (text or "").startswith("gave up"):
+                    gave_up.add(sid)
+        return [
+            CallFact(call_sid=sid, created_at=created, outcome=outcome,
+                     transferred=transferred_at is not None or outcome == "transferred",
+                     caller_key=key, steps=frozenset(steps.get(sid, ())), gave_up=sid in gave_up)
+            for sid, created, outcome, transferred_at, key in rows
+        ]
+
     # -- events --------------------------------------------------------------------------------
 
     def add_event(self, call_sid: str, kind: str, step: str | None, text: str | None) -> None:
@@ -1447,6 +1505,7 @@ class Store:
                     state="{}",
                     last_reply=None,
                     patient_first_name=None,
+                    caller_key=None,
                 )
             )
         return removed

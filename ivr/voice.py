@@ -23,7 +23,7 @@ from flask import Blueprint, Response, current_app, request
 
 from flows.engine import CallState, Line, Reply
 from flows.understanding import Answer
-from ivr import security, twiml
+from ivr import insights, security, twiml
 from ivr.config import DEMO_TWILIO_AUTH_TOKEN
 from ivr.phone import mask, parse_phone
 
@@ -100,7 +100,8 @@ def check_signature() -> Response | None:
     token = rt.settings.twilio_auth_token
     if not rt.settings.demo_secrets_allowed and token == DEMO_TWILIO_AUTH_TOKEN:
         token = ""  # the published demo token signs nothing beside a real Clinicea
-    if not security.is_valid(request, token, rt.settings.public_url):
+    if not security.is_valid(request, token, rt.settings.public_url,
+                             rt.settings.twilio_webhook_key):
         log.warning("refused a /voice request with a missing or wrong signature")
         return Response("Forbidden", status=403, mimetype="text/plain")
     return None
@@ -186,6 +187,8 @@ class VoiceTurns:
                 inbound.call_sid,
                 caller_masked=caller.masked if caller else mask(inbound.caller),
                 state=state.to_dict(), step="", language=state.language,
+                caller_key=insights.caller_key(rt.settings.secret_key,
+                                               caller.e164 if caller else None),
             )
             restarted = kind != "incoming"
         # A repeat of a turn already answered, or a stale one: say the same thing again.

@@ -159,3 +159,26 @@ def test_live_view_updates_without_a_reload(console):
     assert page.text_content("#in-progress td.patient") == "Bilal"
     assert "pressed" in page.text_content("#in-progress td.answers")
     assert page.evaluate("window.__same_page") is True  # no reload happened
+
+
+def test_history_draws_the_funnel_and_busiest_hours_in_the_browser(console):
+    r, page, base = console
+    booked = r.call(BILAL.e164)
+    for key in ("1", "1", "1"):
+        booked.press(key)
+    booked.silence()
+    booked.press("1")
+    assert booked.ended
+    r.call(DEMO_PATIENTS["Hira Malik"].e164).hang_up()  # heard the menu, then left
+    page.goto(f"{base}/console/history")
+    page.wait_for_selector("#insights[data-ready='1']")
+    assert page.locator("#funnel .funnel-bar").count() == 5
+    counts = page.eval_on_selector_all(
+        "#funnel .funnel-count", "els => els.map(e => [e.dataset.stage, e.textContent])")
+    assert dict(counts) == {"answered": "2 (100%)", "menu": "2 (100%)", "choosing": "1 (50%)",
+                            "readback": "1 (50%)", "booked": "1 (50%)"}
+    assert page.locator("#hours rect.heat").count() == 7 * 24
+    calls = page.eval_on_selector_all("#hours rect.heat", "els => els.map(e => +e.dataset.calls)")
+    assert sum(calls) == 2  # in this hour's cell (or two, across an hour's turn)
+    assert page.locator("#hours rect.heat-4").count() in (1, 2)
+    assert "0 of 2 calls (0%) reached a person" in page.text_content("#person-after-failure")

@@ -245,6 +245,51 @@ def test_a_wrong_token_or_a_missing_header_is_refused():
         assert r.runtime.store.load_call(params["CallSid"]) is not None
 
 
+SHARED_KEY = "webhook-shared-key-secret"
+SHARED_KEY_SETTINGS = {"X-Twilio-Webhooks-Signature-Settings":
+                       "key=webhooks_sharedkey_0123456789abcdef,algorithm=HMAC_SHA256"}
+
+
+def test_a_shared_key_hmac_sha256_webhook_is_accepted_and_an_altered_one_refused():
+    with rig(twilio_webhook_key=SHARED_KEY) as r:
+        params = _incoming(r)
+        url = r.phone.absolute("/voice/incoming")
+        signature = RequestValidator(SHARED_KEY).compute_signature(url, params, "HMAC_SHA256")
+        ok = r.phone.post_raw("/voice/incoming", params, signature=signature,
+                              headers=SHARED_KEY_SETTINGS)
+        assert ok.status_code == 200 and "<Response>" in ok.text
+        assert r.runtime.store.load_call(params["CallSid"]) is not None
+        altered = {**_incoming(r), "From": "+923001112223"}
+        signature = RequestValidator(SHARED_KEY).compute_signature(url, altered, "HMAC_SHA256")
+        assert _refused(r.phone.post_raw("/voice/incoming", {**altered, "From": "+92300111"},
+                                         signature=signature, headers=SHARED_KEY_SETTINGS))
+        # SHA-1 of the shared key, or SHA-256 with the Auth Token: not what the header says.
+        fresh = _incoming(r)
+        for wrong in (RequestValidator(SHARED_KEY).compute_signature(url, fresh),
+                      RequestValidator(r.runtime.settings.twilio_auth_token)
+                      .compute_signature(url, fresh, "HMAC_SHA256")):
+            assert _refused(r.phone.post_raw("/voice/incoming", fresh, signature=wrong,
+                                             headers=SHARED_KEY_SETTINGS))
+        unknown = {"X-Twilio-Webhooks-Signature-Settings": "key=k,algorithm=HMAC_MD5"}
+        assert _refused(r.phone.post_raw("/voice/incoming", fresh, signature=signature,
+                                         headers=unknown))
+        # The classic Auth Token signature still works beside it.
+        assert r.phone.post_raw("/voice/incoming", _incoming(r)).status_code == 200
+
+
+def test_a_shared_key_webhook_is_refused_when_no_shared_key_is_configured():
+    with rig() as r:
+        params = _incoming(r)
+        url = r.phone.absolute("/voice/incoming")
+        signature = RequestValidator(SHARED_KEY).compute_signature(url, params, "HMAC_SHA256")
+        assert _refused(r.phone.post_raw("/voice/incoming", params, signature=signature,
+                                         headers=SHARED_KEY_SETTINGS))
+        # Nor may the header turn an Auth Token signature into a check against nothing.
+        token_signed = r.phone.sign(url, params)
+        assert _refused(r.phone.post_raw("/voice/incoming", params, signature=token_signed,
+                                         headers=SHARED_KEY_SETTINGS))
+
+
 def test_a_replayed_signature_with_changed_parameters_is_refused():
     with rig() as r:
         call = r.call(BILAL.e164)

@@ -37,6 +37,7 @@ from flask import (
 from flask.blueprints import BlueprintSetupState
 
 from flows.services import ServiceUnavailable
+from ivr import insights
 from ivr.accounts import AddressLimiter, check_login
 from ivr.console import desk
 from ivr.console.headers import add_security_headers
@@ -571,27 +572,39 @@ def callback_handled(callback_id: int) -> Any:
 # --------------------------------------------------------------------------- history
 
 
+def _insights() -> insights.Insights:
+    rt = _runtime()
+    zone = _zone()
+    today = insights.local_today(rt.store.now(), zone)
+    facts = rt.store.call_facts(insights.window_start(zone, today, HISTORY_DAYS))
+    return insights.compute(facts, zone, today, HISTORY_DAYS)
+
+
 @bp.get("/history")
 @login_required
 def history() -> Any:
-    """Calls per day by outcome over 14 days, as a table and an SVG chart; containment rate."""
-    rt = _runtime()
-    counts = rt.store.outcome_counts_by_day(HISTORY_DAYS)
-    today = rt.store.now().date()
-    days = [today - timedelta(days=HISTORY_DAYS - 1 - i) for i in range(HISTORY_DAYS)]
+    """Calls per clinic-local day by outcome over 14 days (a table and an SVG chart), the
+    containment rate; the funnel and busiest hours are drawn in the browser from the JSON."""
+    figures = _insights()
+    days = list(figures.days)
     table = {d: {key: 0 for key, _ in HISTORY_OUTCOMES} for d in days}
-    for c in counts:
-        if c.day in table:
-            key = c.outcome if c.outcome in table[c.day] else None
-            table[c.day][key] += c.count
+    for d in days:
+        for outcome, n in figures.outcomes_by_day[d].items():
+            key = outcome if outcome in table[d] else None
+            table[d][key] += n
     totals = {key: sum(table[d][key] for d in days) for key, _ in HISTORY_OUTCOMES}
-    all_calls = sum(totals.values())
-    containment = (totals["booked"] / all_calls) if all_calls else None
     return render_template(
         "console/history.html", days=days, table=table, outcomes=HISTORY_OUTCOMES,
-        totals=totals, all_calls=all_calls, containment=containment,
-        chart=_chart(days, table),
+        totals=totals, all_calls=figures.calls, containment=figures.containment,
+        figures=figures, zone=_zone().key, chart=_chart(days, table),
     )
+
+
+@bp.get("/history.json")
+@login_required
+def history_json() -> Any:
+    """The History page's figures (funnel, busiest hours, containment) as JSON."""
+    return jsonify(_insights().to_json())
 
 
 def _chart(days: list[date], table: dict[date, dict[Any, int]]) -> dict[str, Any]:
