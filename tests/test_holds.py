@@ -342,3 +342,27 @@ def test_one_owner_per_time_holds_claims_expiry_and_release(store: Store, clock)
     assert store.hold_slots("CA2", "D1", [[SLOT]], store.now() + timedelta(minutes=5)) == [True]
     assert store.release_holds("CA2") == 2 and store.claimed_times(
         "D1", SLOT, SLOT + timedelta(hours=1)) == []
+
+
+def test_a_time_asked_for_in_one_breath_is_held_against_a_second_caller(tmp_path: Path):
+    """Issue 10 on top of the holds: the exact time a caller asks for is held while they hear
+    the read-back, so a second caller asking for it in the same words hears it is not free and
+    gets the nearest free times, and both are booked, on different times."""
+    ask = "book me with Dr. Khan on Friday at 11 for a sore throat"
+    with cluster(f"sqlite:///{tmp_path / 'ivr.db'}") as c:
+        first = c.call(BILAL.e164, instance=0)
+        first.say(ask)
+        assert "11 a.m." in first.last_heard and "Press 1 to book it" in first.last_heard
+        second = c.call(DEMO_PATIENTS["Hira Malik"].e164, instance=1)
+        second.say(ask)
+        assert "not free" in second.last_heard, second.transcript_text()
+        first.press("1")
+        second.press("1")  # the nearest free time offered instead
+        assert "Press 1 to book it" in second.last_heard  # the reason was said already
+        assert "11 a.m." not in second.last_heard
+        second.press("1")
+        assert "You're booked" in first.heard and "You're booked" in second.heard, (
+            second.transcript_text())
+        times = [(a["StaffID"], a["StartDateTime"]) for a in c.created()]
+        assert len(times) == 2 and len(set(times)) == 2, times
+        assert any(t.endswith("T11:00:00") for _, t in times)
