@@ -23,8 +23,12 @@ def test_quick_run_measures_scenarios_and_a_round(tmp_path):
     result = run(calls=[2], quick=True, workers=2, threads=4, latency_ms=20, jitter_ms=5, pace=0.01,
                  out_dir=tmp_path)
     names = [s.name for s in result.scenarios]
-    assert len(names) == 3
+    assert len(names) == 5
     assert all(s.completed for s in result.scenarios), result.scenarios
+    # A whole request said at once: the request and the read-back, nothing else.
+    breath = {s.name: s for s in result.scenarios}["one breath: returning patient"]
+    assert breath.questions == 2 and breath.requests["book"] == 1
+    assert breath.questions < result.scenarios[0].questions
     returning = result.scenarios[0]
     assert returning.requests["search"] == 1
     assert returning.requests["book"] == 1
