@@ -102,3 +102,11 @@ def test_reading_never_raises_and_never_gives_a_past_day(speech, now, language):
     assert reading.intent in (None, *INTENTS)
     assert reading.day is None or reading.day >= now.date()
     assert reading.reason is None or 0 < len(reading.reason) <= 200
+
+
+@pytest.mark.parametrize("speech", ["no, make it 3", "No, make it 3.", "nope, sorry, 3",
+                                    "No. Make it 3 p.m.", "no make it 3 please"])
+def test_a_correction_with_a_bare_hour_is_that_hour_whatever_the_case_and_markers(speech):
+    # Typed in the softphone ("no, make it 3") or written by Twilio ("No, make it 3."), two
+    # markers in a row are one correction, and the hour that follows is read as a time.
+    assert read(speech).time == TimeOfDay(time(15))

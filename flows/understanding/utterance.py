@@ -40,8 +40,12 @@ _INTENT_WORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 _ZERO = {"zero", "0", "صفر", "sifar"}
 # Where a self-correction starts: the part after it wins for every field it gives.
+# Markers in a row ("no, make it 3") are one correction; case does not matter ("No," as Twilio
+# writes it at the start, "no," as the softphone's caller types it).
 _CORRECTION = re.compile(
-    r"(?:,|\s)\s*(?:no|nope|sorry|actually|i mean|rather|make it|or rather|wait|نہیں)\b[,\s]*",
+    r"(?:,|\s)\s*(?:(?:no|nope|sorry|actually|i mean|rather|make it|or rather|wait|نہیں)\b"
+    r"[,\s]*)+",
+    re.IGNORECASE,
 )
 # "for a sore throat": the reason, up to where another part of the request starts.
 _REASON = re.compile(r"\b(?:for|about|because of|regarding)\s+(.+)", re.IGNORECASE)
