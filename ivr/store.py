@@ -308,7 +308,8 @@ class _Cut(sa.types.TypeDecorator[str]):
 
     def process_bind_param(self, value: str | None, dialect: Any) -> str | None:
         """`value`, at most the column's length."""
-        limit = self.impl.length  # type: ignore[attr-defined]
+        impl = self.impl_instance
+        limit = impl.length if isinstance(impl, sa.String) else None
         if isinstance(value, str) and limit is not None and len(value) > limit:
             return value[:limit]
         return value
@@ -1071,7 +1072,7 @@ class Store:
             )
         if self.dialect == "sqlite":
             memory = parsed.database in (None, "", ":memory:") or "mode=memory" in self.url
-            if not memory and not parsed.query.get("uri"):
+            if not memory and parsed.database and not parsed.query.get("uri"):
                 _private_file(parsed.database)
             kwargs: dict[str, Any] = {
                 "connect_args": {"check_same_thread": False, "timeout": lock},
@@ -1600,7 +1601,7 @@ class Store:
         return claimed
 
     def _transition(self, key: str, from_statuses: Iterable[str], values: dict[str, Any],
-                    then: Callable[[Connection], None] | None = None) -> bool:
+                    then: Callable[[Connection], object] | None = None) -> bool:
         values = {**values, "updated_at": self.now()}
         stmt = _transition_stmt(tuple(from_statuses), tuple(values))
         params = {f"p_{column}": value for column, value in values.items()}
@@ -1610,7 +1611,7 @@ class Store:
                 then(conn)  # same transaction: the row and its time claim change together
             return changed
 
-    def mark_booked(self, key: str, appointment_id: str, patient_id: str | None) -> bool:
+    def mark_booked(self, key: str, appointment_id: str | None, patient_id: str | None) -> bool:
         """Clinicea stored it: status ``booked`` with its IDs; the lease is released.
 
         Allowed from pending / booking / retrying / failed (a late lookup may find a booking
@@ -1901,7 +1902,9 @@ class Store:
         with self._tx() as conn:
             if call_sid is None:
                 result = conn.execute(callback_requests.insert().values(**values))
-                return int(result.inserted_primary_key[0])
+                inserted = result.inserted_primary_key
+                assert inserted is not None  # a plain INSERT always has its new key
+                return int(inserted[0])
             conn.execute(self._insert_ignoring_conflict(callback_requests, values, ["call_sid"]))
             return int(conn.execute(
                 sa.select(callback_requests.c.id).where(callback_requests.c.call_sid == call_sid)

@@ -23,7 +23,6 @@ from zoneinfo import ZoneInfo
 
 from flask import (
     Blueprint,
-    Flask,
     abort,
     current_app,
     flash,
@@ -88,7 +87,7 @@ def _cookie_config(state: BlueprintSetupState) -> None:
     Secure whenever the public URL is https or the app is not in demo mode; a demo reached
     over plain http (`ivr demo`, tests) keeps a non-Secure cookie, or the browser would
     drop it and nobody could sign in."""
-    app: Flask = state.app
+    app = state.app
     settings = app.extensions["ivr"].settings
     public = (settings.public_url or "").lower()
     secure = public.startswith("https://") or not settings.demo
@@ -614,7 +613,7 @@ def _chart(days: list[date], table: dict[date, dict[Any, int]]) -> dict[str, Any
     peak = max([sum(table[d].values()) for d in days] + [1])
     bars = []
     for i, d in enumerate(days):
-        y = height - pad
+        y: float = height - pad
         for key, label in HISTORY_OUTCOMES:
             n = table[d][key]
             if not n:
