@@ -359,6 +359,7 @@ calls = sa.Table(
     sa.Column("transferred_at", sa.DateTime()),  # v2
     # v9: a keyed hash of the caller's number (never the number): "rang back within a day"
     sa.Column("caller_key", sa.String(64)),
+    sa.Index("ix_calls_created_at", "created_at"),
 )
 
 call_events = sa.Table(
@@ -370,6 +371,8 @@ call_events = sa.Table(
     sa.Column("kind", sa.String(20), nullable=False),
     sa.Column("step", _Cut(100)),
     sa.Column("text", sa.Text()),
+    sa.Index("ix_call_events_at", "at"),
+    sa.Index("ix_call_events_call_sid", "call_sid"),
 )
 
 bookings = sa.Table(
@@ -392,13 +395,15 @@ bookings = sa.Table(
     sa.Column("failure_reason", sa.Text()),  # v2
     sa.Column("handled_by", sa.String(100)),  # v2
     sa.Column("handled_at", sa.DateTime()),  # v2
+    sa.Index("ix_bookings_status_next", "status", "next_attempt_at"),
+    sa.Index("ix_bookings_call_sid", "call_sid"),
 )
 
 callback_requests = sa.Table(
     "callback_requests",
     _metadata,
     sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
-    sa.Column("call_sid", sa.String(64), unique=True),  # v5: one request per call
+    sa.Column("call_sid", sa.String(64)),
     sa.Column("created_at", sa.DateTime(), nullable=False),
     sa.Column("phone_masked", _Cut(40)),
     sa.Column("phone_e164", sa.String(40)),
@@ -406,6 +411,8 @@ callback_requests = sa.Table(
     sa.Column("status", sa.String(20), nullable=False),
     sa.Column("handled_by", sa.String(100)),
     sa.Column("handled_at", sa.DateTime()),
+    sa.Index("ix_callback_requests_status", "status"),
+    sa.Index("uq_callback_requests_call_sid", "call_sid", unique=True),  # v5: one per call
 )
 
 agents = sa.Table(  # v3
@@ -448,6 +455,7 @@ slot_claims = sa.Table(  # v7
     sa.Column("kind", sa.String(10), nullable=False),  # HOLD or BOOKING
     sa.Column("expires_at", sa.DateTime()),  # UTC; NULL: until the booking is settled
     sa.Column("created_at", sa.DateTime(), nullable=False),
+    sa.Index("ix_slot_claims_owner", "owner"),
 )
 
 booking_texts = sa.Table(  # v8
@@ -466,6 +474,7 @@ booking_texts = sa.Table(  # v8
     sa.Column("last_error", sa.Text()),
     sa.Column("claimed_by", sa.String(200)),
     sa.Column("sending_since", sa.DateTime()),
+    sa.Index("ix_booking_texts_status", "status"),
 )
 
 _schema_meta = sa.MetaData()
