@@ -48,6 +48,7 @@ from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
+from ivr.booking_payload import BookingPayload
 from ivr.config import ConfigError
 
 __all__ = [
@@ -195,7 +196,7 @@ class BookingRecord:
     attempts: int
     next_attempt_at: datetime | None
     last_error: str | None
-    payload: dict[str, Any]
+    payload: BookingPayload | None  # None: the stored JSON is not a readable payload
     appointment_id: str | None
     patient_id: str | None
     claimed_by: str | None
@@ -991,7 +992,7 @@ def _booking(row: Any) -> BookingRecord:
         attempts=m["attempts"],
         next_attempt_at=m["next_attempt_at"],
         last_error=m["last_error"],
-        payload=json.loads(m["payload"]),
+        payload=BookingPayload.loads(m["payload"]),
         appointment_id=m["appointment_id"],
         patient_id=m["patient_id"],
         claimed_by=m["claimed_by"],
@@ -1556,7 +1557,7 @@ class Store:
     # -- bookings outbox -----------------------------------------------------------------------
 
     def enqueue_booking(
-        self, key: str, *, call_sid: str | None, payload: dict[str, Any]
+        self, key: str, *, call_sid: str | None, payload: BookingPayload
     ) -> BookingRecord:
         """Insert a pending booking, or return the existing one with the same idempotency key."""
         now = self.now()
@@ -1567,7 +1568,7 @@ class Store:
             "updated_at": now,
             "status": "pending",
             "attempts": 0,
-            "payload": _dumps(payload),
+            "payload": payload.dumps(),
         }
         with self._tx() as conn:
             conn.execute(self._enqueue_stmt, values)
@@ -1853,7 +1854,7 @@ class Store:
             return sorted(_as_datetime(v) for v in conn.execute(stmt).scalars())
 
     def enqueue_claimed_booking(
-        self, key: str, *, call_sid: str | None, payload: dict[str, Any], doctor_id: str,
+        self, key: str, *, call_sid: str | None, payload: BookingPayload, doctor_id: str,
         steps: Sequence[datetime],
     ) -> BookingRecord:
         """`enqueue_booking` and the claim on the booking's time, in one transaction.
@@ -1864,7 +1865,7 @@ class Store:
         now = self.now()
         values = {
             "idempotency_key": key, "call_sid": call_sid, "created_at": now, "updated_at": now,
-            "status": "pending", "attempts": 0, "payload": _dumps(payload),
+            "status": "pending", "attempts": 0, "payload": payload.dumps(),
         }
         # The booking row first, then its claim: the order mark_booked/mark_failed lock them
         # in too (the other order deadlocked on PostgreSQL against a concurrent mark_booked).

@@ -40,7 +40,6 @@ from ivr import insights
 from ivr.accounts import AddressLimiter, check_login
 from ivr.console import desk
 from ivr.console.headers import add_security_headers
-from ivr.outbox import BookingPayload
 from ivr.store import AgentRecord, BookingRecord, CallRecord, TextRecord
 from ivr.texts import NEEDS_AGENT, send_again
 
@@ -414,7 +413,7 @@ def _record_id(key: str) -> int | None:
 
 def _booking_view(record: BookingRecord) -> dict[str, Any]:
     services = _runtime().services
-    payload = BookingPayload.of(record)  # None: an unreadable row, shown with what it has
+    payload = record.payload  # None: an unreadable row, shown with what it has
     doctor = services.profile.doctor(payload.doctor_id) if payload else None
     site = services.profile.site(doctor.clinic_id) if doctor else None
     name = f"{payload.first_name} {payload.last_name}".strip() if payload else ""
