@@ -33,7 +33,7 @@ MENU_WORDS = {"1": ["book", "appointment", "booking", "schedule"], "0": []}
 NOTES_MAX = 200  # Clinicea notes are short; a rambling transcript is cut, not rejected
 
 
-def _flag_unsure(turn: Turn, result: Understood[object], heard: str) -> None:
+def _flag_unsure(turn: Turn, result: Understood[object], heard: str | None) -> None:
     """Low-confidence speech: ask "I heard X. Is that right?" before acting on it."""
     if not result.sure:
         turn.unsure = heard

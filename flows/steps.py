@@ -198,7 +198,7 @@ class Flow:
         nxt: Route = getattr(row, "next", None)
         if isinstance(nxt, str):
             return nxt
-        if isinstance(nxt, Mapping) and outcome in nxt:
+        if isinstance(nxt, Mapping) and outcome is not None and outcome in nxt:
             return nxt[outcome]
         below = self.below(key)
         if below is None:

@@ -26,7 +26,7 @@ from flows.services import ServiceUnavailable
 from ivr.accounts import api_key_scope, verify_api_key
 from ivr.console import desk
 from ivr.console.headers import add_security_headers
-from ivr.outbox import REJECTED, BookingPayload
+from ivr.outbox import REJECTED
 from ivr.store import BookingRecord, CallbackRecord, TextRecord
 
 log = logging.getLogger(__name__)
@@ -145,7 +145,7 @@ def _slot(s: Slot) -> dict[str, Any]:
 
 
 def _booking(record: BookingRecord) -> dict[str, Any]:
-    payload = BookingPayload.of(record)
+    payload = record.payload  # None: an unreadable row, shown with what it has
     return {
         "id": record.id,
         "idempotency_key": record.idempotency_key,
@@ -183,7 +183,7 @@ def _same_request(
     patient: desk.NewPatient | None, notes: str,
 ) -> bool:
     """Whether a stored booking is the one this request asks for (what desk.book would store)."""
-    payload = BookingPayload.of(record)
+    payload = record.payload
     if payload is None:
         return False
     want = {

@@ -20,8 +20,8 @@ from ivr.clinicea.models import Appointment
 from ivr.phone import parse_phone
 
 if TYPE_CHECKING:
+    from ivr.booking_payload import BookingPayload
     from ivr.clinicea import CliniceaClient
-    from ivr.outbox import BookingPayload
 
 _TITLES = {"dr", "doctor", "prof", "professor", "mr", "mrs", "ms", "miss"}
 

@@ -66,7 +66,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeGuard
 from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
@@ -473,7 +473,7 @@ class Snapshot:
         return cls(pid, histograms, counter_series)
 
 
-def _is_int(value: Any) -> bool:
+def _is_int(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
@@ -943,8 +943,8 @@ def install(app: Flask, metrics: Metrics, *, clinicea_probe: Callable[[], object
     def _start_timer() -> None:
         if not request.path.startswith("/voice/"):
             return
-        sid = request.form.get("CallSid", "").strip()
-        sid = sid if _CALL_SID.match(sid) else None
+        raw_sid = request.form.get("CallSid", "").strip()
+        sid = raw_sid if _CALL_SID.match(raw_sid) else None
         times = metrics._begin(sid)
         g.ivr_ops = (time.perf_counter(), times, _current.set(times), logs.call_sid_var.set(sid))
 

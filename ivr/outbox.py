@@ -29,13 +29,14 @@ import random
 import re
 import threading
 import time as _time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from flows.domain import Doctor
 from flows.slots import overlaps_booked
+from ivr.booking_payload import BookingPayload
 from ivr.calendar import (  # noqa: F401  (re-exported: older imports name them here)
     DayCalendar,
     doctor_intervals,
@@ -73,65 +74,6 @@ _SLOT_TAKEN_WORDS = re.compile(
     r"overlap|clash|conflict",
     re.IGNORECASE,
 )
-
-
-@dataclass(frozen=True)
-class BookingPayload:
-    """What the outbox row carries: everything needed to send the booking later.
-
-    `patient_id` None means register a new patient (`first_name`, `last_name`, `phone_e164`).
-    Stored as JSON in the store (`to_json` / `from_json`); `start` is naive clinic-local.
-    """
-
-    doctor_id: str
-    start: datetime
-    patient_id: str | None
-    clinic_id: str
-    service_id: str
-    first_name: str = ""
-    last_name: str = ""
-    phone_e164: str | None = None
-    notes: str = ""
-    call_sid: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        """A JSON-ready dict (the store's `payload`)."""
-        return {
-            "doctor_id": self.doctor_id,
-            "start": self.start.isoformat(timespec="seconds"),
-            "patient_id": self.patient_id,
-            "clinic_id": self.clinic_id,
-            "service_id": self.service_id,
-            "first_name": self.first_name,
-            "last_name": self.last_name,
-            "phone_e164": self.phone_e164,
-            "notes": self.notes,
-            "call_sid": self.call_sid,
-        }
-
-    @classmethod
-    def of(cls, record: BookingRecord) -> BookingPayload | None:
-        """The typed payload of a stored booking; None when it is unreadable."""
-        try:
-            return cls.from_json(record.payload)
-        except (KeyError, TypeError, ValueError):
-            return None
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> BookingPayload:
-        """Read a stored payload; raises KeyError/ValueError/TypeError when it is unusable."""
-        return cls(
-            doctor_id=str(data["doctor_id"]),
-            start=datetime.fromisoformat(str(data["start"])),
-            patient_id=data.get("patient_id") or None,
-            clinic_id=str(data.get("clinic_id") or ""),
-            service_id=str(data.get("service_id") or ""),
-            first_name=str(data.get("first_name") or ""),
-            last_name=str(data.get("last_name") or ""),
-            phone_e164=data.get("phone_e164") or None,
-            notes=str(data.get("notes") or ""),
-            call_sid=data.get("call_sid") or None,
-        )
 
 
 @dataclass(frozen=True)
@@ -215,9 +157,8 @@ def attempt_booking(
     """
     key = record.idempotency_key
     limit = max_attempts if max_attempts is not None else config.booking_max_attempts
-    try:
-        payload = BookingPayload.from_json(record.payload)
-    except (KeyError, TypeError, ValueError):
+    payload = record.payload
+    if payload is None:
         log.error("booking %s: unreadable payload, marked failed", key)
         return _fail(store, key, "failed", "unreadable booking payload")
 
@@ -422,7 +363,7 @@ class Outbox:
         hold becomes the claim. `ivr.store.SlotUnavailable` when someone else has the time
         (nothing stored). A key stored before returns its row as it is."""
         return self.store.enqueue_claimed_booking(
-            key, call_sid=payload.call_sid, payload=payload.to_json(),
+            key, call_sid=payload.call_sid, payload=payload,
             doctor_id=payload.doctor_id, steps=steps,
         )
 
@@ -442,9 +383,8 @@ class Outbox:
                 calendar=calendar,
             )
         finally:
-            payload = BookingPayload.of(record)
-            if payload is not None:
-                self.calendar.forget(payload.start.date())
+            if record.payload is not None:
+                self.calendar.forget(record.payload.start.date())
 
     def retry_now(self, key: str, *, by: str) -> AttemptResult | None:
         """Make a pending or retrying row due now, claim it and send it; None when someone
@@ -519,9 +459,8 @@ class OutboxWorker:
         try:
             return self.outbox.attempt(record, max_attempts=self.max_attempts)
         finally:
-            payload = BookingPayload.of(record)
-            if self._on_attempt is not None and payload is not None:
-                self._on_attempt(payload.start.date())
+            if self._on_attempt is not None and record.payload is not None:
+                self._on_attempt(record.payload.start.date())
 
     def run_once(self) -> int:
         """Claim the due bookings and process each; returns how many were processed."""

@@ -172,7 +172,7 @@ def _international(digits: str) -> PhoneNumber | None:
 
 
 def _national(digits: str, region: str) -> PhoneNumber | None:
-    candidates = [(digits, region)]
+    candidates: list[tuple[str, str | None]] = [(digits, region)]
     metadata = phonenumbers.PhoneMetadata.metadata_for_region(region.upper())
     trunk = metadata.national_prefix if metadata is not None else None
     if trunk and not digits.startswith(trunk):

@@ -14,7 +14,7 @@ import re
 from typing import Any
 
 from flask import Request
-from werkzeug.datastructures import ImmutableMultiDict
+from werkzeug.datastructures import ImmutableMultiDict, MultiDict
 from werkzeug.utils import cached_property
 
 __all__ = ["CleanRequest", "clean", "clean_json"]
@@ -57,7 +57,7 @@ class CleanRequest(Request):
         return self.path.startswith("/voice/")
 
     @cached_property
-    def args(self) -> ImmutableMultiDict[str, str]:  # type: ignore[override]
+    def args(self) -> MultiDict[str, str]:
         """The query arguments, cleaned."""
         raw = super().args
         return raw if self._raw() else _clean_multi(raw)
@@ -67,7 +67,7 @@ class CleanRequest(Request):
         if not self._raw():
             self.__dict__["form"] = _clean_multi(self.__dict__["form"])
 
-    def get_json(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+    def get_json(self, *args: Any, **kwargs: Any) -> Any:
         """The JSON body (see Flask), every string in it cleaned."""
         value = super().get_json(*args, **kwargs)
         return value if self._raw() else clean_json(value)

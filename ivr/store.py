@@ -48,6 +48,7 @@ from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
+from ivr.booking_payload import BookingPayload
 from ivr.config import ConfigError
 
 __all__ = [
@@ -195,7 +196,7 @@ class BookingRecord:
     attempts: int
     next_attempt_at: datetime | None
     last_error: str | None
-    payload: dict[str, Any]
+    payload: BookingPayload | None  # None: the stored JSON is not a readable payload
     appointment_id: str | None
     patient_id: str | None
     claimed_by: str | None
@@ -308,7 +309,8 @@ class _Cut(sa.types.TypeDecorator[str]):
 
     def process_bind_param(self, value: str | None, dialect: Any) -> str | None:
         """`value`, at most the column's length."""
-        limit = self.impl.length  # type: ignore[attr-defined]
+        impl = self.impl_instance
+        limit = impl.length if isinstance(impl, sa.String) else None
         if isinstance(value, str) and limit is not None and len(value) > limit:
             return value[:limit]
         return value
@@ -358,6 +360,7 @@ calls = sa.Table(
     sa.Column("transferred_at", sa.DateTime()),  # v2
     # v9: a keyed hash of the caller's number (never the number): "rang back within a day"
     sa.Column("caller_key", sa.String(64)),
+    sa.Index("ix_calls_created_at", "created_at"),
 )
 
 call_events = sa.Table(
@@ -369,6 +372,8 @@ call_events = sa.Table(
     sa.Column("kind", sa.String(20), nullable=False),
     sa.Column("step", _Cut(100)),
     sa.Column("text", sa.Text()),
+    sa.Index("ix_call_events_at", "at"),
+    sa.Index("ix_call_events_call_sid", "call_sid"),
 )
 
 bookings = sa.Table(
@@ -391,13 +396,15 @@ bookings = sa.Table(
     sa.Column("failure_reason", sa.Text()),  # v2
     sa.Column("handled_by", sa.String(100)),  # v2
     sa.Column("handled_at", sa.DateTime()),  # v2
+    sa.Index("ix_bookings_status_next", "status", "next_attempt_at"),
+    sa.Index("ix_bookings_call_sid", "call_sid"),
 )
 
 callback_requests = sa.Table(
     "callback_requests",
     _metadata,
     sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
-    sa.Column("call_sid", sa.String(64), unique=True),  # v5: one request per call
+    sa.Column("call_sid", sa.String(64)),
     sa.Column("created_at", sa.DateTime(), nullable=False),
     sa.Column("phone_masked", _Cut(40)),
     sa.Column("phone_e164", sa.String(40)),
@@ -405,6 +412,8 @@ callback_requests = sa.Table(
     sa.Column("status", sa.String(20), nullable=False),
     sa.Column("handled_by", sa.String(100)),
     sa.Column("handled_at", sa.DateTime()),
+    sa.Index("ix_callback_requests_status", "status"),
+    sa.Index("uq_callback_requests_call_sid", "call_sid", unique=True),  # v5: one per call
 )
 
 agents = sa.Table(  # v3
@@ -447,6 +456,7 @@ slot_claims = sa.Table(  # v7
     sa.Column("kind", sa.String(10), nullable=False),  # HOLD or BOOKING
     sa.Column("expires_at", sa.DateTime()),  # UTC; NULL: until the booking is settled
     sa.Column("created_at", sa.DateTime(), nullable=False),
+    sa.Index("ix_slot_claims_owner", "owner"),
 )
 
 booking_texts = sa.Table(  # v8
@@ -465,6 +475,7 @@ booking_texts = sa.Table(  # v8
     sa.Column("last_error", sa.Text()),
     sa.Column("claimed_by", sa.String(200)),
     sa.Column("sending_since", sa.DateTime()),
+    sa.Index("ix_booking_texts_status", "status"),
 )
 
 _schema_meta = sa.MetaData()
@@ -981,7 +992,7 @@ def _booking(row: Any) -> BookingRecord:
         attempts=m["attempts"],
         next_attempt_at=m["next_attempt_at"],
         last_error=m["last_error"],
-        payload=json.loads(m["payload"]),
+        payload=BookingPayload.loads(m["payload"]),
         appointment_id=m["appointment_id"],
         patient_id=m["patient_id"],
         claimed_by=m["claimed_by"],
@@ -1071,7 +1082,7 @@ class Store:
             )
         if self.dialect == "sqlite":
             memory = parsed.database in (None, "", ":memory:") or "mode=memory" in self.url
-            if not memory and not parsed.query.get("uri"):
+            if not memory and parsed.database and not parsed.query.get("uri"):
                 _private_file(parsed.database)
             kwargs: dict[str, Any] = {
                 "connect_args": {"check_same_thread": False, "timeout": lock},
@@ -1546,7 +1557,7 @@ class Store:
     # -- bookings outbox -----------------------------------------------------------------------
 
     def enqueue_booking(
-        self, key: str, *, call_sid: str | None, payload: dict[str, Any]
+        self, key: str, *, call_sid: str | None, payload: BookingPayload
     ) -> BookingRecord:
         """Insert a pending booking, or return the existing one with the same idempotency key."""
         now = self.now()
@@ -1557,7 +1568,7 @@ class Store:
             "updated_at": now,
             "status": "pending",
             "attempts": 0,
-            "payload": _dumps(payload),
+            "payload": payload.dumps(),
         }
         with self._tx() as conn:
             conn.execute(self._enqueue_stmt, values)
@@ -1600,7 +1611,7 @@ class Store:
         return claimed
 
     def _transition(self, key: str, from_statuses: Iterable[str], values: dict[str, Any],
-                    then: Callable[[Connection], None] | None = None) -> bool:
+                    then: Callable[[Connection], object] | None = None) -> bool:
         values = {**values, "updated_at": self.now()}
         stmt = _transition_stmt(tuple(from_statuses), tuple(values))
         params = {f"p_{column}": value for column, value in values.items()}
@@ -1610,7 +1621,7 @@ class Store:
                 then(conn)  # same transaction: the row and its time claim change together
             return changed
 
-    def mark_booked(self, key: str, appointment_id: str, patient_id: str | None) -> bool:
+    def mark_booked(self, key: str, appointment_id: str | None, patient_id: str | None) -> bool:
         """Clinicea stored it: status ``booked`` with its IDs; the lease is released.
 
         Allowed from pending / booking / retrying / failed (a late lookup may find a booking
@@ -1843,7 +1854,7 @@ class Store:
             return sorted(_as_datetime(v) for v in conn.execute(stmt).scalars())
 
     def enqueue_claimed_booking(
-        self, key: str, *, call_sid: str | None, payload: dict[str, Any], doctor_id: str,
+        self, key: str, *, call_sid: str | None, payload: BookingPayload, doctor_id: str,
         steps: Sequence[datetime],
     ) -> BookingRecord:
         """`enqueue_booking` and the claim on the booking's time, in one transaction.
@@ -1854,7 +1865,7 @@ class Store:
         now = self.now()
         values = {
             "idempotency_key": key, "call_sid": call_sid, "created_at": now, "updated_at": now,
-            "status": "pending", "attempts": 0, "payload": _dumps(payload),
+            "status": "pending", "attempts": 0, "payload": payload.dumps(),
         }
         # The booking row first, then its claim: the order mark_booked/mark_failed lock them
         # in too (the other order deadlocked on PostgreSQL against a concurrent mark_booked).
@@ -1901,7 +1912,9 @@ class Store:
         with self._tx() as conn:
             if call_sid is None:
                 result = conn.execute(callback_requests.insert().values(**values))
-                return int(result.inserted_primary_key[0])
+                inserted = result.inserted_primary_key
+                assert inserted is not None  # a plain INSERT always has its new key
+                return int(inserted[0])
             conn.execute(self._insert_ignoring_conflict(callback_requests, values, ["call_sid"]))
             return int(conn.execute(
                 sa.select(callback_requests.c.id).where(callback_requests.c.call_sid == call_sid)

@@ -61,11 +61,12 @@ class Inbound:
         get = form.get
         digits = _clean(get("Digits"), MAX_DIGITS)
         speech = _clean(get("SpeechResult"), MAX_SPEECH)
+        raw_confidence = get("Confidence")
         try:
-            confidence: float | None = float(get("Confidence"))
-            if not 0.0 <= confidence <= 1.0:  # NaN fails this too
-                confidence = None
-        except (TypeError, ValueError):
+            confidence = float(raw_confidence) if raw_confidence is not None else None
+        except ValueError:
+            confidence = None
+        if confidence is not None and not 0.0 <= confidence <= 1.0:  # NaN fails this too
             confidence = None
         dial = (get("DialCallStatus") or "").strip().lower()
         return cls(

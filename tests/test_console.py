@@ -11,6 +11,7 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import sqlalchemy as sa
 
 from ivr.accounts import (
     LOCK_AFTER_FAILURES,
@@ -20,12 +21,14 @@ from ivr.accounts import (
     verify_agent,
 )
 from ivr.app import create_app, runtime_of
+from ivr.booking_payload import BookingPayload
 from ivr.config import Settings
 from ivr.sandbox.seed import DEMO_DOCTOR_FAROOQ_ID, DEMO_DOCTOR_KHAN_ID, DEMO_PATIENTS
 from tests.agents import PASSWORD, api_headers, csrf_of, signed_in
 from tests.calls import rig
 
 BILAL = DEMO_PATIENTS["Bilal Ahmed"]
+FAROOQ_BILAL = BookingPayload(DEMO_DOCTOR_FAROOQ_ID, datetime(2026, 11, 24, 13), BILAL.id, "", "")
 NEW_MOBILE = "0300 9998877"
 TUESDAY_1PM = "2026-11-24T13:00"
 SCRIPT = "<script>alert(1)</script>"
@@ -331,9 +334,7 @@ def test_clinicea_down_lookup_says_so_and_booking_is_recorded():
 def test_outbox_mark_handled_and_callbacks():
     with rig() as r:
         store = r.runtime.store
-        store.enqueue_booking("phone:CA1", call_sid="CA1", payload={
-            "doctor_id": DEMO_DOCTOR_FAROOQ_ID, "start": "2026-11-24T13:00:00",
-            "patient_id": BILAL.id, "clinic_id": "", "service_id": ""})
+        store.enqueue_booking("phone:CA1", call_sid="CA1", payload=FAROOQ_BILAL)
         store.mark_failed("phone:CA1", "Clinicea refused: patient archived")
         store.add_callback("CA2", "+923001112223", "+92*******223", "asked for a person")
         client = signed_in(r.app)
@@ -432,12 +433,28 @@ def test_history_without_calls():
         assert "no calls yet" in page and "<rect " not in page
 
 
+def test_an_unreadable_booking_row_is_shown_not_a_server_error():
+    with rig() as r:
+        store = r.runtime.store
+        store.enqueue_booking("phone:CA1", call_sid="CA1", payload=FAROOQ_BILAL)
+        store.mark_failed("phone:CA1", "Clinicea refused: patient archived")
+        with store.engine.begin() as conn:  # cut short by a full disk, or edited by hand
+            conn.execute(sa.text("UPDATE bookings SET payload = '{\"doctor_id\": \"D'"))
+        client = signed_in(r.app)
+        outbox = client.get("/console/outbox")
+        assert outbox.status_code == 200 and "patient archived" in outbox.text
+        page = client.get("/console/bookings/phone:CA1")
+        assert page.status_code == 200 and "patient archived" in page.text
+        api = r.app.test_client().get("/api/bookings/phone:CA1", headers=api_headers(r.app))
+        assert api.status_code == 200
+        body = api.json
+        assert (body["status"], body["doctor_id"], body["start"]) == ("failed", None, "")
+
+
 def test_retry_now_leaves_a_booking_that_is_being_sent_alone():
     with rig() as r:
         store = r.runtime.store
-        store.enqueue_booking("phone:CA9", call_sid="CA9", payload={
-            "doctor_id": DEMO_DOCTOR_FAROOQ_ID, "start": "2026-11-24T13:00:00",
-            "patient_id": BILAL.id, "clinic_id": "", "service_id": ""})
+        store.enqueue_booking("phone:CA9", call_sid="CA9", payload=FAROOQ_BILAL)
         assert store.claim_booking("phone:CA9", worker="w1", lease=timedelta(minutes=1))
         client = signed_in(r.app)
         page = client.get("/console/outbox").text
@@ -451,9 +468,7 @@ def test_retry_now_leaves_a_booking_that_is_being_sent_alone():
 def test_every_post_form_on_every_page_carries_the_csrf_token():
     with rig() as r:
         store = r.runtime.store
-        store.enqueue_booking("phone:CA1", call_sid="CA1", payload={
-            "doctor_id": DEMO_DOCTOR_FAROOQ_ID, "start": "2026-11-24T13:00:00",
-            "patient_id": BILAL.id, "clinic_id": "", "service_id": ""})
+        store.enqueue_booking("phone:CA1", call_sid="CA1", payload=FAROOQ_BILAL)
         store.add_callback("CA2", "+923001112223", "+92*******223", "asked for a person")
         client = signed_in(r.app)
         pages = ["/console/caller?mobile=03216315551", f"/console/caller?mobile={NEW_MOBILE}",

@@ -32,7 +32,7 @@ from tests.agents import api_headers, signed_in
 from tests.calls import CLINIC_NUMBER, MONDAY_10AM
 from tests.pg import fresh_schema_url, pg_database  # noqa: F401  (fixture)
 from tests.test_console import book_form
-from tests.test_store import clock, db_url, make_store, store  # noqa: F401  (fixtures)
+from tests.test_store import PAYLOAD, clock, db_url, make_store, store  # noqa: F401  (fixtures)
 
 BILAL = DEMO_PATIENTS["Bilal Ahmed"]
 
@@ -328,11 +328,11 @@ def test_one_owner_per_time_holds_claims_expiry_and_release(store: Store, clock)
     assert store.claimed_times("D1", SLOT, SLOT + timedelta(hours=1), except_call="CA2") == [
         SLOT, NEXT]
     with pytest.raises(SlotUnavailable):  # another caller's live hold: nothing is written
-        store.enqueue_claimed_booking("API:1", call_sid=None, payload={"x": 1},
+        store.enqueue_claimed_booking("API:1", call_sid=None, payload=PAYLOAD,
                                       doctor_id="D1", steps=[SLOT])
     assert store.get_booking("API:1") is None
     # The caller's own hold becomes the booking's claim, in the outbox row's transaction.
-    record = store.enqueue_claimed_booking("CA1:1", call_sid="CA1", payload={"x": 1},
+    record = store.enqueue_claimed_booking("CA1:1", call_sid="CA1", payload=PAYLOAD,
                                            doctor_id="D1", steps=[SLOT])
     assert record.status == "pending" and store.held_by("CA1") == [("D1", NEXT)]
     clock.advance(minutes=6)  # holds expire; an open booking's claim does not

@@ -19,6 +19,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ import sqlalchemy as sa
 from flask import Flask
 
 from ivr.app import create_app, runtime_of
+from ivr.booking_payload import BookingPayload
 from ivr.clinicea import CliniceaClient, CliniceaUnavailable
 from ivr.clinicea.auth import Credentials
 from ivr.clock import FixedClock
@@ -439,8 +441,8 @@ def test_a_database_error_never_logs_its_parameters(pg_database: str) -> None:  
     try:
         with pytest.raises(sa.exc.DBAPIError) as failed:
             # A key longer than its column is refused (keys are never cut: they must not clash).
-            store.enqueue_booking("k" * 300, call_sid=None,
-                                  payload={"phone_e164": BILAL.e164})
+            store.enqueue_booking("k" * 300, call_sid=None, payload=BookingPayload(
+                "D1", datetime(2026, 3, 3, 10), None, "C1", "S1", phone_e164=BILAL.e164))
         assert BILAL.e164 not in str(failed.value)
         assert "k" * 300 not in str(failed.value)
     finally:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import sqlalchemy as sa
 
 from ivr.clinicea import CliniceaClient, Credentials
 from ivr.clinicea.models import Appointment
@@ -253,7 +254,7 @@ def test_permanent_failure_after_max_attempts(rig: Rig) -> None:
 def test_worker_picks_up_a_row_whose_process_died_before_sending(rig: Rig) -> None:
     req = request()
     rig.store.enqueue_booking(
-        req.idempotency_key, call_sid="CA1", payload=rig.services._payload(req).to_json()
+        req.idempotency_key, call_sid="CA1", payload=rig.services._payload(req)
     )
     assert (
         rig.store.claim_booking(req.idempotency_key, worker="web-dead", lease=timedelta(seconds=30))
@@ -271,7 +272,7 @@ def test_worker_picks_up_a_row_whose_process_died_before_sending(rig: Rig) -> No
 def test_worker_does_not_resend_what_a_dead_process_sent(rig: Rig) -> None:
     req = request()
     payload = rig.services._payload(req)
-    rig.store.enqueue_booking(req.idempotency_key, call_sid="CA1", payload=payload.to_json())
+    rig.store.enqueue_booking(req.idempotency_key, call_sid="CA1", payload=payload)
     rig.store.claim_booking(req.idempotency_key, worker="web-dead", lease=timedelta(seconds=30))
     # it sent the POST, then died before recording the answer
     from ivr.clinicea import AppointmentRequest
@@ -315,7 +316,9 @@ def test_refused_credentials_retry_and_log_error(
 
 
 def test_unreadable_payload_fails_for_agents(rig: Rig) -> None:
-    rig.store.enqueue_booking("junk", call_sid=None, payload={"nothing": "here"})
+    rig.store.enqueue_booking("junk", call_sid=None, payload=rig.services._payload(request()))
+    with rig.store.engine.begin() as conn:  # a row written by other code, or edited by hand
+        conn.execute(sa.text("UPDATE bookings SET payload = '{\"nothing\": \"here\"}'"))
     assert rig.worker().run_once() == 1
     record = rig.store.get_booking("junk")
     assert record is not None and record.status == "failed"
@@ -326,7 +329,7 @@ def test_purge_keeps_bookings(rig: Rig) -> None:
     rig.store.add_event("CA1", "heard", "greeting", "Welcome")
     assert rig.services.book(request()).status == "booked"
     rig.store.enqueue_booking(
-        "CA7:book", call_sid="CA7", payload=rig.services._payload(request("CA7:book")).to_json()
+        "CA7:book", call_sid="CA7", payload=rig.services._payload(request("CA7:book"))
     )
     rig.advance(days=31)
     rig.store.add_event("CA2", "heard", "greeting", "Welcome")
@@ -342,7 +345,7 @@ def test_run_forever_processes_and_purges_until_stopped(rig: Rig) -> None:
     rig.utc.advance(days=40)
     req = request()
     rig.store.enqueue_booking(
-        req.idempotency_key, call_sid="CA1", payload=rig.services._payload(req).to_json()
+        req.idempotency_key, call_sid="CA1", payload=rig.services._payload(req)
     )
     stop = threading.Event()
     worker = rig.worker()
@@ -362,7 +365,7 @@ def test_run_forever_processes_and_purges_until_stopped(rig: Rig) -> None:
 def test_many_workers_book_once(rig: Rig) -> None:
     req = request()
     rig.store.enqueue_booking(
-        req.idempotency_key, call_sid="CA1", payload=rig.services._payload(req).to_json()
+        req.idempotency_key, call_sid="CA1", payload=rig.services._payload(req)
     )
     workers = [rig.worker(worker_id=f"w{i}") for i in range(4)]
     counts: list[int] = []
@@ -379,7 +382,7 @@ def test_many_workers_book_once(rig: Rig) -> None:
 def test_past_slot_is_never_sent(rig: Rig) -> None:
     req = request(start=NOW + timedelta(minutes=20))
     rig.store.enqueue_booking(
-        req.idempotency_key, call_sid="CA1", payload=rig.services._payload(req).to_json()
+        req.idempotency_key, call_sid="CA1", payload=rig.services._payload(req)
     )
     rig.advance(hours=2)
     assert rig.worker().run_once() == 1

@@ -251,7 +251,7 @@ def test_serve_killed_ten_times_with_bookings_waiting_books_each_exactly_once(tm
                                      DEMO_PATIENTS["Bilal Ahmed"].id, DEMO_CLINIC_CLIFTON_ID,
                                      DEMO_SERVICE_CONSULTATION_ID, call_sid=f"CA{i}")
             keys.append(f"kill-test-{i}")
-            store.enqueue_booking(keys[-1], call_sid=f"CA{i}", payload=payload.to_json())
+            store.enqueue_booking(keys[-1], call_sid=f"CA{i}", payload=payload)
         env = _env(**_clinicea(sandbox))
         rng = random.Random(8)
         took = []

@@ -361,7 +361,7 @@ def test_book_known_patient(rig: Rig) -> None:
     record = rig.store.get_booking(req.idempotency_key)
     assert record is not None and record.status == "booked"
     assert record.appointment_id == outcome.appointment_id
-    assert record.payload["doctor_id"] == DEMO_DOCTOR_FAROOQ_ID
+    assert record.payload is not None and record.payload.doctor_id == DEMO_DOCTOR_FAROOQ_ID
     # the booking dropped the cached day: the slot is no longer offered
     after = rig.services.free_slots(DEMO_DOCTOR_FAROOQ_ID, day=TOMORROW)
     assert req.start not in [s.start for s in after]

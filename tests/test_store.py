@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import pytest
 import sqlalchemy as sa
 
+from ivr.booking_payload import BookingPayload
 from ivr.store import (
     BOOKING_STATUSES,
     LATEST_VERSION,
@@ -153,7 +154,7 @@ def test_database_at_v1_upgrades_without_losing_rows(
             sa.text(
                 "INSERT INTO bookings (idempotency_key, call_sid, created_at, updated_at, status,"
                 " attempts, payload) VALUES ('k-old', 'CAold', :t, :t, 'pending', 0,"
-                ' \'{"doctor_id": "D1"}\')'
+                ' \'{"doctor_id": "D1", "start": "2026-03-03T10:00:00"}\')'
             ),
             {"t": T0},
         )
@@ -180,7 +181,8 @@ def test_database_at_v1_upgrades_without_losing_rows(
     assert (call.version, call.step, call.turn, call.state) == (3, "ask_date", 2, {"a": 1})
     assert call.last_reply == "<Response/>" and call.transferred_at is None
     booking = new.get_booking("k-old")
-    assert booking is not None and booking.payload == {"doctor_id": "D1"}
+    assert booking is not None and booking.payload is not None
+    assert (booking.payload.doctor_id, booking.payload.start) == ("D1", datetime(2026, 3, 3, 10))
     assert booking.failure_reason is None
     assert [e.text for e in new.events("CAold")] == ["tomorrow"]
     assert [c.phone_e164 for c in new.callbacks()] == ["+923216315551"]
@@ -487,7 +489,7 @@ print(json.dumps({"saved": saved, "won": won}))
 def test_several_processes_race_safely(store: Store, db_url: str) -> None:
     new_call(store)
     for i in range(5):
-        store.enqueue_booking(f"k{i}", call_sid="CA1", payload={"i": i})
+        store.enqueue_booking(f"k{i}", call_sid="CA1", payload=payload(notes=str(i)))
     start_at = str(time.time() + 2.0)
     procs = [
         subprocess.Popen(
@@ -534,7 +536,7 @@ def test_events_in_order_and_kind_checked(store: Store, clock: Clock) -> None:
 def test_purge_events_removes_only_old_events(store: Store, clock: Clock) -> None:
     new_call(store)
     store.add_event("CA1", "heard", "greet", "old")
-    store.enqueue_booking("k1", call_sid="CA1", payload={"doctor_id": "D1"})
+    store.enqueue_booking("k1", call_sid="CA1", payload=PAYLOAD)
     store.add_callback("CA1", "+923216315551", "+92*******551", "busy")
     clock.advance(days=31)
     store.add_event("CA1", "heard", "greet", "new")
@@ -549,13 +551,22 @@ def test_purge_events_removes_only_old_events(store: Store, clock: Clock) -> Non
 # ---------------------------------------------------------------------------------------------
 # bookings outbox
 
-PAYLOAD = {"doctor_id": "D1", "start": "2026-03-03T10:00:00", "patient_id": "P1", "notes": "IVR"}
+def payload(**changes: Any) -> BookingPayload:
+    """A booking's payload: Dr D1 on 3 March at 10:00 for patient P1, with `changes`."""
+    fields: dict[str, Any] = {
+        "doctor_id": "D1", "start": datetime(2026, 3, 3, 10), "patient_id": "P1",
+        "clinic_id": "C1", "service_id": "S1", "notes": "IVR",
+    }
+    return BookingPayload(**{**fields, **changes})
+
+
+PAYLOAD = payload()
 
 
 def test_enqueue_same_key_returns_existing(store: Store, clock: Clock) -> None:
     first = store.enqueue_booking("k1", call_sid="CA1", payload=PAYLOAD)
     clock.advance(seconds=1)
-    again = store.enqueue_booking("k1", call_sid="CA9", payload={"other": 1})
+    again = store.enqueue_booking("k1", call_sid="CA9", payload=payload(doctor_id="D2"))
     assert again == first
     assert first.status == "pending" and first.attempts == 0 and first.payload == PAYLOAD
     assert first.created_at == T0 and first.next_attempt_at is None
@@ -563,12 +574,27 @@ def test_enqueue_same_key_returns_existing(store: Store, clock: Clock) -> None:
     assert store.get_booking("nope") is None
 
 
+@pytest.mark.parametrize("stored", ['{"nothing": "here"}', '{"doctor_id": "D1", "start": "soon"}',
+                                    "[1, 2]", "{not json", ""])
+def test_an_unreadable_stored_payload_reads_as_none(store: Store, stored: str) -> None:
+    # A row written by other code or cut short: listed and shown, never a failed read.
+    store.enqueue_booking("bad", call_sid="CA1", payload=PAYLOAD)
+    store.enqueue_booking("good", call_sid="CA2", payload=PAYLOAD)
+    with store.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE bookings SET payload = :p WHERE idempotency_key = 'bad'"),
+                     {"p": stored})
+    bad = store.get_booking("bad")
+    assert bad is not None and bad.payload is None and bad.status == "pending"
+    assert {b.idempotency_key: b.payload for b in store.bookings()} == {
+        "bad": None, "good": PAYLOAD}
+
+
 def test_enqueue_same_key_from_10_threads_makes_one_row(store: Store) -> None:
     results = run_threads(
-        10, lambda i: store.enqueue_booking("k1", call_sid="CA1", payload={"i": i})
+        10, lambda i: store.enqueue_booking("k1", call_sid="CA1", payload=payload(notes=str(i)))
     )
     assert len({r.id for r in results}) == 1
-    assert len({r.payload["i"] for r in results}) == 1
+    assert len({r.payload for r in results}) == 1
     assert len(store.bookings()) == 1
 
 
@@ -620,7 +646,7 @@ def test_claim_due_bookings_limit_and_order_and_no_double_claims(
     store: Store, clock: Clock
 ) -> None:
     for i in range(20):
-        store.enqueue_booking(f"k{i:02}", call_sid=None, payload={"i": i})
+        store.enqueue_booking(f"k{i:02}", call_sid=None, payload=payload(notes=str(i)))
         clock.advance(seconds=1)
     first = store.claim_due_bookings(worker="w", lease=LEASE, limit=3)
     assert [b.idempotency_key for b in first] == ["k00", "k01", "k02"]
@@ -673,10 +699,10 @@ def test_mark_transitions(store: Store, clock: Clock) -> None:
 def test_outbox_depth_and_oldest_pending_age(store: Store, clock: Clock) -> None:
     assert store.outbox_depth() == dict.fromkeys(BOOKING_STATUSES, 0)
     assert store.oldest_pending_age() is None
-    store.enqueue_booking("a", call_sid=None, payload={})
+    store.enqueue_booking("a", call_sid=None, payload=PAYLOAD)
     clock.advance(minutes=1)
-    store.enqueue_booking("b", call_sid=None, payload={})
-    store.enqueue_booking("c", call_sid=None, payload={})
+    store.enqueue_booking("b", call_sid=None, payload=PAYLOAD)
+    store.enqueue_booking("c", call_sid=None, payload=PAYLOAD)
     store.claim_booking("b", worker="w", lease=LEASE)
     store.mark_failed("c", "no")
     clock.advance(minutes=2)

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from ivr.booking_payload import BookingPayload
 from ivr.store import Store
 
 try:  # pytest puts tests/ on sys.path (rootdir-less "prepend" import mode)
@@ -18,6 +19,7 @@ except ImportError:  # pragma: no cover - tests/ imported as a package
     from tests.pg import fresh_schema_url, pg_database  # noqa: F401
 
 T0 = datetime(2026, 3, 2, 9, 0, 0)
+PAYLOAD = BookingPayload("D1", datetime(2026, 3, 3, 10), "P1", "C1", "S1")
 TEXT = {"to_e164": "+923216315551", "from_e164": "+922135550199", "body": "You're booked"}
 
 
@@ -44,7 +46,7 @@ def stores(db_url: str, now: list[datetime]) -> Iterator[list[Store]]:
 
 
 def booked(store: Store, key: str) -> None:
-    store.enqueue_booking(key, call_sid="CA1", payload={"doctor_id": "D1"})
+    store.enqueue_booking(key, call_sid="CA1", payload=PAYLOAD)
     assert store.claim_booking(key, worker="w", lease=timedelta(seconds=60))
     assert store.mark_booked(key, "A1", "P1")
 
@@ -54,7 +56,7 @@ def test_a_text_waits_for_its_booking_and_is_queued_once(stores: list[Store]) ->
     assert store.queue_text("k1", **TEXT) is True
     assert store.queue_text("k1", **{**TEXT, "body": "again"}) is False  # a retried webhook
     assert store.claim_due_texts(worker="w") == []  # no booking yet
-    store.enqueue_booking("k1", call_sid="CA1", payload={"doctor_id": "D1"})
+    store.enqueue_booking("k1", call_sid="CA1", payload=PAYLOAD)
     assert store.claim_due_texts(worker="w") == []  # pending, not booked
     store.claim_booking("k1", worker="w", lease=timedelta(seconds=60))
     store.mark_booked("k1", "A1", "P1")

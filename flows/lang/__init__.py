@@ -18,7 +18,11 @@ class Catalogue(Protocol):
 
     code: str  # "en", matches flows.understanding vocabularies
     name: str  # the language's own name, as offered to callers
-    prompts: Mapping[str, str]
+
+    @property
+    def prompts(self) -> Mapping[str, str]:
+        """Prompt key -> wording (read-only here, so a catalogue may hold a plain dict)."""
+        ...
 
     def say_date(self, day: date, today: date) -> str:
         """A date as spoken, relative to today where natural ("tomorrow")."""

@@ -75,7 +75,7 @@ def split_corrections(
     return out
 
 
-def last_said(segments: Sequence[Sequence[str]], read: Callable[[list[str]], T | None]) -> T | None:
+def last_said(segments: Sequence[Sequence[str]], read: Callable[[list[str]], T]) -> T | None:
     """What `read` finds in the last segment where it finds anything (None if nowhere).
 
     `read` returns None for "nothing of this kind here"; anything else (a value or a
@@ -90,7 +90,7 @@ def last_said(segments: Sequence[Sequence[str]], read: Callable[[list[str]], T |
 
 def corrected(
     toks: Sequence[str],
-    read: Callable[[list[str]], T | None],
+    read: Callable[[list[str]], T],
     markers: Sequence[tuple[str, ...]] = CORRECTION_MARKERS,
 ) -> T | None:
     """`read` on the last corrected part of the answer that says something; the whole if none.

@@ -146,9 +146,9 @@ def _numeric(tok: str, region: str, today: date) -> DateFound:
         y, m, d = parts
         return resolve_day_month(d, m, y, today)
     a, b = parts[0], parts[1]
-    y = parts[2] if len(parts) == 3 else None
+    year = parts[2] if len(parts) == 3 else None
     d, m = (b, a) if region.upper() in MONTH_FIRST_REGIONS else (a, b)
-    return resolve_day_month(d, m, y, today)
+    return resolve_day_month(d, m, year, today)
 
 
 def extract_date(
@@ -334,15 +334,15 @@ def _extract_date(
             if day_i is None:
                 continue  # "may I book..." or a month alone: not a date
             d = int(tok(day_i).rstrip("#"))
-            idx = {i, day_i}
+            at = {i, day_i}
             y = None
             for j in (i + 1, i + 2, day_i + 1):
                 cand = tok(j)
-                if j not in idx and is_num(cand) and len(cand) == 4:
-                    y, idx = int(cand), idx | {j}
+                if j not in at and is_num(cand) and len(cand) == 4:
+                    y, at = int(cand), at | {j}
                     break
             r = resolve_day_month(d, m, y, today)
-            found.append(DateFound(r.value, r.reason, r.sure, used=frozenset(idx)))
+            found.append(DateFound(r.value, r.reason, r.sure, used=frozenset(at)))
         elif "/" in t or ("-" in t and t[0].isdigit()):
             r = _numeric(t, ctx.region, today)
             found.append(DateFound(r.value, r.reason, r.sure, used=frozenset({i})))

@@ -106,7 +106,7 @@ def parse_doctor(
             if by_digit:
                 from flows.understanding.yesno import parse_choice
 
-                opts = {str(i + 1): [] for i in range(len(ctx.doctors))}
+                opts: dict[str, list[str]] = {str(i + 1): [] for i in range(len(ctx.doctors))}
                 picked = parse_choice(answer, ctx, opts)
                 if isinstance(picked, Understood):
                     return Understood(ctx.doctors[int(picked.value) - 1].id, sure=picked.sure)

@@ -79,10 +79,10 @@ def _clock_at(toks: list[str], i: int, marked_only: bool) -> _Clock | None:
         hh, mm = t.replace(".", ":").split(":")
         return _Clock(int(hh), int(mm), None, frozenset({i}))
     if t in {"halfpast", "quarterpast", "quarterto", "half"} and _hour_token(nxt) is not None:
-        h = int(nxt)
+        hour = int(nxt)
         if t == "quarterto":  # the hour is resolved (am/pm, open hours) before subtracting
-            return _phrase_clock(toks, h, 0, 15, {i, i + 1})
-        return _phrase_clock(toks, h, 15 if t == "quarterpast" else 30, 0, {i, i + 1})
+            return _phrase_clock(toks, hour, 0, 15, {i, i + 1})
+        return _phrase_clock(toks, hour, 15 if t == "quarterpast" else 30, 0, {i, i + 1})
     if t.isdigit() and len(t) in (3, 4) and not marked_only and 0 <= int(t) <= 2359:
         return _Clock(int(t) // 100, int(t) % 100, None, frozenset({i}))
     m = _minute_token(t)

@@ -8,7 +8,7 @@ from typing import Generic, TypeVar
 
 from flows.domain import Doctor, WeeklyHours
 
-T = TypeVar("T")
+T = TypeVar("T", covariant=True)  # frozen: an Understood[bool] is an Understood[object]
 
 _ASCII_DIGITS = frozenset("0123456789")
 

@@ -30,7 +30,7 @@ def parse_when(answer: Answer, ctx: Context) -> Understood[When] | NotUnderstood
         found = next((f for f in reversed(days) if f is not None), None)
         sure = not answer.low_confidence
         day = None
-        skip = frozenset()
+        skip: frozenset[int] = frozenset()
         if found is not None:
             if found.value is None:
                 return NotUnderstood(found.reason)

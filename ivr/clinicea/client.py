@@ -383,9 +383,8 @@ class CliniceaClient:
                     return response
                 if attempt >= self._max_retries:
                     return response
-                delay = _retry_after(response)
-                if delay is None:
-                    delay = _backoff(attempt)
+                after = _retry_after(response)
+                delay = after if after is not None else _backoff(attempt)
                 last = response
             if self._monotonic() + delay + _MIN_ATTEMPT_TIME > deadline:
                 # Waiting would overrun the budget: give up now rather than late.

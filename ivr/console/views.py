@@ -23,7 +23,6 @@ from zoneinfo import ZoneInfo
 
 from flask import (
     Blueprint,
-    Flask,
     abort,
     current_app,
     flash,
@@ -41,7 +40,6 @@ from ivr import insights
 from ivr.accounts import AddressLimiter, check_login
 from ivr.console import desk
 from ivr.console.headers import add_security_headers
-from ivr.outbox import BookingPayload
 from ivr.store import AgentRecord, BookingRecord, CallRecord, TextRecord
 from ivr.texts import NEEDS_AGENT, send_again
 
@@ -88,7 +86,7 @@ def _cookie_config(state: BlueprintSetupState) -> None:
     Secure whenever the public URL is https or the app is not in demo mode; a demo reached
     over plain http (`ivr demo`, tests) keeps a non-Secure cookie, or the browser would
     drop it and nobody could sign in."""
-    app: Flask = state.app
+    app = state.app
     settings = app.extensions["ivr"].settings
     public = (settings.public_url or "").lower()
     secure = public.startswith("https://") or not settings.demo
@@ -415,7 +413,7 @@ def _record_id(key: str) -> int | None:
 
 def _booking_view(record: BookingRecord) -> dict[str, Any]:
     services = _runtime().services
-    payload = BookingPayload.of(record)  # None: an unreadable row, shown with what it has
+    payload = record.payload  # None: an unreadable row, shown with what it has
     doctor = services.profile.doctor(payload.doctor_id) if payload else None
     site = services.profile.site(doctor.clinic_id) if doctor else None
     name = f"{payload.first_name} {payload.last_name}".strip() if payload else ""
@@ -614,7 +612,7 @@ def _chart(days: list[date], table: dict[date, dict[Any, int]]) -> dict[str, Any
     peak = max([sum(table[d].values()) for d in days] + [1])
     bars = []
     for i, d in enumerate(days):
-        y = height - pad
+        y: float = height - pad
         for key, label in HISTORY_OUTCOMES:
             n = table[d][key]
             if not n:

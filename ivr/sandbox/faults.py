@@ -75,7 +75,9 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Concatenate, ParamSpec
+
+_P = ParamSpec("_P")
 
 OPERATIONS: tuple[str, ...] = (
     "login", "search", "past_visits", "appointments_by_date", "book", "register_and_book",
@@ -422,6 +424,12 @@ def _int(text: str, what: str) -> int:
         raise ValueError(f"faults: {what} must be a whole number, not {text!r}") from None
 
 
+def _later(method: Callable[Concatenate[Faults, _P], None], *args: _P.args,
+           **kwargs: _P.kwargs) -> Callable[[Faults], None]:
+    """`method` with these arguments, applied to whichever `Faults` the action is run on."""
+    return lambda faults: method(faults, *args, **kwargs)
+
+
 def parse_faults_spec(spec: str | None) -> tuple[Callable[[Faults], None], ...]:
     """Parse a spec string (grammar in the module docstring) into actions on a `Faults`.
 
@@ -441,7 +449,7 @@ def parse_faults_spec(spec: str | None) -> tuple[Callable[[Faults], None], ...]:
                 raise ValueError(f"faults: latency=MS[:JITTER_MS], not {item!r}")
             ms = _num(fields[0], "latency ms")
             jitter = _num(fields[1], "latency jitter") if len(fields) > 1 else 0.0
-            actions.append(lambda f, ms=ms, j=jitter: f.latency(ms, j))
+            actions.append(_later(Faults.latency, ms, jitter))
         elif name == "fail":
             if not 1 <= len(fields) <= 4:
                 raise ValueError(f"faults: fail=STATUS[:TIMES[:OPERATION[:RETRY_AFTER]]], "
@@ -453,31 +461,32 @@ def parse_faults_spec(spec: str | None) -> tuple[Callable[[Faults], None], ...]:
             op = _check_operation(fields[2] if len(fields) > 2 else None)
             retry = _int(fields[3], "retry_after") if len(fields) > 3 and fields[3] else None
             Faults().fail_next(status, times, op, retry)  # validates
-            actions.append(lambda f, s=status, t=times, o=op, r=retry: f.fail_next(s, t, o, r))
+            actions.append(_later(Faults.fail_next, status, times, op, retry))
         elif name == "hang":
             if not 1 <= len(fields) <= 2:
                 raise ValueError(f"faults: hang=SECONDS[:OPERATION], not {item!r}")
             seconds = _num(fields[0], "hang seconds")
             op = _check_operation(fields[1] if len(fields) > 1 else None)
-            actions.append(lambda f, s=seconds, o=op: f.hang_next(s, o))
+            actions.append(_later(Faults.hang_next, seconds, op))
         elif name == "malformed":
             if len(fields) > 1:
                 raise ValueError(f"faults: malformed[=OPERATION], not {item!r}")
             op = _check_operation(fields[0] if fields else None)
-            actions.append(lambda f, o=op: f.malformed_next(o))
+            actions.append(_later(Faults.malformed_next, op))
         elif name == "store_then_hang":
             if len(fields) != 2:
                 raise ValueError(f"faults: store_then_hang=SECONDS:OPERATION, not {item!r}")
             seconds = _num(fields[0], "store_then_hang seconds")
             op = _check_operation(fields[1])
-            actions.append(lambda f, s=seconds, o=op: f.store_then_hang(s, o))
+            actions.append(_later(Faults.store_then_hang, seconds, op))
         elif name in ("drip", "huge", "nested"):
             if len(fields) > 2 or (name != "nested" and not fields):
                 raise ValueError(f"faults: {name}=NUMBER[:OPERATION], not {item!r}")
             number = _at_least_one(_int(fields[0], name), name) if fields else 100_000
             op = _check_operation(fields[1] if len(fields) > 1 else None)
-            method = {"drip": "drip_next", "huge": "huge_next", "nested": "nested_next"}[name]
-            actions.append(lambda f, m=method, n=number, o=op: getattr(f, m)(n, o))
+            method = {"drip": Faults.drip_next, "huge": Faults.huge_next,
+                      "nested": Faults.nested_next}[name]
+            actions.append(_later(method, number, op))
         elif name == "expire_tokens":
             if value:
                 raise ValueError("faults: expire_tokens takes no value")
