@@ -74,6 +74,9 @@ TWILIO_TIMEOUT = 15.0
 MAX_TURNS = 25
 BASELINE_TURNS = 7  # key presses per baseline call (a keypad booking's turns)
 NEW_NAME = "Ayaan Khan"
+# A whole request in one breath (issue 10): a returning caller at the menu, a new one with the name.
+ONE_BREATH = "book me with Dr. Khan on Friday at 11 for a sore throat"
+ONE_BREATH_NEW = "I'd like Dr. Sheikh tomorrow at 11 for a check up"
 RETURNING = ("+923216315551", "+923451234567", "+923007654321", "+923215550001",
              "+923335550003", "+923331234567", "+923125550002", "+923001234567")
 
@@ -119,13 +122,14 @@ class CallResult:
     caller_seconds: float | None = None
     transcript: str = ""
     slot_taken: int = 0  # times "that time was just taken" came after the read-back
+    questions: int = 0  # gathers the caller answered
     started: float = 0.0  # perf_counter at the first webhook and when the call ended
     ended: float = 0.0
 
     @property
     def wanted(self) -> bool:
         """The caller rang to book a time."""
-        return self.kind == "book"
+        return self.kind in ("book", "one_breath")
 
 
 def pct(values: Sequence[float], p: float) -> float:
@@ -204,6 +208,7 @@ class Scenario:
     logins: int
     caller_seconds: float | None
     webhook_ms: float  # total caller-side webhook time in the call
+    questions: int = 0  # gathers the caller answered
 
 
 @dataclass
@@ -270,13 +275,15 @@ def http_client(pool: int) -> httpx.Client:
 def _answer(call: Any, step: str, kind: str, rng: random.Random | None) -> bool:
     """Answer the open gather like a caller would; False to hang up instead."""
     pick = (lambda keys: rng.choice(keys)) if rng is not None else (lambda keys: keys[0])
-    if step == "menu":
+    if step == "menu" and kind == "one_breath":
+        call.say(ONE_BREATH)
+    elif step == "menu":
         call.press("0" if kind == "transfer" else "1")
     elif step in ("language", "new_caller", "name_confirm", "who", "same_doctor", "offer_one",
                   "confirm"):
         call.press("1")
     elif step == "name":
-        call.say(NEW_NAME)
+        call.say(f"{NEW_NAME}, {ONE_BREATH_NEW}" if kind == "one_breath" else NEW_NAME)
     elif step == "doctor":
         call.press(pick("1234"))
     elif step in ("slots", "day_slots"):
@@ -320,6 +327,7 @@ def drive_call(sim: TwilioSimulator, number: str, kind: str,
             if not _answer(call, step, kind, rng):
                 break
             turns += 1
+            result.questions = turns
             if step == "confirm" and SLOT_TAKEN in call.last_heard:
                 result.slot_taken += 1
         if not call.ended:
@@ -623,7 +631,9 @@ class _Bench:
     def scenarios(self, quick: bool) -> list[Scenario]:
         scripts = [("returning patient, keypad booking", "+923216315551", "book"),
                    ("new patient, registers and books", "+923009876543", "book"),
-                   ("transferred to reception", "+923216315551", "transfer")]
+                   ("transferred to reception", "+923216315551", "transfer"),
+                   ("one breath: returning patient", "+923216315551", "one_breath"),
+                   ("one breath: new patient", "+923009876512", "one_breath")]
         out = []
         app = None
         if quick:
@@ -648,7 +658,7 @@ class _Bench:
                 out.append(Scenario(
                     name, done, len(result.samples), dict(sorted(ops.items())), logins,
                     result.caller_seconds,
-                    round(sum(s.seconds for s in result.samples) * 1000, 1)))
+                    round(sum(s.seconds for s in result.samples) * 1000, 1), result.questions))
                 if not quick:
                     app.stop()
                     app = None
