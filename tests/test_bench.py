@@ -138,3 +138,19 @@ def test_targets_table_without_rounds():
                 "clinicea_latency": "0", "clinic_clock": "x", "calls": []},
         scenarios=[], rounds=[]))
     assert "not measured" in result
+
+
+def test_a_one_breath_caller_speaks_over_the_greeting_and_the_read_backs_instructions():
+    from bench.run import drive_call
+    from tests.calls import rig
+
+    with rig() as r:
+        one_breath = drive_call(r.phone, "+923216315551", "one_breath")
+        keypad = drive_call(r.phone, "+923216315551", "book")
+    assert one_breath.booked and one_breath.questions == 2
+    assert "Hello Bilal" in one_breath.transcript
+    assert "Your last visit" not in one_breath.transcript  # cut off by the request
+    assert "Press 1 to book it" not in one_breath.transcript  # cut off by "yes"
+    assert "Your last visit" in keypad.transcript  # the keypad caller listens to it all
+    assert one_breath.caller_seconds is not None and keypad.caller_seconds is not None
+    assert one_breath.caller_seconds < keypad.caller_seconds - 20
