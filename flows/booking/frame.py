@@ -330,10 +330,6 @@ class BookingFrame:
             out.setdefault(key, value)
         return out
 
-    def copy(self) -> BookingFrame:
-        """An independent copy (a snapshot to restore after a "no, that's wrong")."""
-        return BookingFrame.load(self.dump())
-
     def choose_times(self, times: list[datetime], day: date | None = None) -> None:
         """A new menu of times (on `day`, when they are all on the day just named)."""
         self.offered = menus.keep(times)
