@@ -4,11 +4,13 @@ The engine keeps the per-call state (`CallState`, stored as JSON keyed by CallSi
 the flow definition (an immutable `Flow`). What the flow collects lives in `CallState.data`: a
 plain dict by default, or the flow's own typed frame (`Flow(frame=Loader)`: a function from the
 stored JSON to an object with `dump()`), which the engine stores and snapshots without knowing
-its fields. Each webhook is one *turn*: the
-engine applies the caller's answer to the current step, then runs rows until one needs the
-caller again (an Ask), hands the call over (Transfer), ends it (Hangup) or must speak before slow
-work (a Do with `hold`, answered with a redirect). The result is a `Reply`; `ivr.twiml` turns it
-into XML. Retries, reprompts, giving up and low-confidence read-backs are decided here, once.
+its fields.
+
+Each webhook is one *turn*: the engine applies the caller's answer to the current step, then
+runs rows until one needs the caller again (an Ask), hands the call over (Transfer), ends it
+(Hangup) or must speak before slow work (a Do with `hold`, answered with a redirect). The
+result is a `Reply`; `ivr.twiml` turns it into XML. Retries, reprompts, giving up and
+low-confidence read-backs are decided here, once.
 """
 
 from __future__ import annotations
