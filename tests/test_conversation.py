@@ -58,6 +58,7 @@ def test_a_returning_caller_may_speak_over_the_greeting_and_the_last_visit():
     with rig() as r:
         call = r.call(BILAL.e164)
         # Greeting, last visit and menu are one gather: speech stops them (Twilio's barge-in).
+        assert call.gather is not None and call.gather["bargeIn"] == "true"
         greeting, *rest = call.prompts
         assert greeting == "Hello Bilal, welcome back to Harbour Family Clinic." and rest
         call.say("book me with Dr. Khan on Friday at 11 for a sore throat",
