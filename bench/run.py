@@ -308,8 +308,11 @@ def barge_in_words(call: Any, step: str, kind: str) -> int | None:
     if step == "menu":
         return len(call.prompts[0].split())
     if step == "confirm":
-        words = call.prompts[-1].split()
-        return words.index("Press") if "Press" in words else None
+        *before, read_back = call.prompts
+        words = read_back.split()
+        if "Press" not in words:
+            return None
+        return sum(len(p.split()) for p in before) + words.index("Press")
     return None
 
 

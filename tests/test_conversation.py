@@ -65,7 +65,8 @@ def test_a_returning_caller_may_speak_over_the_greeting_and_the_last_visit():
                  barge_in=len(greeting.split()))
         assert "Your last visit" not in call.heard and "press 1 or say book" not in call.heard
         assert call.last_heard.startswith("Friday the 27th of November at 11 a.m. with Dr. Khan")
-        call.say("yes", barge_in=len(call.prompts[-1].split("Press")[0].split()))
+        [read_back] = call.prompts
+        call.say("yes", barge_in=len(read_back.split("Press")[0].split()))
         assert "You're booked" in call.last_heard and questions(call) == 2
         assert booked(r) == [(DEMO_DOCTOR_KHAN_ID, "2026-11-27T11:00:00", "a sore throat")]
 
