@@ -23,7 +23,7 @@ def test_quick_run_measures_scenarios_and_a_round(tmp_path):
     result = run(calls=[2], quick=True, workers=2, threads=4, latency_ms=20, jitter_ms=5, pace=0.01,
                  out_dir=tmp_path)
     names = [s.name for s in result.scenarios]
-    assert len(names) == 3
+    assert len(names) == 5  # keypad, new, transfer, one breath returning and new
     assert all(s.completed for s in result.scenarios), result.scenarios
     returning = result.scenarios[0]
     assert returning.requests["search"] == 1
