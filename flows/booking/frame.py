@@ -281,7 +281,7 @@ class BookingFrame:
             patient=Patient.load(raw.get("patient")),
             who_page=_int(raw.get("who_page"), 0),
             verified=raw.get("verified") is True,
-            language_chosen="language_chosen" in raw and bool(raw["language_chosen"]),
+            language_chosen=raw.get("language_chosen") is True,
             last_visit=Visit.load(raw.get("last_visit")),
             new_name=(str(name[0]), str(name[1])) if isinstance(name, (list, tuple))
             and len(name) >= 2 else None,
