@@ -276,7 +276,9 @@ def _answer(call: Any, step: str, kind: str, rng: random.Random | None) -> bool:
     """Answer the open gather like a caller would; False to hang up instead."""
     pick = (lambda keys: rng.choice(keys)) if rng is not None else (lambda keys: keys[0])
     if step == "menu" and kind == "one_breath":
-        call.say(ONE_BREATH)
+        call.say(ONE_BREATH, barge_in=barge_in_words(call, step, kind))
+    elif step == "confirm" and kind == "one_breath":
+        call.say("yes", barge_in=barge_in_words(call, step, kind))
     elif step == "menu":
         call.press("0" if kind == "transfer" else "1")
     elif step in ("language", "new_caller", "name_confirm", "who", "same_doctor", "offer_one",
@@ -295,14 +297,34 @@ def _answer(call: Any, step: str, kind: str, rng: random.Random | None) -> bool:
     return True
 
 
-def listen(call: Any, pace: float, rng: random.Random | None = None) -> None:
+def barge_in_words(call: Any, step: str, kind: str) -> int | None:
+    """How much of the prompts a caller hears before speaking over them (Twilio's barge-in),
+    or None to hear them all. A one-breath caller talks as callers do: at the menu they start
+    once the greeting sentence is over (the last visit and the menu are cut off); at the
+    read-back they say "yes" once they have heard the time and doctor, over "Press 1 to book
+    it, 2 to change"."""
+    if kind != "one_breath" or not call.prompts:
+        return None
+    if step == "menu":
+        return len(call.prompts[0].split())
+    if step == "confirm":
+        *before, read_back = call.prompts
+        words = read_back.split()
+        if "Press" not in words:
+            return None
+        return sum(len(p.split()) for p in before) + words.index("Press")
+    return None
+
+
+def listen(call: Any, pace: float, rng: random.Random | None = None,
+           heard: int | None = None) -> None:
     """Wait as long as the caller needs to hear the last prompt and press a key, x `pace`.
 
     With `rng` the wait varies by +-40% (callers differ; it also keeps N callers who started
-    together from answering in lockstep).
+    together from answering in lockstep). `heard`: the words a barging-in caller waits for.
     """
     if pace > 0:
-        words = _words(call.last_heard)
+        words = _words(call.last_heard) if heard is None else heard
         spread = rng.uniform(0.6, 1.4) if rng is not None else 1.0
         time.sleep(pace * spread * (words * 60 / WORDS_PER_MINUTE + SECONDS_PER_KEY))
 
@@ -323,7 +345,7 @@ def drive_call(sim: TwilioSimulator, number: str, kind: str,
         turns = 0
         while call.waiting and turns < MAX_TURNS:
             step = step_of(urlsplit(call.gather_url or "").path)
-            listen(call, pace, rng)
+            listen(call, pace, rng, barge_in_words(call, step, kind))
             if not _answer(call, step, kind, rng):
                 break
             turns += 1

@@ -1,11 +1,16 @@
 """Runs a flow table, one webhook at a time.
 
-The engine keeps the per-call state (`CallState`, plain JSON-able data keyed by CallSid in the
-store) apart from the flow definition (an immutable `Flow`). Each webhook is one *turn*: the
-engine applies the caller's answer to the current step, then runs rows until one needs the
-caller again (an Ask), hands the call over (Transfer), ends it (Hangup) or must speak before slow
-work (a Do with `hold`, answered with a redirect). The result is a `Reply`; `ivr.twiml` turns it
-into XML. Retries, reprompts, giving up and low-confidence read-backs are decided here, once.
+The engine keeps the per-call state (`CallState`, stored as JSON keyed by CallSid) apart from
+the flow definition (an immutable `Flow`). What the flow collects lives in `CallState.data`: a
+plain dict by default, or the flow's own typed frame (`Flow(frame=Loader)`: a function from the
+stored JSON to an object with `dump()`), which the engine stores and snapshots without knowing
+its fields.
+
+Each webhook is one *turn*: the engine applies the caller's answer to the current step, then
+runs rows until one needs the caller again (an Ask), hands the call over (Transfer), ends it
+(Hangup) or must speak before slow work (a Do with `hold`, answered with a redirect). The
+result is a `Reply`; `ivr.twiml` turns it into XML. Retries, reprompts, giving up and
+low-confidence read-backs are decided here, once.
 """
 
 from __future__ import annotations
@@ -51,6 +56,12 @@ def copy_plain(value: Any) -> Any:
     return copy.deepcopy(value)
 
 
+def dump_frame(data: Any) -> dict[str, Any]:
+    """The JSON of a call's data: a flow's frame dumps itself, a plain dict is copied."""
+    dump = getattr(data, "dump", None)
+    return dump() if callable(dump) else copy_plain(data)
+
+
 @dataclass
 class CallState:
     """Everything the call has said and done so far; JSON-serialisable."""
@@ -60,7 +71,7 @@ class CallState:
     language: str = "en-GB"  # a locale from the clinic's languages_offered
     step: str = ""
     tries: int = 0
-    data: dict[str, Any] = field(default_factory=dict)
+    data: Any = field(default_factory=dict)  # a dict, or the flow's frame (see `Flow.frame`)
     trail: list[str] = field(default_factory=list)
     outcome: str | None = None
     pending: dict[str, Any] | None = None  # a low-confidence answer awaiting "is that right?"
@@ -81,13 +92,25 @@ class CallState:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for the store (a deep copy: later changes to the state do not leak in)."""
-        return {f.name: copy_plain(getattr(self, f.name)) for f in _CALL_STATE_FIELDS}
+        out = {f.name: copy_plain(getattr(self, f.name)) for f in _CALL_STATE_FIELDS
+               if f.name != "data"}
+        out["data"] = dump_frame(self.data)
+        return out
 
     @classmethod
-    def from_dict(cls, raw: Mapping[str, Any]) -> CallState:
-        """Rebuild from the store's JSON, ignoring fields a newer version may have added."""
+    def from_dict(
+        cls, raw: Mapping[str, Any], frame: Callable[[Mapping[str, Any]], Any] | None = None
+    ) -> CallState:
+        """Rebuild from the store's JSON, ignoring fields a newer version may have added.
+
+        `frame` (the flow's `Flow.frame`) turns the stored data into the flow's typed frame."""
         known = {f for f in cls.__dataclass_fields__}
-        return cls(**{k: v for k, v in cls._upgrade(dict(raw)).items() if k in known})
+        call = cls(**{k: v for k, v in cls._upgrade(dict(raw)).items() if k in known})
+        if not isinstance(call.data, dict):
+            call.data = {}
+        if frame is not None:
+            call.data = frame(call.data)
+        return call
 
 
 _CALL_STATE_FIELDS = fields(CallState)
@@ -168,8 +191,8 @@ class Turn:
         self._now: datetime | None = None
 
     @property
-    def data(self) -> dict[str, Any]:
-        """The call's collected facts."""
+    def data(self) -> Any:
+        """The call's collected facts: a dict, or the flow's frame."""
         return self.call.data
 
     @property
@@ -224,7 +247,15 @@ class Engine:
         self.transfer_number = transfer_number
 
     def _turn(self, call: CallState) -> Turn:
+        if self.flow.frame is not None and isinstance(call.data, dict):
+            call.data = self.flow.frame(call.data)  # a CallState made without the flow's frame
         return Turn(call, self.services, self.flow.facts)
+
+    def _restore(self, snapshot: Any) -> Any:
+        """The call's data from a snapshot (`dump_frame`) taken earlier this call."""
+        if self.flow.frame is not None:
+            return self.flow.frame(snapshot)
+        return copy_plain(snapshot)
 
     # --- entry points, one per kind of webhook -------------------------------------------
 
@@ -253,7 +284,7 @@ class Engine:
                 call.step = row.on_silence
                 return self._run(turn), turn.events
             return self._retry(turn, row), turn.events
-        snapshot = copy_plain(call.data)
+        snapshot = dump_frame(call.data)
         try:
             label = row.handle(answer, turn)
         except ServiceUnavailable:
@@ -262,7 +293,7 @@ class Engine:
             call.step = self.flow.unavailable or self.flow.give_up(row)
             return self._run(turn), turn.events
         if label is None:
-            call.data = snapshot
+            call.data = self._restore(snapshot)
             return self._retry(turn, row), turn.events
         if turn.unsure:
             call.pending = {"label": label, "heard": turn.unsure, "snapshot": snapshot}
@@ -423,12 +454,12 @@ class Engine:
             return self._run(turn)
         if value is False:
             call.pending = None
-            call.data = pending.get("snapshot", call.data)
+            call.data = self._restore(pending.get("snapshot", dump_frame(call.data)))
             return self._gather(turn, row)
         call.tries += 1
         if call.tries >= row.attempts:
             call.pending = None
-            call.data = pending.get("snapshot", call.data)
+            call.data = self._restore(pending.get("snapshot", dump_frame(call.data)))
             call.tries = 0
             turn.say("give_up")
             call.step = self.flow.give_up(row)

@@ -122,6 +122,9 @@ class Flow:
     person: str | None = None  # where "0" or "agent" goes from a row with person_ok
     unavailable: str | None = None  # where an answer goes when the clinic system is down
     facts: Callable[[Turn], dict[str, object]] | None = None  # the fields prompts may use
+    # The flow's typed per-call data: builds it from the stored JSON (`{}` for a new call); the
+    # object it returns has `dump()` back to JSON. None: `CallState.data` is a plain dict.
+    frame: Callable[[Mapping[str, Any]], Any] | None = None
     _index: Mapping[str, int] = field(init=False, repr=False, compare=False)
 
     def __init__(
@@ -133,6 +136,7 @@ class Flow:
         unavailable: str | None = None,
         facts: Callable[[Turn], dict[str, object]] | None = None,
         catalogues: Iterable[Mapping[str, str]] = (),
+        frame: Callable[[Mapping[str, Any]], Any] | None = None,
     ) -> None:
         """`catalogues`: prompt tables every prompt key of the rows must be in (checked now)."""
         object.__setattr__(self, "name", name)
@@ -140,6 +144,7 @@ class Flow:
         object.__setattr__(self, "person", person)
         object.__setattr__(self, "unavailable", unavailable)
         object.__setattr__(self, "facts", facts)
+        object.__setattr__(self, "frame", frame)
         index: dict[str, int] = {}
         for i, row in enumerate(self.rows):
             if row.key in index:

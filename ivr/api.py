@@ -20,7 +20,7 @@ from typing import Any
 from flask import Blueprint, current_app, g, jsonify, make_response, request
 from werkzeug.exceptions import HTTPException
 
-from flows.conversation import request_kind
+from flows.booking.conversation import request_kind
 from flows.domain import LastVisit, PatientRef, Slot
 from flows.services import ServiceUnavailable
 from ivr.accounts import api_key_scope, verify_api_key

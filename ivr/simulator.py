@@ -25,7 +25,12 @@ Choices where Twilio's behaviour is undocumented ([I] in the spec):
   either way the verb's parameters (``Digits``...) are dropped and a ``http-redirect`` warning is
   recorded; any leading byte before ``<`` (whitespace, BOM) is error 12100;
 * ``heard`` holds ``<Say>`` text only (``<Play>`` is a :class:`Played` event) and a looped ``<Say>``
-  once; an exception raised by a Flask app with ``testing=True`` propagates (it is not a 500).
+  once; an exception raised by a Flask app with ``testing=True`` propagates (it is not a 500);
+* barge-in: ``say(..., barge_in=N)`` / ``press(..., barge_in=N)`` is a caller who speaks (or
+  presses) after hearing the first N words of the open ``<Gather>``'s nested prompts. Twilio stops
+  nested ``<Say>``/``<Play>`` on input (``bargeIn`` defaults to true): the transcript keeps the
+  words heard (the cut prompt as a :class:`Heard` with ``cut=True``), the rest is dropped, and
+  ``duration`` counts only what was heard. With ``bargeIn="false"`` the caller hears it all.
 
 A :class:`Call` is driven by one thread; several calls of one :class:`TwilioSimulator` may run
 concurrently (they share only the ``httpx.Client``). Each call keeps its own cookie jar.
@@ -148,12 +153,14 @@ class Heard:
     voice: str | None = None
     language: str | None = None
     loop: int = 1
+    cut: bool = False  # the caller barged in: `text` is the part heard
 
     def __str__(self) -> str:
         extra = ", ".join(
             f"{k}={v}" for k, v in (("voice", self.voice), ("language", self.language)) if v
         )
-        return f'IVR says: "{self.text}"' + (f" [{extra}]" if extra else "")
+        return (f'IVR says: "{self.text}"' + (" (cut off)" if self.cut else "")
+                + (f" [{extra}]" if extra else ""))
 
 
 @dataclass(frozen=True)
@@ -559,6 +566,9 @@ class Call:
         self._gather: ET.Element | None = None
         self._gather_doc_url = ""
         self._last_action = 0  # index in transcript after the caller's last action
+        # Where the open gather's nested prompts start (transcript index, duration before them).
+        self._prompts_at = 0
+        self._duration_before_prompts = 0
 
     def __repr__(self) -> str:
         state = "ended" if self.ended else ("gathering" if self._gather is not None else "idle")
@@ -603,6 +613,13 @@ class Call:
         """The fatal fetch/parse errors recorded so far."""
         return [e for e in self.transcript if isinstance(e, AppError)]
 
+    @property
+    def prompts(self) -> list[str]:
+        """The texts of the open gather's nested prompts, in order (what barge-in can cut)."""
+        if self._gather is None:
+            return []
+        return [e.text for e in self.transcript[self._prompts_at:] if isinstance(e, Heard)]
+
     def transcript_text(self) -> str:
         """The transcript, one event per line."""
         return format_transcript(self.transcript)
@@ -617,8 +634,10 @@ class Call:
 
     # -- caller actions
 
-    def press(self, keys: str) -> Call:
-        """Press DTMF ``keys`` in the open gather (``"1234#"``: ``#`` ends it if finishOnKey)."""
+    def press(self, keys: str, *, barge_in: int | None = None) -> Call:
+        """Press DTMF ``keys`` in the open gather (``"1234#"``: ``#`` ends it if finishOnKey).
+
+        ``barge_in=N``: press after hearing only the first N words of the gather's prompts."""
         gather = self._need_gather(f"press({keys!r})")
         if not keys or any(ch not in "0123456789*#" for ch in keys):
             raise SimulatorError(f"press({keys!r}): keys must be 0-9, * or #", self)
@@ -627,6 +646,7 @@ class Call:
                 f"press({keys!r}): the open <Gather> listens for {gather.get('input')!r} only",
                 self,
             )
+        self._barge_in(gather, barge_in)
         finish = gather.get("finishOnKey", "#")
         num = _positive_int(gather.get("numDigits"))
         digits, finished_on = "", ""
@@ -647,8 +667,12 @@ class Call:
             )
         return self
 
-    def say(self, text: str, confidence: float | None = 0.9) -> Call:
-        """Speak ``text`` to the open gather (sent as ``SpeechResult``/``Confidence``)."""
+    def say(
+        self, text: str, confidence: float | None = 0.9, *, barge_in: int | None = None
+    ) -> Call:
+        """Speak ``text`` to the open gather (sent as ``SpeechResult``/``Confidence``).
+
+        ``barge_in=N``: speak over the prompts after hearing only their first N words."""
         gather = self._need_gather(f"say({text!r})")
         if "speech" not in _gather_inputs(gather):
             raise SimulatorError(
@@ -658,6 +682,7 @@ class Call:
             )
         if not text.strip():
             raise SimulatorError("say(''): use silence() for no input", self)
+        self._barge_in(gather, barge_in)
         self._act(Said(text, confidence))
         self.duration += max(1, len(text.split()) // 2)
         extra = {"SpeechResult": text, "msg": "Gather End"}
@@ -692,6 +717,41 @@ class Call:
         if self._gather is None:
             raise SimulatorError(f"{what}: no <Gather> is listening", self)
         return self._gather
+
+    def _barge_in(self, gather: ET.Element, words: int | None) -> None:
+        """The caller's input stopped the nested prompts after `words` words: keep those only."""
+        if words is None or gather.get("bargeIn", "true") == "false":
+            return
+        if words < 0:
+            raise SimulatorError(f"barge_in={words}: a number of words heard, 0 or more", self)
+        left = words
+        kept: list[Event] = []
+        seconds = 0
+        for event in self.transcript[self._prompts_at:]:
+            if not isinstance(event, (Heard, Played)):
+                kept.append(event)  # warnings about the prompts stay
+                continue
+            if left <= 0:
+                continue  # never played: the caller was already talking
+            if isinstance(event, Played):
+                kept.append(event)
+                seconds += 3
+                left -= 1  # a sound counts as a word heard
+                continue
+            spoken = event.text.split()
+            once = len(spoken)
+            total = once * max(event.loop, 1)
+            if total <= left:
+                kept.append(event)
+                seconds += max(1, once // 3) * max(event.loop, 1)
+                left -= total
+                continue
+            heard = (spoken * max(event.loop, 1))[:left]
+            kept.append(Heard(" ".join(heard), event.voice, event.language, 1, cut=True))
+            seconds += max(1, left // 3)
+            left = 0
+        self.transcript[self._prompts_at:] = kept
+        self.duration = self._duration_before_prompts + seconds
 
     def _act(self, event: Event) -> None:
         self.transcript.append(event)
@@ -970,6 +1030,8 @@ class Call:
         st = el.get("speechTimeout")
         if st is not None and st != "auto" and _positive_int(st) is None:
             self._warn(13327, f"Gather: invalid speechTimeout value {st!r}")
+        self._prompts_at = len(self.transcript)
+        self._duration_before_prompts = self.duration
         for child in el:
             if not isinstance(child.tag, str):
                 continue

@@ -43,6 +43,9 @@ def render(reply: Reply, url_for: UrlFor, voices: Mapping[str, Voice]) -> str:
             "actionOnEmptyResult": True,
         }
         if "speech" in spec.input:
+            # The caller may talk over the prompts (product.md: barge-in is on); said, not left
+            # to Twilio's default.
+            attrs["bargeIn"] = True
             attrs["speechTimeout"] = "auto"
             attrs["language"] = default.speech_language
             if spec.hints:

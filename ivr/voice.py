@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from flask import Blueprint, Response, current_app, request
 
-from flows.engine import CallState, Line, Reply
+from flows.engine import CallState, Line, Reply, dump_frame
 from flows.understanding import Answer
 from ivr import insights, security, twiml
 from ivr.config import DEMO_TWILIO_AUTH_TOKEN
@@ -196,9 +196,10 @@ class VoiceTurns:
         if record.last_reply is not None and turn != record.turn:
             return record.last_reply
         # A call scrubbed by the retention purge has an empty state: the SID is the row's key.
-        call = CallState.from_dict({**record.state, "call_sid": inbound.call_sid})
-        before = dict(call.data)  # the engine changes call.data in place; holds compare
         engine = rt.engine
+        call = CallState.from_dict({**record.state, "call_sid": inbound.call_sid},
+                                   frame=engine.flow.frame)
+        before = dump_frame(call.data)  # the engine changes call.data in place; holds compare
         if record.last_reply is None:
             reply, events = engine.start(call)
             if restarted:
@@ -214,9 +215,10 @@ class VoiceTurns:
         next_turn = record.turn + 1
         xml = rt.render(reply, next_turn)
         outcome = STORE_OUTCOME.get(call.outcome or "")
-        patient = call.data.get("patient") or {}
+        state_now = call.to_dict()
+        patient = state_now["data"].get("patient") or {}
         saved = store.save_call(
-            inbound.call_sid, expected_version=record.version, state=call.to_dict(),
+            inbound.call_sid, expected_version=record.version, state=state_now,
             step=call.step, turn=next_turn, last_reply=xml, last_reply_turn=record.turn,
             patient_first_name=patient.get("first_name"), outcome=outcome,
             outcome_step=call.step if outcome else None, language=call.language,
@@ -227,7 +229,7 @@ class VoiceTurns:
             winner = store.load_call(inbound.call_sid)
             return winner.last_reply if winner and winner.last_reply else xml
         try:
-            rt.services.settle_holds(inbound.call_sid, before, call.data)
+            rt.services.settle_holds(inbound.call_sid, before, state_now["data"])
         except Exception:  # the holds then simply expire; the caller's turn is answered
             log.exception("could not settle the call's holds", extra={
                 "call_sid": inbound.call_sid})

@@ -23,7 +23,7 @@ def test_quick_run_measures_scenarios_and_a_round(tmp_path):
     result = run(calls=[2], quick=True, workers=2, threads=4, latency_ms=20, jitter_ms=5, pace=0.01,
                  out_dir=tmp_path)
     names = [s.name for s in result.scenarios]
-    assert len(names) == 5
+    assert len(names) == 5  # keypad, new, transfer, one breath returning and new
     assert all(s.completed for s in result.scenarios), result.scenarios
     # A whole request said at once: the request and the read-back, nothing else.
     breath = {s.name: s for s in result.scenarios}["one breath: returning patient"]
@@ -142,3 +142,19 @@ def test_targets_table_without_rounds():
                 "clinicea_latency": "0", "clinic_clock": "x", "calls": []},
         scenarios=[], rounds=[]))
     assert "not measured" in result
+
+
+def test_a_one_breath_caller_speaks_over_the_greeting_and_the_read_backs_instructions():
+    from bench.run import drive_call
+    from tests.calls import rig
+
+    with rig() as r:
+        one_breath = drive_call(r.phone, "+923216315551", "one_breath")
+        keypad = drive_call(r.phone, "+923216315551", "book")
+    assert one_breath.booked and one_breath.questions == 2
+    assert "Hello Bilal" in one_breath.transcript
+    assert "Your last visit" not in one_breath.transcript  # cut off by the request
+    assert "Press 1 to book it" not in one_breath.transcript  # cut off by "yes"
+    assert "Your last visit" in keypad.transcript  # the keypad caller listens to it all
+    assert one_breath.caller_seconds is not None and keypad.caller_seconds is not None
+    assert one_breath.caller_seconds < keypad.caller_seconds - 20

@@ -54,6 +54,30 @@ def test_a_whole_request_in_one_breath_books_after_the_read_back_only():
         assert booked(r) == [(DEMO_DOCTOR_KHAN_ID, "2026-11-27T11:00:00", "a sore throat")]
 
 
+def test_a_returning_caller_may_speak_over_the_greeting_and_the_last_visit():
+    with rig() as r:
+        call = r.call(BILAL.e164)
+        # Greeting, last visit and menu are one gather: speech stops them (Twilio's barge-in).
+        assert call.gather is not None and call.gather["bargeIn"] == "true"
+        greeting, *rest = call.prompts
+        assert greeting == "Hello Bilal, welcome back to Harbour Family Clinic." and rest
+        call.say("book me with Dr. Khan on Friday at 11 for a sore throat",
+                 barge_in=len(greeting.split()))
+        assert "Your last visit" not in call.heard and "press 1 or say book" not in call.heard
+        assert call.last_heard.startswith("Friday the 27th of November at 11 a.m. with Dr. Khan")
+        [read_back] = call.prompts
+        call.say("yes", barge_in=len(read_back.split("Press")[0].split()))
+        assert "You're booked" in call.last_heard and questions(call) == 2
+        assert booked(r) == [(DEMO_DOCTOR_KHAN_ID, "2026-11-27T11:00:00", "a sore throat")]
+
+
+def test_a_caller_who_presses_over_the_greeting_still_books_by_keypad():
+    with rig() as r:
+        call = r.call(BILAL.e164)
+        call.press("1", barge_in=3)
+        assert "Dr. Farooq again" in call.last_heard and "Your last visit" not in call.heard
+
+
 def test_requests_without_the_word_book_are_bookings():
     with rig() as r:
         call = r.call(BILAL.e164)

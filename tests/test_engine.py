@@ -6,6 +6,7 @@ what prompts may mention come from the flow it is given.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 import pytest
@@ -14,7 +15,7 @@ from flows.domain import WeeklyHours
 from flows.engine import CallState, Engine, Turn
 from flows.services import ClinicProfile, ServiceUnavailable
 from flows.steps import Ask, Do, Flow, FlowDefinitionError, Hangup, Say, Transfer
-from flows.understanding import Answer, parse_yes_no
+from flows.understanding import Answer, Understood, parse_yes_no
 
 NOW = datetime(2026, 11, 23, 10, 0)
 OPEN = WeeklyHours({d: ((datetime.min.time(), datetime.max.time()),) for d in range(7)})
@@ -158,6 +159,47 @@ def test_state_stored_by_an_older_version_keeps_its_transfer():
     call = CallState.from_dict({"call_sid": "CA1", "data": {"transferred": True, "x": 1}})
     assert call.transferred and call.data == {"x": 1}
     assert CallState.from_dict(call.to_dict()) == call
+
+
+@dataclass
+class Readiness:
+    """A small flow's own typed frame: the engine stores it without knowing its fields."""
+
+    ready: bool | None = None
+
+    @classmethod
+    def load(cls, raw):
+        return cls(raw.get("ready") if isinstance(raw.get("ready"), bool) else None)
+
+    def dump(self):
+        return {} if self.ready is None else {"ready": self.ready}
+
+
+def frame_ready(answer: Answer, turn: Turn) -> str | None:
+    result = parse_yes_no(answer, turn.context())
+    if not isinstance(result, Understood):
+        return None
+    if not result.sure:
+        turn.unsure = answer.speech
+    turn.data.ready = result.value  # an attribute of the flow's frame, not a key
+    return "yes" if result.value else "no"
+
+
+def test_a_flows_typed_frame_is_kept_stored_as_json_and_restored_on_no():
+    rows = [Ask("q", "q", frame_ready, next={"yes": "bye", "no": "bye"}),
+            Hangup("bye", "bye", outcome="done")]
+    flow = Flow("framed", rows, person="bye", catalogues=[PROMPTS], frame=Readiness.load)
+    eng = Engine(flow, FakeClinic(), transfer_number=None)  # type: ignore[arg-type]
+    call = CallState("CA1")
+    eng.start(call)
+    assert isinstance(call.data, Readiness)
+    eng.on_answer(call, "q", Answer(speech="yes", confidence=0.2))
+    assert call.data.ready is True and call.to_dict()["data"] == {"ready": True}
+    stored = CallState.from_dict(call.to_dict(), frame=Readiness.load)
+    eng.on_answer(stored, "q", Answer(digits="2"))  # "no, that's not what I said"
+    assert stored.data == Readiness() and stored.pending is None
+    eng.on_answer(stored, "q", Answer(digits="1"))
+    assert stored.data == Readiness(True) and stored.outcome == "done"
 
 
 def test_a_prompt_key_missing_from_a_catalogue_fails_when_the_flow_is_built():

@@ -850,3 +850,44 @@ def test_dial_outcome_can_be_changed_between_turns() -> None:
     call.press("0")
     assert call.last_heard == "Dial status no-answer."
     assert not call.waiting and call.dialed == ["+922135550100"]
+
+
+def barge_in_app() -> Flask:
+    """A greeting and a menu nested in one speech gather (as the IVR plays them)."""
+    app = menu_app({"input": "dtmf speech"})
+
+    @app.post("/voice/incoming", endpoint="barge_incoming")
+    def incoming() -> Response:
+        r = VoiceResponse()
+        g = Gather(action="/voice/menu", input="dtmf speech")
+        g.say("Hello Bilal, welcome back.")
+        g.say("Your last visit was in October.")
+        g.say("Press 1 to book.")
+        r.append(g)
+        return xml(r)
+
+    app.view_functions["incoming"] = incoming
+    return app
+
+
+def test_a_caller_who_speaks_over_the_prompts_hears_only_what_came_before() -> None:
+    call = make_sim(barge_in_app()).call()
+    assert call.prompts == ["Hello Bilal, welcome back.", "Your last visit was in October.",
+                            "Press 1 to book."]
+    call.say("book me on Friday at 11", barge_in=6)  # the greeting, then two words
+    assert call.transcript[:3] == [
+        Heard("Hello Bilal, welcome back."), Heard("Your last", cut=True),
+        Said("book me on Friday at 11", 0.9)]
+    assert "October" not in call.heard and "Press 1" not in call.heard
+    assert call.last_heard == "You said book me on Friday at 11."
+    assert call.duration < make_sim(barge_in_app()).call().say("book me on Friday at 11").duration
+
+
+def test_keys_barge_in_too_and_bargein_false_plays_everything() -> None:
+    call = make_sim(barge_in_app()).call()
+    call.press("1", barge_in=0)
+    assert call.transcript[0] == Pressed("1", "1") and call.last_heard == "You pressed 1."
+    app = menu_app({"input": "dtmf speech", "barge_in": False})
+    call = make_sim(app).call()
+    call.say("book", barge_in=0)
+    assert "Press 1 to book, 2 for an agent." in call.heard

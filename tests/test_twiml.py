@@ -97,6 +97,7 @@ def library_render(reply: Reply, url_for: twiml.UrlFor, voices: Mapping[str, twi
             "timeout": spec.timeout, "action_on_empty_result": True,
         }
         if "speech" in spec.input:
+            attrs["barge_in"] = True
             attrs["speech_timeout"] = "auto"
             attrs["language"] = default.speech_language
             if spec.hints:

@@ -1,15 +1,16 @@
 """The facts prompts may mention, computed from the call's data in the caller's language.
 
 Prompt templates in `flows/lang/` name these fields ("{first_name}", "{when}"); this module is
-the one place that turns stored call data into speakable words.
+the one place that turns the call's `BookingFrame` into speakable words.
 """
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 from typing import TYPE_CHECKING
 
 from flows import menus
+from flows.booking.frame import frame_of
 
 if TYPE_CHECKING:
     from flows.engine import Turn
@@ -17,42 +18,39 @@ if TYPE_CHECKING:
 
 def common_facts(turn: Turn) -> dict[str, object]:
     """Fields every prompt may use."""
-    data = turn.data
+    data = frame_of(turn)
     lang = turn.lang
     today = turn.today
     profile = turn.profile
     facts: dict[str, object] = {"clinic": profile.name}
-    patient = data.get("patient")
-    if patient:
-        facts["first_name"] = patient.get("first_name", "")
-    visit = data.get("last_visit")
+    if data.patient:
+        facts["first_name"] = data.patient.first_name
+    visit = data.last_visit
     if visit:
-        facts["visit_date"] = lang.say_date(date.fromisoformat(visit["start"][:10]), today)
-        facts["visit_doctor"] = visit.get("doctor_name", "")
-        facts["visit_address"] = visit.get("address", "")
-        facts["visit_service"] = visit.get("service") or ""
-        last = profile.doctor(visit.get("doctor_id"))
-        facts["last_doctor"] = last.short_name if last else visit.get("doctor_name", "")
-    doctor = profile.doctor(data.get("doctor_id"))
+        facts["visit_date"] = lang.say_date(visit.start.date(), today)
+        facts["visit_doctor"] = visit.doctor_name
+        facts["visit_address"] = visit.address
+        facts["visit_service"] = visit.service or ""
+        last = profile.doctor(visit.doctor_id)
+        facts["last_doctor"] = last.short_name if last else visit.doctor_name
+    doctor = profile.doctor(data.doctor_id)
     if doctor:
         facts["doctor"] = doctor.short_name
         site = profile.site(doctor.clinic_id)
         facts["address"] = site.address if site else ""
     elif profile.sites:
         facts["address"] = profile.sites[0].address
-    if data.get("start"):
-        facts["when"] = lang.say_when(datetime.fromisoformat(data["start"]), today)
-    offer = data.get("offer")
+    if data.start:
+        facts["when"] = lang.say_when(data.start, today)
+    offer = data.offer
     if offer:
-        start = datetime.fromisoformat(offer["start"])
-        facts["day"] = lang.say_date(start.date(), today)
-        facts["time"] = lang.say_time(start.time())
-        facts["part"] = lang.prompts.get(f"part_{offer.get('part', 'morning')}", "")
-    elif data.get("offered_day"):
-        facts["day"] = lang.say_date(date.fromisoformat(data["offered_day"]), today)
-    name = data.get("new_name")
-    if name:
-        facts["new_name"] = " ".join(name)
+        facts["day"] = lang.say_date(offer.start.date(), today)
+        facts["time"] = lang.say_time(offer.start.time())
+        facts["part"] = lang.prompts.get(f"part_{offer.part}", "")
+    elif data.offered_day:
+        facts["day"] = lang.say_date(data.offered_day, today)
+    if data.new_name:
+        facts["new_name"] = " ".join(data.new_name)
     facts["confirm_by"] = lang.prompts.get(
         "confirm_by_sms" if profile.sms_confirmation else "confirm_by_call", ""
     )
@@ -65,11 +63,11 @@ def answer_facts(turn: Turn) -> dict[str, object]:
     addresses."""
     lang = turn.lang
     facts: dict[str, object] = {}
-    upcoming = turn.data.get("next_appointment")
+    upcoming = frame_of(turn).next_appointment
     if upcoming:
-        facts["appt_when"] = lang.say_when(datetime.fromisoformat(upcoming["start"]), turn.today)
-        facts["appt_doctor"] = upcoming.get("doctor_name") or ""
-        facts["appt_address"] = upcoming.get("address") or ""
+        facts["appt_when"] = lang.say_when(upcoming.start, turn.today)
+        facts["appt_doctor"] = upcoming.doctor_name
+        facts["appt_address"] = upcoming.address
     step = turn.call.step
     if step == "opening_hours":
         facts["hours"] = say_hours(turn)
@@ -121,14 +119,15 @@ def say_hours(turn: Turn) -> str:
 
 def family_options(turn: Turn) -> dict[str, object]:
     """ "For Kamran, press 1. For Sana, press 2."."""
-    names = [p["first_name"] for p in turn.data.get("patients", [])]
-    return {"options": _page(turn, names, turn.data.get("who_page"), "option", "more_names")}
+    data = frame_of(turn)
+    names = [p.first_name for p in data.patients or []]
+    return {"options": _page(turn, names, data.who_page, "option", "more_names")}
 
 
 def doctor_options(turn: Turn) -> dict[str, object]:
     """ "Dr. Nadia Farooq, press 1. ..."."""
     names = [d.name for d in turn.profile.doctors]
-    page = turn.data.get("doctor_page")
+    page = frame_of(turn).doctor_page
     return {"options": _page(turn, names, page, "doctor_option", "more_doctors")}
 
 
@@ -146,10 +145,9 @@ def slot_options(turn: Turn) -> dict[str, object]:
     labels: list[str] = []
     # Times on the day just named ("Thursday the 3rd, Dr. Farooq is free: At 9:40 a.m. ...")
     # do not repeat the day.
-    day = turn.data.get("offered_day")
-    previous: date | None = date.fromisoformat(day) if day else None
-    for iso in turn.data.get("offered", []):
-        start = datetime.fromisoformat(iso)
+    data = frame_of(turn)
+    previous: date | None = data.offered_day
+    for start in data.offered:
         label = turn.lang.say_when(start, turn.today, previous=previous)
         labels.append(label[:1].upper() + label[1:])
         previous = start.date()

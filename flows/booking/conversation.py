@@ -2,23 +2,22 @@
 
 Every answer at the menu, the doctor question, the consent and name questions and the read-back
 is read whole (`read_utterance`): the doctor, day, time and reason in it are kept in the call's
-`Request` frame, and the table's guards skip every question already answered. A request said
-in one breath goes straight to the read-back; a correction at the read-back changes only what
-the caller changed. Questions that are not bookings (next appointment, opening hours, address,
-cancel, move) are answered here too.
+`BookingFrame` (the day and time as its `Request`), and the table's guards skip every question
+already answered. A request said in one breath goes straight to the read-back; a correction at
+the read-back changes only what the caller changed. Questions that are not bookings (next
+appointment, opening hours, address, cancel, move) are answered here too.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from datetime import date, datetime, time, timedelta
-from typing import Any
+from dataclasses import replace
+from datetime import timedelta
 
-from flows import actions as a
+from flows.booking import actions as a
+from flows.booking.frame import Appointment, Request, frame_of
 from flows.engine import Turn
 from flows.understanding import (
     Answer,
-    TimeOfDay,
     Understood,
     parse_choice,
     parse_person_name,
@@ -35,67 +34,22 @@ _NAME_ENDS = (",", ".", " and i", " i want", " i'd like", " i would like", " i n
               " can i", " with doctor", " with dr", " for an appointment", " appointment")
 
 
-# --- the request frame -------------------------------------------------------------------
-
-
-@dataclass
-class Request:
-    """The day and time the caller asked for, kept until a time is offered or picked.
-
-    Stored as plain data under `data["request"]`; the doctor (`doctor_id`) and the reason
-    (`notes`) are kept where the rest of the booking reads them.
-    """
-
-    day: date | None = None
-    start: time | None = None
-    end: time | None = None  # set for a part of the day ("in the afternoon")
-    either_half: bool = False  # "at 9" with the clinic open at 9 a.m. and 9 p.m.: ask which
-
-    @classmethod
-    def load(cls, data: dict[str, Any]) -> Request:
-        """The request in the call's data (empty when none)."""
-        raw = data.get("request") or {}
-        return cls(
-            day=date.fromisoformat(raw["day"]) if raw.get("day") else None,
-            start=time.fromisoformat(raw["start"]) if raw.get("start") else None,
-            end=time.fromisoformat(raw["end"]) if raw.get("end") else None,
-            either_half=bool(raw.get("either_half")),
-        )
-
-    def save(self, data: dict[str, Any]) -> None:
-        """Write back into the call's data (removed when empty)."""
-        if self.day is None and self.start is None:
-            data.pop("request", None)
-            return
-        data["request"] = {
-            "day": self.day.isoformat() if self.day else None,
-            "start": self.start.isoformat(timespec="minutes") if self.start else None,
-            "end": self.end.isoformat(timespec="minutes") if self.end else None,
-            "either_half": self.either_half,
-        }
-
-    @property
-    def time(self) -> TimeOfDay | None:
-        """The time or part of day asked for."""
-        return TimeOfDay(self.start, self.end) if self.start else None
-
-
 def remember(turn: Turn, reading: Reading) -> None:
     """Keep the doctor, day, time and reason of an answer for the questions still to come."""
-    data = turn.data
+    data = frame_of(turn)
     if reading.doctor_id and turn.profile.doctor(reading.doctor_id):
-        data["doctor_id"] = reading.doctor_id
-        data.pop("doctor_full", None)
+        data.doctor_id = reading.doctor_id
+        data.doctor_full = None
     if reading.reason:
-        data["notes"] = reading.reason[:NOTES_MAX]
+        data.notes = reading.reason[:NOTES_MAX]
     if reading.day or reading.time:
-        req = Request.load(data)
+        req = data.request or Request()
         if reading.day:
             req.day = reading.day
         if reading.time:
             req.start, req.end = reading.time.start, reading.time.end
             req.either_half = reading.either_half
-        req.save(data)
+        data.request = None if req.empty else req
 
 
 def _read(answer: Answer, turn: Turn) -> Reading:
@@ -123,13 +77,13 @@ def asks_same_doctor(turn: Turn) -> bool:
 
 def needs_doctor(turn: Turn) -> bool:
     """No doctor chosen yet (or the one chosen has no free time at all)."""
-    doctor_id = turn.data.get("doctor_id")
-    return doctor_id is None or doctor_id == turn.data.get("doctor_full")
+    data = frame_of(turn)
+    return data.doctor_id is None or data.doctor_id == data.doctor_full
 
 
 def needs_reason(turn: Turn) -> bool:
     """The reason was neither said already nor asked (once) in this call."""
-    return "notes" not in turn.data and "reason" not in turn.call.trail
+    return frame_of(turn).notes is None and "reason" not in turn.call.trail
 
 
 # --- handlers ------------------------------------------------------------------------------
@@ -173,12 +127,12 @@ def same_doctor(answer: Answer, turn: Turn) -> str | None:
         if not result.sure:
             turn.unsure = answer.speech or ""
         if result.value:
-            turn.data["doctor_id"] = turn.data["last_visit"]["doctor_id"]
+            frame_of(turn).doctor_id = a._last_doctor(turn)
             return "yes"
         return "no"
     if reading.day or reading.time:
         # "Friday at 11" to "Dr. Farooq again?": the same doctor, at that time.
-        turn.data["doctor_id"] = turn.data["last_visit"]["doctor_id"]
+        frame_of(turn).doctor_id = a._last_doctor(turn)
         return "yes"
     return None
 
@@ -218,7 +172,7 @@ def name_and_request(answer: Answer, turn: Turn) -> str | None:
     result = parse_person_name(name_part, turn.context())
     if not isinstance(result, Understood):
         return a.new_patient_name(answer, turn)
-    turn.data["new_name"] = list(result.value)
+    frame_of(turn).new_name = result.value
     if cut < len(speech):
         remember(turn, _read(Answer(speech=speech[cut:], confidence=answer.confidence), turn))
     return "ok"
@@ -228,16 +182,17 @@ def choose_slot(answer: Answer, turn: Turn) -> str | None:
     """An offered time by key or speech; a reason said with it is kept; a plain "yes" to the
     list takes its first time."""
     if not answer.keyed:
+        data = frame_of(turn)
         reading = _read(answer, turn)
         if reading.reason:
-            turn.data["notes"] = reading.reason[:NOTES_MAX]
-        offered = turn.data.get("offered") or []
+            data.notes = reading.reason[:NOTES_MAX]
+        offered = data.offered
         if not reading.has_request and offered:
             result = parse_yes_no(answer, turn.context())
             if isinstance(result, Understood) and result.value:
                 if not result.sure:
                     turn.unsure = answer.speech or ""
-                turn.data["start"] = offered[0]
+                data.start = offered[0]
                 return "picked"
         if (reading.day or reading.time) and not isinstance(
             parse_when(answer, turn.context()), Understood
@@ -250,10 +205,10 @@ def _corrected_when(turn: Turn, reading: Reading, answer: Answer) -> str:
     """ "Tuesday, no, Wednesday" at the times offered: the parser sees two days, the reading
     keeps the last; a time alone is on the day being discussed."""
     if reading.day is None:
-        offered = turn.data.get("offered") or []
-        anchor = turn.data.get("offered_day") or (offered[0][:10] if offered else None)
+        data = frame_of(turn)
+        anchor = data.offered_day or (data.offered[0].date() if data.offered else None)
         if anchor:
-            reading = replace(reading, day=date.fromisoformat(anchor))
+            reading = replace(reading, day=anchor)
     remember(turn, reading)
     if not reading.sure:
         turn.unsure = answer.speech or ""
@@ -265,7 +220,7 @@ def accept_offer(answer: Answer, turn: Turn) -> str | None:
     if not answer.keyed:
         reading = _read(answer, turn)
         if reading.reason:
-            turn.data["notes"] = reading.reason[:NOTES_MAX]
+            frame_of(turn).notes = reading.reason[:NOTES_MAX]
         if (reading.day or reading.time) and not isinstance(
             parse_when(answer, turn.context()), Understood
         ):
@@ -275,22 +230,21 @@ def accept_offer(answer: Answer, turn: Turn) -> str | None:
 
 def which_half(answer: Answer, turn: Turn) -> str | None:
     """ "9 in the morning or the evening?": 1 or "morning" is a.m., 2 or "evening" p.m."""
-    req = Request.load(turn.data)
-    if req.start is None:
+    req = frame_of(turn).request
+    if req is None or req.start is None:
         return "ok"
     choice = parse_choice(answer, turn.context(), _HALVES)
     if not isinstance(choice, Understood):
         return None
     hour = req.start.hour % 12 + (12 if choice.value == "2" else 0)
     req.start, req.either_half = req.start.replace(hour=hour), False
-    req.save(turn.data)
     return "ok"
 
 
 def half_facts(turn: Turn) -> dict[str, object]:
     """The hour asked about, without a.m. or p.m."""
-    req = Request.load(turn.data)
-    if req.start is None:
+    req = frame_of(turn).request
+    if req is None or req.start is None:
         return {}
     hour = req.start.hour % 12 or 12
     return {"hour": f"{hour}:{req.start.minute:02d}" if req.start.minute else str(hour)}
@@ -300,7 +254,7 @@ def reason(answer: Answer, turn: Turn) -> str | None:
     """The reason for the visit; "actually, Thursday" here changes the request instead."""
     if not answer.keyed:
         reading = _read(answer, turn)
-        if reading.has_request and turn.data.get("start"):
+        if reading.has_request and frame_of(turn).start:
             return confirm(answer, turn)
     return a.reason(answer, turn)
 
@@ -310,17 +264,18 @@ def confirm(answer: Answer, turn: Turn) -> str | None:
     if answer.keyed:
         return a.confirm(answer, turn)
     reading = _read(answer, turn)
-    if reading.has_request or reading.reason:
-        start = datetime.fromisoformat(turn.data["start"])
+    data = frame_of(turn)
+    if (reading.has_request or reading.reason) and data.start is not None:
+        start = data.start
         if reading.reason:
-            turn.data["notes"] = reading.reason[:NOTES_MAX]
+            data.notes = reading.reason[:NOTES_MAX]
         if reading.doctor_id:
-            turn.data["doctor_id"] = reading.doctor_id
+            data.doctor_id = reading.doctor_id
         req = Request(day=reading.day or start.date(), start=start.time())
         if reading.time:
             req.start, req.end = reading.time.start, reading.time.end
             req.either_half = reading.either_half
-        req.save(turn.data)
+        data.request = req
         if not reading.sure:
             turn.unsure = answer.speech or ""
         return "change"
@@ -336,14 +291,15 @@ def find_times(turn: Turn) -> str:
     A free requested time is picked (straight to the read-back); a taken one is said so and
     the nearest free times that day are offered; a part of the day offers a time in it.
     """
-    req = Request.load(turn.data)
+    data = frame_of(turn)
+    req = data.request or Request()
     if req.either_half:
         return "which_half"  # the request is kept for the answer
-    turn.data.pop("request", None)
-    if req.day is None and req.start is None:
+    data.request = None
+    if req.empty:
         outcome = a.find_slots(turn)
         if outcome == "none":
-            turn.data["doctor_full"] = turn.data.get("doctor_id")
+            data.doctor_full = data.doctor_id
         return outcome
     day = req.day
     if day is None:
@@ -353,7 +309,7 @@ def find_times(turn: Turn) -> str:
     when = req.time
     outcome = a._offer_day(turn, day) if when is None else a._pick_time(turn, day, when)
     if outcome == "none":
-        turn.data["doctor_full"] = turn.data.get("doctor_id")
+        data.doctor_full = data.doctor_id
     return outcome
 
 
@@ -362,36 +318,37 @@ def move_confirm(answer: Answer, turn: Turn) -> str | None:
     reading = _read(answer, turn)
     if reading.has_request:
         remember(turn, reading)
-        turn.data["moving"] = True
+        frame_of(turn).moving = True
         return "yes"
     label = a.yes_no(answer, turn)
     if label == "yes":
-        turn.data["moving"] = True
+        frame_of(turn).moving = True
     return label
 
 
 def load_next_appointment(turn: Turn) -> str:
     """The caller's next upcoming appointment (cancelled ones left out), for reading out."""
-    patient = turn.data.get("patient")
-    if not patient:
+    data = frame_of(turn)
+    if data.patient is None:
         return "none"
-    upcoming = turn.services.next_appointment(patient["id"])
+    upcoming = turn.services.next_appointment(data.patient.id)
     if upcoming is None:
-        turn.data.pop("next_appointment", None)
+        data.next_appointment = None
         return "none"
     site = upcoming.clinic or turn.profile.site(None)
-    turn.data["next_appointment"] = {
-        "id": upcoming.id,
-        "start": upcoming.start.isoformat(),
-        "doctor_name": upcoming.doctor_name,
-        "address": site.address if site else "",
-    }
+    data.next_appointment = Appointment(
+        id=upcoming.id,
+        start=upcoming.start,
+        doctor_name=upcoming.doctor_name,
+        address=site.address if site else "",
+    )
     return "found"
 
 
 def is_moving(turn: Turn) -> bool:
     """The booking just made replaces an appointment the caller asked to move."""
-    return bool(turn.data.get("moving")) and bool(turn.data.get("next_appointment"))
+    data = frame_of(turn)
+    return data.moving and data.next_appointment is not None
 
 
 CANCEL_REASON = "cancel appointment"
@@ -409,15 +366,17 @@ def request_cancellation(turn: Turn) -> str:
     Recorded as a callback request whose reason names the appointment, so the desk sees it in
     the console and the API beside the other callback requests.
     """
-    appt = turn.data.get("next_appointment") or {}
-    phone = turn.data.get("keyed_number") or turn.call.caller
+    data = frame_of(turn)
+    appt = data.next_appointment
+    phone = data.keyed_number or turn.call.caller
     why = ""
-    if turn.data.get("moving"):
-        status = (turn.data.get("booking") or {}).get("status")
+    if data.moving:
+        status = data.booking.status if data.booking else None
         why = "moved to a new time, not yet confirmed by Clinicea: " if status != "booked" else (
             "moved to a new time: ")
-    reason = (f"{CANCEL_REASON} {appt.get('id', '?')} on {appt.get('start', '?')[:16]} "
-              f"({why}asked by the caller)")
+    appt_id = appt.id if appt else "?"
+    appt_start = appt.start.isoformat()[:16] if appt else "?"
+    reason = f"{CANCEL_REASON} {appt_id} on {appt_start} ({why}asked by the caller)"
     turn.services.request_callback(turn.call.call_sid, phone, reason)
-    turn.data["cancel_requested"] = appt.get("id")
+    data.cancel_requested = appt.id if appt else None
     return "done"

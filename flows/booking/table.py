@@ -8,9 +8,10 @@ catalogue).
 
 from __future__ import annotations
 
-from flows import actions as a
-from flows import conversation as c
-from flows import facts as f
+from flows.booking import actions as a
+from flows.booking import conversation as c
+from flows.booking import facts as f
+from flows.booking.frame import BookingFrame
 from flows.lang import CATALOGUES
 from flows.steps import Ask, Do, Flow, Hangup, Say, Transfer
 
@@ -152,4 +153,5 @@ FLOW = Flow("booking", [
     person="person", unavailable="records_down", facts=f.common_facts,
     # A prompt key missing from a catalogue fails here, at import, not as silence on a call.
     catalogues=[lang.prompts for lang in CATALOGUES.values()],
+    frame=BookingFrame.load,
 )
