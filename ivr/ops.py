@@ -236,15 +236,16 @@ def metrics_of(app: Flask) -> Metrics:
 # --------------------------------------------------------------------------- several processes
 
 
-def multiprocess_dir() -> str | None:
+def multiprocess_dir(settings: Any) -> str | None:
     """The directory `prometheus_client` records into, or None when values are in memory.
 
-    The library decides when it is imported (`PROMETHEUS_MULTIPROC_DIR` in the environment
-    then): the launchers export it first (gunicorn.conf.py, `ivr serve`, `ivr worker`).
+    The library decided when it was imported (`PROMETHEUS_MULTIPROC_DIR` in the environment
+    then, which `Settings.metrics_dir` holds): the launchers export it first (gunicorn.conf.py,
+    `ivr serve`, `ivr worker`).
     """
     if values.ValueClass is values.MutexValue:
         return None
-    return os.environ.get("PROMETHEUS_MULTIPROC_DIR")  # what the library itself reads
+    return settings.metrics_path
 
 
 # --------------------------------------------------------------------------- health
@@ -329,7 +330,7 @@ def healthz() -> tuple[Response, int]:
 def metrics() -> Response:
     """Prometheus text exposition (version 0.0.4): the host's figures (see module docstring)."""
     ops = _ops()
-    path = multiprocess_dir()
+    path = multiprocess_dir(current_app.extensions["ivr"].settings)
     if path is None:
         registry = ops.metrics.registry  # this process's own, the gauges registered on it
     else:
@@ -362,7 +363,7 @@ class Gauges(Collector):
 
     def collect(self) -> Iterator[Metric]:
         """The gauge families of this scrape."""
-        path = multiprocess_dir()
+        path = multiprocess_dir(self._rt.settings)
         pids = recorded_pids(path) if path is not None else set()
         yield _gauge("ivr_metrics_workers_merged", "Processes whose figures are summed into "
                      "the histograms and counters (web workers, those that exited since start, "

@@ -153,11 +153,24 @@ def test_metrics_sum_every_web_worker_dead_or_alive_and_the_booking_worker(tmp_p
         _wait_http(f"{sandbox}/_sandbox/faults", clinicea)
         store = Store(f"sqlite:///{tmp_path / 'ivr.db'}")
         store.migrate()
-        # The Procfile's worker first: the web server's start keeps a live process's figures.
+        # The Procfile's worker first, and it books: the web server's start that follows keeps
+        # the figures of a live process.
         with open(tmp_path / "worker.out", "wb") as out, open(tmp_path / "worker.err", "wb") as err:
             worker = subprocess.Popen([PY, "-m", "ivr.cli", "worker"], cwd=tmp_path, env=env,
                                       stdout=out, stderr=err, start_new_session=True)
         procs.append(worker)
+        start = _free_time(sandbox)
+        payload = BookingPayload(DEMO_DOCTOR_FAROOQ_ID, start, DEMO_PATIENTS["Bilal Ahmed"].id,
+                                 DEMO_CLINIC_CLIFTON_ID, DEMO_SERVICE_CONSULTATION_ID,
+                                 call_sid="CA" + "5" * 32)
+        store.enqueue_booking("metrics-test", call_sid="CA" + "5" * 32,
+                              payload=payload.to_json())
+        deadline = time.monotonic() + 60
+        while (record := store.get_booking("metrics-test")).status != "booked":
+            assert time.monotonic() < deadline, (record.status, record.last_error)
+            time.sleep(0.2)
+        store.dispose()
+        assert list(metrics_dir.glob(f"*_{worker.pid}.db"))
         with open(tmp_path / "web.out", "wb") as out, open(tmp_path / "web.err", "wb") as err:
             web = subprocess.Popen(
                 [PY, "-m", "gunicorn", "--config", str(ROOT / "gunicorn.conf.py"),
@@ -180,17 +193,6 @@ def test_metrics_sum_every_web_worker_dead_or_alive_and_the_booking_worker(tmp_p
         _call(base, UNKNOWN[2])
         _call(base, UNKNOWN[3])
 
-        start = _free_time(sandbox)
-        payload = BookingPayload(DEMO_DOCTOR_FAROOQ_ID, start, DEMO_PATIENTS["Bilal Ahmed"].id,
-                                 DEMO_CLINIC_CLIFTON_ID, DEMO_SERVICE_CONSULTATION_ID,
-                                 call_sid="CA" + "5" * 32)
-        store.enqueue_booking("metrics-test", call_sid="CA" + "5" * 32,
-                              payload=payload.to_json())
-        deadline = time.monotonic() + 60
-        while (record := store.get_booking("metrics-test")).status != "booked":
-            assert time.monotonic() < deadline, (record.status, record.last_error)
-            time.sleep(0.2)
-        store.dispose()
 
         for _ in range(3):  # a scrape of any worker, each on its own connection
             s = _scrape(base)
@@ -270,6 +272,7 @@ def test_every_line_ivr_serve_writes_is_one_json_object(tmp_path: Path):
         _stop(serve)
     stdout, stderr = out_path.read_text(), err_path.read_text()
     lines = _json_lines(stdout, stderr)
+    assert len({json.dumps(line) for line in lines}) == len(lines)  # none printed twice
     access = [line for line in _json_lines(stdout) if line["logger"] == "gunicorn.access"]
     [weird] = [line for line in access if "such" in line["path"]]
     assert weird["path"] == '/no"such\npage' and weird["status"] == 404
