@@ -96,7 +96,11 @@ def on_starting(server):  # noqa: ANN001, ANN201 - gunicorn's hook signature
     """A fresh metrics directory for this server start (in the master, before any fork)."""
     from ivr.metricsdir import prepare_dir
 
-    prepare_dir(_settings.metrics_path)
+    try:
+        prepare_dir(_settings.metrics_path)
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def child_exit(server, worker):  # noqa: ANN001, ANN201 - gunicorn's hook signature

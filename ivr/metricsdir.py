@@ -12,17 +12,22 @@ import os
 import re
 import stat
 
+from ivr.config import ConfigError
+
 __all__ = ["ensure_dir", "prepare_dir", "process_dead", "recorded_pids"]
 
 _DB_FILE = re.compile(r"^[a-z_]+_(\d+)\.db$")  # counter_<pid>.db, gauge_livesum_<pid>.db, ...
 
 
 def ensure_dir(path: str) -> None:
-    """Create `path` (0700) if missing; PermissionError when it is not this user's directory."""
-    os.makedirs(path, mode=0o700, exist_ok=True)
-    st = os.lstat(path)
+    """Create `path` (0700) if missing; ConfigError when it is not a directory of this user."""
+    try:
+        os.makedirs(path, mode=0o700, exist_ok=True)
+        st = os.lstat(path)
+    except OSError as exc:
+        raise ConfigError(f"PROMETHEUS_MULTIPROC_DIR: {path}: {exc.strerror or exc}") from None
     if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid():
-        raise PermissionError(f"{path}: not a directory owned by this user")
+        raise ConfigError(f"PROMETHEUS_MULTIPROC_DIR: {path}: not a directory of this user")
 
 
 def prepare_dir(path: str) -> None:

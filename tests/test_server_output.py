@@ -287,3 +287,20 @@ def test_every_line_ivr_serve_writes_is_one_json_object(tmp_path: Path):
     assert any(m.startswith("clinic-ivr listening on") for m in messages)
     times = [line["time"] for line in lines]
     assert all(t.endswith("Z") and t[10] == "T" for t in times)
+
+
+def test_an_unusable_metrics_directory_stops_the_start_with_one_line(tmp_path: Path):
+    taken = tmp_path / "not-a-directory"
+    taken.write_text("")
+    env = _env(PROMETHEUS_MULTIPROC_DIR=str(taken))
+    serve = subprocess.run([PY, "-m", "ivr.cli", "serve", "--port", str(_free_port())],
+                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    web = subprocess.run([PY, "-m", "gunicorn", "--config", str(ROOT / "gunicorn.conf.py"),
+                          "ivr.app:create_app()"], cwd=tmp_path,
+                         env={**env, "PORT": str(_free_port())}, capture_output=True, text=True,
+                         timeout=60)
+    for done in (serve, web):
+        assert done.returncode == 2, done.stderr
+        [line] = [line for line in done.stderr.splitlines() if "PROMETHEUS_MULTIPROC_DIR" in line]
+        assert line.startswith("configuration error: PROMETHEUS_MULTIPROC_DIR: ")
+        assert "Traceback" not in done.stderr
