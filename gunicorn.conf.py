@@ -108,3 +108,10 @@ def child_exit(server, worker):  # noqa: ANN001, ANN201 - gunicorn's hook signat
     from ivr.metricsdir import process_dead
 
     process_dead(worker.pid, _settings.metrics_path)
+
+
+def on_exit(server):  # noqa: ANN001, ANN201 - gunicorn's hook signature
+    """The stopped workers' metrics files (a live `ivr worker`'s stay; ivr.metricsdir)."""
+    from ivr.metricsdir import clean_up
+
+    clean_up(_settings.metrics_path, remove_dir=_settings.metrics_dir is None)

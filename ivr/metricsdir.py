@@ -14,7 +14,7 @@ import stat
 
 from ivr.config import ConfigError
 
-__all__ = ["ensure_dir", "prepare_dir", "process_dead", "recorded_pids"]
+__all__ = ["clean_up", "ensure_dir", "prepare_dir", "process_dead", "recorded_pids"]
 
 _DB_FILE = re.compile(r"^[a-z_]+_(\d+)\.db$")  # counter_<pid>.db, gauge_livesum_<pid>.db, ...
 
@@ -38,6 +38,20 @@ def prepare_dir(path: str) -> None:
     server (Procfile), records into them.
     """
     ensure_dir(path)
+    _remove_dead(path)
+
+
+def clean_up(path: str, *, remove_dir: bool) -> None:
+    """At a server's exit: the files of processes that are gone (the next start would drop
+    them anyway), and with `remove_dir` (the default temp-dir path) the directory once empty,
+    so stopped servers leave nothing in the temp dir. A live booking worker's files stay."""
+    with contextlib.suppress(OSError):
+        _remove_dead(path)
+        if remove_dir:
+            os.rmdir(path)
+
+
+def _remove_dead(path: str) -> None:
     for name in os.listdir(path):
         match = _DB_FILE.match(name)
         if match is not None and not _alive(int(match.group(1))):
@@ -66,10 +80,15 @@ def recorded_pids(path: str) -> set[int]:
 
 
 def _alive(pid: int) -> bool:
+    """Whether `pid` runs (a zombie, killed but not yet reaped by its new parent, does not)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except OSError:  # EPERM: alive, someone else's
         return True
-    return True
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except (OSError, IndexError):
+        return True  # no /proc: kill(0) is all we know

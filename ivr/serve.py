@@ -37,7 +37,7 @@ from collections.abc import Sequence
 
 from ivr import logs
 from ivr.config import ConfigError, Settings
-from ivr.metricsdir import prepare_dir, process_dead
+from ivr.metricsdir import clean_up, prepare_dir, process_dead
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +82,7 @@ def serve(host: str, port: int, *, booking_worker: bool = True) -> int:
         return _supervise(children, clinicea_url, stopping)
     finally:
         _stop_all(children)
+        clean_up(settings.metrics_path, remove_dir=settings.metrics_dir is None)
 
 
 class _StopFlag:

@@ -224,11 +224,13 @@ def test_metrics_sum_every_web_worker_dead_or_alive_and_the_booking_worker(tmp_p
 
 
 def test_a_new_server_start_counts_from_zero(tmp_path: Path):
-    """Figures of an earlier start (its processes gone) are not carried into the next one."""
+    """Figures of an earlier start are not carried into the next one: a server killed outright
+    leaves its files, which the next start removes; a server stopped cleanly leaves none."""
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
-    env = _env(PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "metrics"))
-    for _ in range(2):
+    metrics_dir = tmp_path / "metrics"
+    env = _env(PROMETHEUS_MULTIPROC_DIR=str(metrics_dir))
+    for stop in (signal.SIGKILL, signal.SIGTERM):
         serve = subprocess.Popen([PY, "-m", "ivr.cli", "serve", "--port", str(port)],
                                  cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
                                  stderr=subprocess.DEVNULL, start_new_session=True)
@@ -238,8 +240,12 @@ def test_a_new_server_start_counts_from_zero(tmp_path: Path):
                 TwilioSimulator(base, "demo-twilio-auth-token", http=http).call(
                     UNKNOWN[0]).hang_up()
             assert _value(_scrape(base), "ivr_webhook_seconds_count", step="incoming") == 1
+            os.killpg(serve.pid, stop)
+            serve.wait(timeout=60)
         finally:
             _stop(serve)
+        left = list(metrics_dir.glob("*.db"))
+        assert left if stop == signal.SIGKILL else not left, left
 
 
 def test_every_line_ivr_serve_writes_is_one_json_object(tmp_path: Path):
