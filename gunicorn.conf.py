@@ -19,11 +19,17 @@ why there is no `post_fork` hook: nothing is created before the fork that would 
 `post_worker_init` (after the app is loaded in the worker) only warms the worker's Clinicea
 token in the background, so the first caller after a deploy does not wait for a login.
 
-Metrics across workers (ivr/ops.py): `on_starting` (in the master, once per server start, before
-any worker forks) stamps the start in `IVR_METRICS_RUN=<master pid>-<start ns>`, which every
-worker inherits: the workers of one start publish their in-memory metrics side by side and any
-of them answers `/metrics` for all, dead workers of this start included, never those of an
-earlier start. `worker_exit` publishes the exiting worker's last figures.
+Metrics across workers (ivr/ops.py, prometheus_client's multiprocess mode): this file exports
+`PROMETHEUS_MULTIPROC_DIR` (`Settings.metrics_path`) at its top, in the master, before anything
+imports prometheus_client, which picks its value class from the environment at import: every
+worker (forked after) records into files there, and `/metrics` on any of them sums them all.
+`on_starting` (once per server start, before any worker forks) prepares the directory (files of
+processes that are gone are removed: a fresh start; a live `ivr worker` of this deployment keeps
+its own). `child_exit` does the library's bookkeeping for an exited worker, whose counts stay.
+Run the Procfile's `worker:` with the same settings and it records there too.
+
+Logs (ivr/logs.py): every line is one JSON object, gunicorn's own too (`logconfig_dict`), and
+the access log is JSON built from the request's values (`logger_class`, ivr/accesslog.py).
 
 Fork safety (docs/design.md "Process model"): the settings are validated here, in the master,
 before any worker exists (a bad value prints its one line and gunicorn exits 2, instead of a
@@ -41,15 +47,18 @@ Timeout 30 s: a webhook's Clinicea work is bounded far below that (5 s budget pe
 import multiprocessing
 import os
 import sys
-import time
 
+from ivr import logs
 from ivr.config import ConfigError, Settings
 
 try:
-    Settings.from_env()
+    _settings = Settings.from_env()
 except ConfigError as _exc:
     print(f"configuration error: {_exc}", file=sys.stderr)
     raise SystemExit(2) from None
+# Before any import of prometheus_client (see the docstring); the workers inherit it.
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = _settings.metrics_path
+logs.configure(_settings.log_level)  # lines of the master before gunicorn's logging is set up
 
 bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
 worker_class = "ivr.webserver.BufferingWorker"
@@ -65,36 +74,13 @@ keepalive = 75
 control_socket_disable = True  # see the docstring: a thread in the master, a shared path
 max_requests = 0  # no recycling: workers hold a warm token and calendar cache
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
-# One JSON object per request on stdout (the app's own JSON logs go to stderr). The request
-# line holds the path and turn number only: no caller data is in Twilio's URLs.
+# One JSON object per request on stdout (ivr/accesslog.py; the app's JSON logs go to stderr).
 accesslog = "-" if os.environ.get("IVR_ACCESS_LOG", "1") != "0" else None
-access_log_format = (
-    '{"time": "%(t)s", "logger": "gunicorn.access", "method": "%(m)s", "path": "%(U)s", '
-    '"status": %(s)s, "ms": %(M)s, "bytes": "%(B)s"}'
-)
+logger_class = "ivr.accesslog.JsonAccessLogger"
 errorlog = "-"
-loglevel = os.environ.get("IVR_LOG_LEVEL", "info").lower()
+loglevel = _settings.log_level.lower()
 # gunicorn's own lines (boot, worker exits, timeouts) as JSON too, like the app's (ivr.logs).
-logconfig_dict = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {
-        "json": {"()": "ivr.logs.JsonFormatter"},
-        "raw": {"format": "%(message)s"},
-    },
-    "handlers": {
-        "error_console": {"class": "logging.StreamHandler", "formatter": "json",
-                          "stream": "ext://sys.stderr"},
-        "console": {"class": "logging.StreamHandler", "formatter": "raw",
-                    "stream": "ext://sys.stdout"},
-    },
-    "loggers": {
-        "gunicorn.error": {"level": loglevel.upper(), "handlers": ["error_console"],
-                           "propagate": False, "qualname": "gunicorn.error"},
-        "gunicorn.access": {"level": "INFO", "handlers": ["console"], "propagate": False,
-                            "qualname": "gunicorn.access"},
-    },
-}
+logconfig_dict = logs.gunicorn_logconfig(loglevel, access=accesslog is not None)
 
 
 def post_worker_init(worker):  # noqa: ANN001, ANN201 - gunicorn's hook signature
@@ -107,14 +93,25 @@ def post_worker_init(worker):  # noqa: ANN001, ANN201 - gunicorn's hook signatur
 
 
 def on_starting(server):  # noqa: ANN001, ANN201 - gunicorn's hook signature
-    """Stamp this server start for the workers' shared metrics (read by ivr.config)."""
-    os.environ["IVR_METRICS_RUN"] = f"{os.getpid()}-{time.time_ns()}"
+    """A fresh metrics directory for this server start (in the master, before any fork)."""
+    from ivr.metricsdir import prepare_dir
+
+    try:
+        prepare_dir(_settings.metrics_path)
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
-def worker_exit(server, worker):  # noqa: ANN001, ANN201 - gunicorn's hook signature
-    """Publish the exiting worker's metrics so the other workers keep counting them."""
-    app = getattr(worker, "wsgi", None)
-    if app is not None and "ivr.ops" in getattr(app, "extensions", {}):
-        from ivr.ops import flush
+def child_exit(server, worker):  # noqa: ANN001, ANN201 - gunicorn's hook signature
+    """prometheus_client's bookkeeping for an exited worker (its counts stay in the sums)."""
+    from ivr.metricsdir import process_dead
 
-        flush(app)
+    process_dead(worker.pid, _settings.metrics_path)
+
+
+def on_exit(server):  # noqa: ANN001, ANN201 - gunicorn's hook signature
+    """The stopped workers' metrics files (a live `ivr worker`'s stay; ivr.metricsdir)."""
+    from ivr.metricsdir import clean_up
+
+    clean_up(_settings.metrics_path, remove_dir=_settings.metrics_dir is None)

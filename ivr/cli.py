@@ -18,6 +18,8 @@ from datetime import timedelta
 from ivr import logs
 from ivr.config import ConfigError, Settings
 
+log = logging.getLogger(__name__)
+
 DEMO_CALLERS = {
     "known": "+923216315551",  # Bilal Ahmed: a returning patient with a completed visit
     "family": "+923001234567",  # Kamran, Sana and Zoya Ahmed share this number
@@ -175,16 +177,25 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     """Retry bookings until Clinicea confirms them (or they fail for agents to handle)."""
+    import os
+
+    from ivr.metricsdir import ensure_dir
+
+    settings = Settings.from_env()
+    # Before prometheus_client is imported (by ivr.app), which reads it then: this process's
+    # Clinicea requests are then in the web server's /metrics (ivr/ops.py).
+    ensure_dir(settings.metrics_path)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = settings.metrics_path
     from ivr.app import create_app, runtime_of
 
-    rt = runtime_of(create_app(Settings.from_env()))
+    rt = runtime_of(create_app(settings))
     if args.once:
         done = _worker(rt).run_once()
         print(f"processed {done} booking(s)")
         return 0
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    print("booking worker running; Ctrl-C to stop")
+    log.info("booking worker running; Ctrl-C to stop")
     _worker_loop(rt, stop)
     return 0
 

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import hashlib
 import os
 import re
+import tempfile
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -548,12 +550,10 @@ class Settings:
     # Longest wait for a database lock (ivr.store); tests set it small.
     database_lock_seconds: float | None = None
     clinic_config_path: str | None = None  # None: the built-in demo clinic
-    # Where the host's workers publish their in-memory metrics (ivr/ops.py); None: a directory
-    # in the temp dir keyed by user and database URL.
+    # PROMETHEUS_MULTIPROC_DIR: where a server's processes record their metrics (ivr/ops.py);
+    # None: `metrics_path`'s default. The launchers export the path (prometheus_client reads
+    # the variable itself when it is imported).
     metrics_dir: str | None = None
-    # This server start's stamp, set by gunicorn.conf.py's `on_starting` and inherited by its
-    # workers; None: this process's metrics are its own (nothing published, nothing merged).
-    metrics_run: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -615,8 +615,7 @@ class Settings:
             sandbox_faults=env.get("IVR_SANDBOX_FAULTS"),
             log_level=env.choice("IVR_LOG_LEVEL", LOG_LEVELS, "INFO"),
             clinic_config_path=clinic_path,
-            metrics_dir=env.get("IVR_METRICS_DIR"),
-            metrics_run=env.token("IVR_METRICS_RUN"),
+            metrics_dir=env.get("PROMETHEUS_MULTIPROC_DIR"),
         )
 
     @classmethod
@@ -635,6 +634,17 @@ class Settings:
             log_level="WARNING",
         )
         return dataclasses.replace(base, **overrides)
+
+    @property
+    def metrics_path(self) -> str:
+        """The metrics directory: `metrics_dir`, else one per user, working directory and
+        database (`<temp dir>/ivr-metrics-<hash>`), so one deployment's web server and booking
+        worker find the same one and two deployments on a host never share."""
+        if self.metrics_dir:
+            return os.path.abspath(self.metrics_dir)
+        key = f"{os.getuid()}\n{os.getcwd()}\n{self.database_url}".encode()
+        digest = hashlib.sha256(key).hexdigest()[:24]
+        return os.path.join(tempfile.gettempdir(), f"ivr-metrics-{digest}")
 
     @property
     def demo_secrets_allowed(self) -> bool:

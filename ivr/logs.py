@@ -11,6 +11,12 @@ variable that `ivr.ops` sets in a `before_request` hook from Twilio's form; a re
 thread named `book-<CallSid>:<n>` (the booking attempt, `ivr.services`) is attributed to that
 call too. Exceptions are logged as `exc_type` and `exc` (the formatted traceback).
 
+Servers write nothing else: `gunicorn_logconfig(level)` is gunicorn's `logconfig_dict` (in
+gunicorn.conf.py and `ivr serve`'s gunicorn alike): its own lines ("Booting worker", "Handling
+signal") through the same formatter on stderr, and the access log on stdout as JSON too (one
+object per request, built by `ivr.accesslog`, the CallSid from the WSGI environ key
+`CALL_SID_ENVIRON` that `ivr.ops` sets).
+
 Nothing here masks data: callers log masked numbers (`ivr.phone.mask`), never names or dates of
 birth.
 """
@@ -29,12 +35,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 __all__ = [
+    "CALL_SID_ENVIRON",
     "JsonFormatter",
     "bind_call_sid",
     "call_sid_var",
     "configure",
     "current_call_sid",
+    "gunicorn_logconfig",
+    "json_handler",
 ]
+
+CALL_SID_ENVIRON = "ivr.call_sid"  # WSGI environ key: the CallSid of a /voice request
 
 call_sid_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "ivr_call_sid", default=None
@@ -94,11 +105,15 @@ class JsonFormatter(logging.Formatter):
 
 
 class _StderrHandler(logging.Handler):
-    """Writes to whatever `sys.stderr` is at emit time (pytest swaps it per test)."""
+    """Writes to whatever `sys.stderr` (or `sys.stdout`) is at emit time (pytest swaps it)."""
+
+    def __init__(self, stream: str = "stderr") -> None:
+        super().__init__()
+        self._stream = stream
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            stream = sys.stderr
+            stream = getattr(sys, self._stream)
             stream.write(self.format(record) + "\n")
             stream.flush()
         except Exception:  # pragma: no cover - logging must never raise
@@ -125,3 +140,46 @@ def configure(level: str | int = "INFO") -> logging.Handler:
     if root.level == logging.NOTSET or root.level > numeric:
         root.setLevel(numeric)
     return handler
+
+
+def json_handler(stream: str = "stderr") -> logging.Handler:
+    """A JSON handler writing to `sys.<stream>` (a `logging.config` handler factory).
+
+    The stderr one is the handler `configure` installs, so an app built under gunicorn finds
+    it on the root logger and adds no second one.
+    """
+    if stream not in ("stderr", "stdout"):
+        raise ValueError(f"json_handler: stream must be stderr or stdout, not {stream!r}")
+    handler = _StderrHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    if stream == "stderr":
+        setattr(handler, _HANDLER_MARK, True)
+    return handler
+
+
+def gunicorn_logconfig(level: str = "INFO", *, access: bool = True) -> dict[str, Any]:
+    """gunicorn's `logconfig_dict`: every line JSON, one formatter for app and server.
+
+    gunicorn merges this over its own defaults, whose root logger would print the app's
+    records a second time in plain text: the root gets the JSON stderr handler instead. The
+    access log (`ivr.accesslog.JsonAccessLogger`) goes to stdout, everything else to stderr;
+    `access=False` drops it (with a `logconfig_dict`, gunicorn's `accesslog` is not consulted).
+    """
+    level = level.upper()
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {},
+        "handlers": {
+            "error_console": {"()": "ivr.logs.json_handler", "stream": "stderr"},
+            "console": {"()": "ivr.logs.json_handler", "stream": "stdout"},
+        },
+        "root": {"level": level, "handlers": ["error_console"]},
+        "loggers": {
+            "gunicorn.error": {"level": level, "handlers": ["error_console"],
+                               "propagate": False, "qualname": "gunicorn.error"},
+            "gunicorn.access": {"level": "INFO" if access else "CRITICAL",
+                                "handlers": ["console"] if access else [], "propagate": False,
+                                "qualname": "gunicorn.access"},
+        },
+    }

@@ -13,6 +13,11 @@ Nothing that holds a connection, a file descriptor or a running thread exists be
   supervisor bound, so web and worker book into one calendar.
 
 Children die with the supervisor (Linux `PR_SET_PDEATHSIG`), and sit in its process group.
+
+Web and worker record their metrics into one directory per server start (prometheus_client's
+multiprocess mode, ivr/ops.py): the supervisor prepares it and puts `PROMETHEUS_MULTIPROC_DIR`
+in the environment its children inherit, because the library reads it when it is imported.
+Every line any of them writes is one JSON object (`ivr.logs`, gunicorn's included).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import argparse
 import contextlib
 import ctypes
 import logging
+import os
 import signal
 import socket
 import subprocess
@@ -29,7 +35,9 @@ import threading
 import time
 from collections.abc import Sequence
 
+from ivr import logs
 from ivr.config import ConfigError, Settings
+from ivr.metricsdir import clean_up, prepare_dir, process_dead
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +52,10 @@ def serve(host: str, port: int, *, booking_worker: bool = True) -> int:
     from ivr.store import Store
 
     settings = Settings.from_env()  # a bad value stops here, with one line, before any child
+    logs.configure(settings.log_level)
+    # Inherited by every child, which imports prometheus_client only after (see the docstring).
+    prepare_dir(settings.metrics_path)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = settings.metrics_path
     # The schema once, here, so a database that cannot be opened stops the start-up before any
     # child; the engine is disposed before the first child starts (and exec drops the rest).
     store = Store(settings.database_url)
@@ -65,11 +77,12 @@ def serve(host: str, port: int, *, booking_worker: bool = True) -> int:
         children["web"] = _spawn(["web", "--host", host, "--port", str(port), *clinicea_url])
         if booking_worker:
             children["worker"] = _spawn(["worker", *clinicea_url])
-        print(f"clinic-ivr listening on http://{host}:{port} ({settings.clinicea_label})",
-              flush=True)
+        log.info("clinic-ivr listening on http://%s:%s (%s)", host, port,
+                 settings.clinicea_label)
         return _supervise(children, clinicea_url, stopping)
     finally:
         _stop_all(children)
+        clean_up(settings.metrics_path, remove_dir=settings.metrics_dir is None)
 
 
 class _StopFlag:
@@ -169,13 +182,23 @@ def run_web(host: str, port: int, clinicea_url: str | None) -> int:
             # default path (~/.gunicorn/gunicorn.ctl) is one per user: two deployments on one
             # host would take each other's.
             self.cfg.set("control_socket_disable", True)
+            # Every line JSON, the access log included (ivr.logs, ivr.accesslog).
+            self.cfg.set("accesslog", "-")
+            self.cfg.set("logger_class", "ivr.accesslog.JsonAccessLogger")
+            self.cfg.set("logconfig_dict", logs.gunicorn_logconfig(settings.log_level))
+            self.cfg.set("child_exit", _child_exit)
 
         def load(self):  # noqa: ANN202 - in the worker, after the fork
             return create_app(Settings.from_env(), clinicea_url=clinicea_url)
 
-    Settings.from_env()  # one line for a bad value here, not a traceback per worker
+    settings = Settings.from_env()  # one line for a bad value here, not a traceback per worker
     _Web().run()
     return 0
+
+
+def _child_exit(_server: object, worker: object) -> None:
+    """gunicorn's `child_exit`: an exited worker's metrics keep counting (ivr.metricsdir)."""
+    process_dead(worker.pid, Settings.from_env().metrics_path)  # type: ignore[attr-defined]
 
 
 def run_worker(clinicea_url: str | None) -> int:
@@ -211,8 +234,6 @@ def run_sandbox_on(fd: int) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m ivr.serve web|worker|sandbox ...`: one child of `ivr serve`."""
-    from ivr import logs
-
     p = argparse.ArgumentParser(prog="ivr.serve")
     sub = p.add_subparsers(dest="role", required=True)
     web = sub.add_parser("web")

@@ -6,6 +6,7 @@ with the demo secret opened a patient's record."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -67,11 +68,15 @@ def test_the_banner_names_the_clinicea_it_really_talks_to(tmp_path: Path):
                "IVR_DATABASE_URL": f"sqlite:///{tmp_path / 'ivr.db'}"}
         proc = subprocess.Popen(
             [sys.executable, "-m", "ivr.cli", "serve", "--no-worker", "--port", str(port)],
-            env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
             text=True, start_new_session=True)
         try:
-            assert proc.stdout is not None
-            banner = proc.stdout.readline()
+            assert proc.stderr is not None
+            # The banner is one of the supervisor's log lines (JSON objects, like every line).
+            for _ in range(50):
+                banner = json.loads(proc.stderr.readline())["message"]
+                if "listening" in banner:
+                    break
         finally:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=30)
