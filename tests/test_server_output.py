@@ -164,7 +164,7 @@ def test_metrics_sum_every_web_worker_dead_or_alive_and_the_booking_worker(tmp_p
                                  DEMO_CLINIC_CLIFTON_ID, DEMO_SERVICE_CONSULTATION_ID,
                                  call_sid="CA" + "5" * 32)
         store.enqueue_booking("metrics-test", call_sid="CA" + "5" * 32,
-                              payload=payload.to_json())
+                              payload=payload)
         deadline = time.monotonic() + 60
         while (record := store.get_booking("metrics-test")).status != "booked":
             assert time.monotonic() < deadline, (record.status, record.last_error)
