@@ -145,33 +145,3 @@ def first_free_slots(
         day += timedelta(days=1)
     return found
 
-
-def is_bookable(
-    start: datetime,
-    *,
-    doctor_id: str,
-    hours: WeeklyHours,
-    slot_minutes: int,
-    booked: Iterable[Interval],
-    now: datetime,
-    lead_minutes: int = 0,
-    days_ahead: int | None = None,
-) -> bool:
-    """Whether `start` is a free slot for the doctor by exactly the rules of `free_slots`.
-
-    With `days_ahead`, a day beyond the booking window is not bookable either.
-    """
-    if days_ahead is not None and start.date() > last_bookable_day(now, days_ahead):
-        return False
-    return any(
-        slot.start == start
-        for slot in free_slots(
-            doctor_id=doctor_id,
-            day=start.date(),
-            hours=hours,
-            slot_minutes=slot_minutes,
-            booked=booked,
-            now=now,
-            lead_minutes=lead_minutes,
-        )
-    )

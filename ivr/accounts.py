@@ -44,7 +44,6 @@ __all__ = [
     "create_api_key",
     "hash_api_key",
     "hash_password",
-    "verify_agent",
     "valid_api_key_name",
     "verify_api_key",
 ]
@@ -227,14 +226,3 @@ def check_login(
     return LoginResult(False, "bad_credentials")
 
 
-def verify_agent(
-    store: Store,
-    username: str,
-    password: str,
-    now: datetime,
-    *,
-    address: str | None = None,
-    limiter: AddressLimiter | None = None,
-) -> bool:
-    """True when the password is right and neither the account nor the address is locked."""
-    return check_login(store, username, password, now, address=address, limiter=limiter).ok

@@ -34,7 +34,6 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Literal
 
-from flows.domain import Doctor
 from flows.slots import overlaps_booked
 from ivr.booking_payload import BookingPayload
 from ivr.calendar import (  # noqa: F401  (re-exported: older imports name them here)
@@ -162,7 +161,7 @@ def attempt_booking(
         log.error("booking %s: unreadable payload, marked failed", key)
         return _fail(store, key, "failed", "unreadable booking payload")
 
-    doctor = _doctor(config, payload.doctor_id)
+    doctor = config.doctor_by_id(payload.doctor_id)
     doctor_name = doctor.name if doctor else None
     slot_minutes = config.slot_minutes
 
@@ -315,10 +314,6 @@ def _taken_now(
 def _fail(store: Store, key: str, status: AttemptStatus, reason: str) -> AttemptResult:
     store.mark_failed(key, reason)
     return AttemptResult(status, reason=reason)
-
-
-def _doctor(config: ClinicConfig, doctor_id: str) -> Doctor | None:
-    return next((d for d in config.doctors if d.id == doctor_id), None)
 
 
 # --- the one owner of booking attempts ------------------------------------------------------

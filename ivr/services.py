@@ -591,7 +591,7 @@ class CliniceaServices:
         """The visit's clinic: the row's fields, completed from the config where missing."""
         configured = None
         if info is not None and info.id:
-            configured = next((s for s in self.config.clinics if s.id == info.id), None)
+            configured = self.config.clinic_by_id(info.id)
         if configured is None and info is not None and info.name:
             configured = next(
                 (s for s in self.config.clinics if s.name.casefold() == info.name.casefold()),

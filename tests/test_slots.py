@@ -7,7 +7,7 @@ from datetime import date, datetime, time, timedelta
 import pytest
 
 from flows.domain import Slot, WeeklyHours
-from flows.slots import first_free_slots, free_slots, is_bookable
+from flows.slots import first_free_slots, free_slots, last_bookable_day
 
 HOURS = WeeklyHours(
     {
@@ -253,16 +253,10 @@ def test_first_free_slots_respects_booking_window_and_after() -> None:
         (at(date(2025, 5, 1), 10), False),  # beyond the booking window
     ],
 )
-def test_is_bookable(start: datetime, bookable: bool) -> None:
-    assert (
-        is_bookable(
-            start,
-            doctor_id=DR,
-            hours=HOURS,
-            slot_minutes=20,
-            booked=[(at(MONDAY, 11), at(MONDAY, 11, 30))],
-            now=at(MONDAY, 9, 30),
-            days_ahead=30,
-        )
-        is bookable
-    )
+def test_a_time_is_bookable_exactly_when_it_is_a_free_slot_in_the_window(
+        start: datetime, bookable: bool) -> None:
+    now = at(MONDAY, 9, 30)
+    slots = free_slots(doctor_id=DR, day=start.date(), hours=HOURS, slot_minutes=20,
+                       booked=[(at(MONDAY, 11), at(MONDAY, 11, 30))], now=now)
+    in_window = start.date() <= last_bookable_day(now, 30)
+    assert (in_window and any(s.start == start for s in slots)) is bookable

@@ -134,11 +134,6 @@ def check_date_of_birth(answer: Answer, turn: Turn) -> str | None:
     return None
 
 
-def is_known(turn: Turn) -> bool:
-    """A patient was found (and verified where the clinic asks for it)."""
-    return frame_of(turn).patient is not None
-
-
 def load_last_visit(turn: Turn) -> str:
     """The newest completed visit, for the read-back."""
     data = frame_of(turn)

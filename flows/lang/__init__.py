@@ -8,7 +8,6 @@ one module here plus its entry in `CATALOGUES`.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import date, datetime, time
 from typing import Protocol
 
@@ -51,13 +50,6 @@ class Catalogue(Protocol):
     ) -> str:
         """What a read-back confirms, from the parsed value (never the transcript)."""
         ...
-
-
-@dataclass(frozen=True)
-class Missing:
-    """Marks a prompt key a catalogue does not have (caught by tests, never spoken)."""
-
-    key: str
 
 
 def text(catalogue: Catalogue, key: str, facts: Mapping[str, object]) -> str:
