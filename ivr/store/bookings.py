@@ -317,7 +317,7 @@ class Bookings:
                                     values).first() is not None
             if inserted:
                 owned = self._holds.take(conn, owner=key, kind=BOOKING, doctor_id=doctor_id,
-                                   steps=steps, until=None, hold_owner=call_sid or "")
+                                         steps=steps, until=None, hold_owner=call_sid or "")
                 if not set(steps) <= owned:  # raising rolls the booking row back too
                     raise SlotUnavailable(f"{doctor_id} at {min(steps):%Y-%m-%d %H:%M} is taken")
             row = conn.execute(_BOOKING_BY_KEY, {"p_key": key}).one()

@@ -62,8 +62,9 @@ class Holds:
         )
 
     def take(self, conn: Connection, *, owner: str, kind: str, doctor_id: str,
-              steps: Iterable[datetime], until: datetime | None, hold_owner: str) -> set[datetime]:
-        """Try to take every step; the steps now owned by ``owner``/``kind``."""
+             steps: Iterable[datetime], until: datetime | None, hold_owner: str) -> set[datetime]:
+        """Try to take every step (in the caller's transaction); the steps now owned by
+        ``owner``/``kind``."""
         wanted = sorted(set(steps))  # one order everywhere: no lock-order deadlock on PostgreSQL
         if not wanted:
             return set()
@@ -90,8 +91,8 @@ class Holds:
         until = utc_naive(until)
         with self._db.transaction() as conn:
             owned = self.take(conn, owner=call_sid, kind=HOLD, doctor_id=doctor_id,
-                               steps=[st for slot in slots for st in slot], until=until,
-                               hold_owner=call_sid)
+                              steps=[st for slot in slots for st in slot], until=until,
+                              hold_owner=call_sid)
             held = [all(st in owned for st in slot) for slot in slots]
             keep = {st for slot, ok in zip(slots, held, strict=True) if ok for st in slot}
             loose = list(owned - keep)  # steps of a slot only partly held: let them go
