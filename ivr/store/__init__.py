@@ -31,6 +31,8 @@ from ivr.store.database import (
     STATEMENT_TIMEOUT_FACTOR,
     Database,
     normalize_url,
+    system_now,
+    utc_naive,
 )
 from ivr.store.errors import AlreadyExists, SlotUnavailable, StoreError, StoreUnavailable
 from ivr.store.holds import BOOKED_CLAIM_TTL, Holds
@@ -106,7 +108,11 @@ class Store:
         SQLite's busy timeout, PostgreSQL's `lock_timeout` (its `statement_timeout` is
         `STATEMENT_TIMEOUT_FACTOR` times it). Past it the operation fails (`OperationalError`)
         instead of holding a webhook past Twilio's 15 s."""
-        self._db = db = Database(url, now=now, echo=echo, lock_seconds=lock_seconds)
+        self._clock = now or system_now
+        # The parts read the time through this store's `now`, so replacing it on an instance
+        # (tests move a store's clock that way) moves every part's clock, as before the split.
+        self._db = db = Database(url, now=lambda: self.now(), echo=echo,
+                                 lock_seconds=lock_seconds)
         self.url, self.dialect, self.engine = db.url, db.dialect, db.engine
         self._calls = Calls(db)
         self._holds = Holds(db)
@@ -120,7 +126,7 @@ class Store:
 
     def now(self) -> datetime:
         """The current time as naive UTC (from the injected clock)."""
-        return self._db.now()
+        return utc_naive(self._clock())
 
     def dispose(self) -> None:
         """Close every pooled connection."""

@@ -102,7 +102,8 @@ def utc_naive(value: datetime) -> datetime:
     return value
 
 
-def _system_now() -> datetime:
+def system_now() -> datetime:
+    """The system clock in UTC (the default "now")."""
     return datetime.now(UTC)
 
 
@@ -127,7 +128,7 @@ class Database:
         instead of holding a webhook past Twilio's 15 s."""
         self.url = normalize_url(url)
         lock = DEFAULT_LOCK_SECONDS if lock_seconds is None else lock_seconds
-        self._now_fn = now or _system_now
+        self._now_fn = now or system_now
         parsed = make_url(self.url)
         self.dialect = parsed.get_backend_name()
         self._lock: threading.RLock | None = None
