@@ -1,6 +1,6 @@
 """What a booking in the outbox carries: the typed value the store writes and reads.
 
-`BookingRecord.payload` (ivr/store.py) is a `BookingPayload`, stored as JSON in the bookings
+`BookingRecord.payload` (ivr/store/records.py) is a `BookingPayload`, stored as JSON in the bookings
 table. A stored row whose JSON cannot be read back as one (written by other code, edited by
 hand, truncated) comes back with ``payload=None`` instead of failing the read: the console still
 lists and shows the row, and the outbox marks it failed for agents ("unreadable booking

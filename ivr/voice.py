@@ -26,6 +26,7 @@ from flows.understanding import Answer
 from ivr import insights, security, twiml
 from ivr.config import DEMO_TWILIO_AUTH_TOKEN
 from ivr.phone import mask, parse_phone
+from ivr.store import CallUpdate
 
 if TYPE_CHECKING:
     from ivr.app import Runtime
@@ -217,13 +218,14 @@ class VoiceTurns:
         outcome = STORE_OUTCOME.get(call.outcome or "")
         state_now = call.to_dict()
         patient = state_now["data"].get("patient") or {}
-        saved = store.save_call(
-            inbound.call_sid, expected_version=record.version, state=state_now,
+        saved = store.save_call(inbound.call_sid, CallUpdate(
+            expected_version=record.version, state=state_now,
             step=call.step, turn=next_turn, last_reply=xml, last_reply_turn=record.turn,
             patient_first_name=patient.get("first_name"), outcome=outcome,
             outcome_step=call.step if outcome else None, language=call.language,
-            events=[(e.kind, e.step, e.text) for e in events], transferred=reply.dial is not None,
-        )
+            events=tuple((e.kind, e.step, e.text) for e in events),
+            transferred=reply.dial is not None,
+        ))
         if not saved:
             # Another process answered this turn first: give Twilio that answer.
             winner = store.load_call(inbound.call_sid)

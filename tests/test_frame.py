@@ -14,6 +14,7 @@ from flows import menus
 from flows.booking.frame import BookingFrame, Patient, Request, Visit
 from flows.engine import CallState
 from ivr.sandbox.seed import DEMO_DOCTOR_FAROOQ_ID, DEMO_PATIENTS
+from ivr.store import CallUpdate
 from tests.calls import rig
 
 BILAL = DEMO_PATIENTS["Bilal Ahmed"]
@@ -85,10 +86,10 @@ def test_a_call_whose_state_the_old_code_saved_books_after_the_deploy():
         # The same call as the old code stored it: explicit nulls, the plain-key lists.
         old = {**new, "last_visit": None, "notes": "my back", "transfer_failed": None,
                "patients": [{**p, "dob": p.get("dob")} for p in new["patients"]]}
-        saved = r.runtime.store.save_call(
-            call.sid, expected_version=record.version, state={**record.state, "data": old},
+        saved = r.runtime.store.save_call(call.sid, CallUpdate(
+            expected_version=record.version, state={**record.state, "data": old},
             step=record.step, turn=record.turn, last_reply=record.last_reply,
-            last_reply_turn=record.turn - 1)
+            last_reply_turn=record.turn - 1))
         assert saved
         call.say("yes please")
         assert "You're booked" in call.last_heard

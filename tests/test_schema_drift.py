@@ -1,9 +1,9 @@
-"""The tables are written twice in ivr/store.py: the current schema the queries use
-(`_metadata`) and the frozen migration steps (`MIGRATIONS`) that build it. Alembic's
-`compare_metadata` reads what `Store.migrate()` built on a fresh database and lists every
-difference (tables, columns, types, nullability, indexes, unique constraints): there must be none,
-on SQLite and on PostgreSQL. A difference is fixed in the metadata when only the DDL has it, or
-by a new migration step when the database lacks it: a released step is never edited.
+"""The tables are written twice in ivr/store/: the current schema the queries use
+(`schema.metadata`) and the frozen migration steps (`migrations.MIGRATIONS`) that build it.
+Alembic's `compare_metadata` reads what `Store.migrate()` built on a fresh database and lists
+every difference (tables, columns, types, nullability, indexes, unique constraints): there must be
+none, on SQLite and on PostgreSQL. A difference is fixed in the metadata when only the DDL has it,
+or by a new migration step when the database lacks it: a released step is never edited.
 """
 
 from __future__ import annotations
@@ -17,8 +17,7 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from ivr import store as store_module
-from ivr.store import LATEST_VERSION, Store
+from ivr.store import LATEST_VERSION, Store, schema
 
 try:  # pytest puts tests/ on sys.path (rootdir-less "prepend" import mode)
     from pg import fresh_schema_url, pg_database  # noqa: F401  (pg_database is a fixture)
@@ -38,7 +37,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 def _every_table() -> sa.MetaData:
     """The store's tables and its schema_version bookkeeping (a MetaData of its own) in one."""
     combined = sa.MetaData()
-    for metadata in (store_module._metadata, store_module._schema_meta):
+    for metadata in (schema.metadata, schema.schema_version_metadata):
         for table in metadata.tables.values():
             table.to_metadata(combined)
     return combined

@@ -1,4 +1,4 @@
-"""The store contract (ivr/store.py), run against SQLite (a temp file) and PostgreSQL (real server).
+"""The store contract (ivr/store/), run against SQLite (a temp file) and PostgreSQL (real server).
 
 PostgreSQL parametrisations are skipped with a reason when no server is reachable (see pg.py).
 """
@@ -23,6 +23,7 @@ from ivr.store import (
     BOOKING_STATUSES,
     LATEST_VERSION,
     AlreadyExists,
+    CallUpdate,
     Store,
     StoreError,
     normalize_url,
@@ -222,15 +223,14 @@ def test_in_memory_sqlite_is_shared_between_threads() -> None:
         new_call(store)
         results = run_threads(
             10,
-            lambda i: store.save_call(
-                "CA1",
+            lambda i: store.save_call("CA1", CallUpdate(
                 expected_version=1,
                 state={"i": i},
                 step="s",
                 turn=1,
                 last_reply="<Response/>",
                 last_reply_turn=1,
-            ),
+            )),
         )
         assert results.count(True) == 1
         assert store.load_call("CA1").version == 2  # type: ignore[union-attr]
@@ -274,8 +274,7 @@ def test_load_unknown_call_is_none(store: Store) -> None:
 def test_save_call_compare_and_swap(store: Store, clock: Clock) -> None:
     new_call(store)
     clock.advance(seconds=3)
-    ok = store.save_call(
-        "CA1",
+    ok = store.save_call("CA1", CallUpdate(
         expected_version=1,
         state={"n": 1},
         step="ask_doctor",
@@ -283,16 +282,15 @@ def test_save_call_compare_and_swap(store: Store, clock: Clock) -> None:
         last_reply="<Response><Say>hi</Say></Response>",
         last_reply_turn=1,
         patient_first_name="Amna",
-    )
-    late = store.save_call(
-        "CA1",
+    ))
+    late = store.save_call("CA1", CallUpdate(
         expected_version=1,
         state={"n": 99},
         step="x",
         turn=1,
         last_reply="<Response/>",
         last_reply_turn=1,
-    )
+    ))
     assert (ok, late) == (True, False)
     call = store.load_call("CA1")
     assert call is not None
@@ -301,40 +299,37 @@ def test_save_call_compare_and_swap(store: Store, clock: Clock) -> None:
     assert call.patient_first_name == "Amna"
     assert call.updated_at == T0 + timedelta(seconds=3) and call.created_at == T0
     # None leaves the first name alone; the next version continues from 2
-    assert store.save_call(
-        "CA1",
+    assert store.save_call("CA1", CallUpdate(
         expected_version=2,
         state={},
         step="s",
         turn=2,
         last_reply=None,
         last_reply_turn=None,
-    )
+    ))
     assert store.load_call("CA1").patient_first_name == "Amna"  # type: ignore[union-attr]
-    assert not store.save_call(
-        "nope",
+    assert not store.save_call("nope", CallUpdate(
         expected_version=1,
         state={},
         step="s",
         turn=1,
         last_reply=None,
         last_reply_turn=None,
-    )
+    ))
 
 
 def test_save_call_from_10_threads_exactly_one_wins(store: Store) -> None:
     new_call(store)
     results = run_threads(
         10,
-        lambda i: store.save_call(
-            "CA1",
+        lambda i: store.save_call("CA1", CallUpdate(
             expected_version=1,
             state={"winner": i},
             step=f"s{i}",
             turn=1,
             last_reply=f"<Response>{i}</Response>",
             last_reply_turn=1,
-        ),
+        )),
     )
     assert results.count(True) == 1
     winner = results.index(True)
@@ -345,8 +340,7 @@ def test_save_call_from_10_threads_exactly_one_wins(store: Store) -> None:
 
 def test_save_call_outcome_never_downgrades(store: Store) -> None:
     new_call(store)
-    assert store.save_call(
-        "CA1",
+    assert store.save_call("CA1", CallUpdate(
         expected_version=1,
         state={},
         step="done",
@@ -355,9 +349,8 @@ def test_save_call_outcome_never_downgrades(store: Store) -> None:
         last_reply_turn=None,
         outcome="booked",
         outcome_step="confirm",
-    )
-    assert store.save_call(
-        "CA1",
+    ))
+    assert store.save_call("CA1", CallUpdate(
         expected_version=2,
         state={},
         step="bye",
@@ -366,12 +359,11 @@ def test_save_call_outcome_never_downgrades(store: Store) -> None:
         last_reply_turn=None,
         outcome="abandoned",
         outcome_step="bye",
-    )
+    ))
     call = store.load_call("CA1")
     assert call is not None and (call.outcome, call.outcome_step) == ("booked", "confirm")
     with pytest.raises(StoreError):
-        store.save_call(
-            "CA1",
+        store.save_call("CA1", CallUpdate(
             expected_version=3,
             state={},
             step="x",
@@ -379,7 +371,7 @@ def test_save_call_outcome_never_downgrades(store: Store) -> None:
             last_reply=None,
             last_reply_turn=None,
             outcome="great",
-        )
+        ))
 
 
 @pytest.mark.parametrize(
@@ -469,15 +461,15 @@ def test_outcome_counts_by_day(store: Store, clock: Clock) -> None:
 PROCESS_SCRIPT = """
 import json, os, sys, time
 from datetime import timedelta
-from ivr.store import Store
+from ivr.store import CallUpdate, Store
 url, start_at = sys.argv[1], float(sys.argv[2])
 store = Store(url)
 while time.time() < start_at:
     time.sleep(0.005)
 store.migrate()
 me = str(os.getpid())
-saved = store.save_call("CA1", expected_version=1, state={"by": me}, step="s", turn=1,
-                        last_reply="<Response/>", last_reply_turn=1)
+saved = store.save_call("CA1", CallUpdate(expected_version=1, state={"by": me}, step="s",
+                                          turn=1, last_reply="<Response/>", last_reply_turn=1))
 won = [k for k in ("k0", "k1", "k2", "k3", "k4")
        if store.claim_booking(k, worker=me, lease=timedelta(minutes=5)) is not None]
 store.dispose()
