@@ -1,23 +1,18 @@
-"""A simulated call and the simulator that places calls to one number.
+"""A simulated call, and the simulator that places calls to one number.
 
-:class:`TwilioSimulator` holds what Twilio knows of the number (URLs, auth token, HTTP client)
-and places calls. A :class:`Call` is Twilio's side of one inbound call: it sends the webhooks
-with the standard parameters (``CallSid``, ``From``, ``CallStatus`` ``ringing`` then
-``in-progress``...), runs each document's verbs until a ``<Gather>`` waits or the call ends,
-takes the caller's input, and fires the status callback once when the call ends.
-
-A fatal fetch or parse error goes to the fallback URL with ``ErrorCode``/``ErrorUrl`` (for every
-fetch: first webhook, actions, ``<Redirect>``), or the caller hears :data:`APP_ERROR_MESSAGE` and
-the call ends; a failing fallback ends the call the same way. An exception raised by a Flask app
-with ``testing=True`` propagates (it is not a 500).
+A :class:`Call` is Twilio's side of one inbound call: it fetches TwiML, runs the verbs (by
+:mod:`ivr.simulator.verbs`) until a ``<Gather>`` waits or the call ends, takes the caller's
+input, and fires the status callback once at the end. A fatal fetch or parse error goes to the
+fallback URL with ``ErrorCode``/``ErrorUrl`` (for every fetch: first webhook, actions,
+``<Redirect>``), else, or if the fallback fails too, the caller hears :data:`APP_ERROR_MESSAGE`
+and the call ends. An exception raised by a Flask app with ``testing=True`` propagates.
 """
 
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Mapping
-from datetime import UTC, timedelta
-from email.utils import format_datetime
+from datetime import UTC
 from typing import Final
 from urllib.parse import urldefrag
 
@@ -38,7 +33,7 @@ from ivr.simulator.events import (
     format_transcript,
     join_heard,
 )
-from ivr.simulator.number import TwilioNumber
+from ivr.simulator.number import TwilioNumber, status_callback_params
 from ivr.simulator.verbs import DIAL_OUTCOMES, RULES, Scene, Step, runnable
 from ivr.simulator.wire import Fetch, FetchError, Line
 
@@ -370,31 +365,20 @@ class Call:
         cb = self.sim.status_callback
         if not cb:
             return
-        never_answered = status in ("busy", "no-answer", "failed", "canceled")
-        duration = 0 if never_answered else self.duration
-        extra = {
-            "CallDuration": str(duration),
-            "Timestamp": format_datetime(
-                (self.started_at + timedelta(seconds=duration)).astimezone(UTC), usegmt=False
-            ),
-            "CallbackSource": "call-progress-events",
-            "SequenceNumber": "0",
-        }
-        if status == "completed":
-            extra["Duration"] = str(max(1, -(-duration // 60)))
+        extra = status_callback_params(status, self.duration, self.started_at)
         params = self._params(extra, status=status)
         try:
             response = self._line.send(self.sim.status_callback_method,
                                        self.sim.absolute(cb), params)
         except httpx.TransportError as exc:
-            self._warn("status-callback", f"status callback failed: {exc!r}")
+            self.transcript.append(
+                Warning("status-callback", f"status callback failed: {exc!r}")
+            )
             return
         if not response.is_success:
-            self._warn("status-callback", f"status callback answered HTTP "
-                                          f"{response.status_code}")
-
-    def _warn(self, code: int | str, text: str) -> None:
-        self.transcript.append(Warning(code, text))
+            self.transcript.append(Warning(
+                "status-callback", f"status callback answered HTTP {response.status_code}"
+            ))
 
 
 

@@ -1,9 +1,9 @@
-"""A Twilio number's settings as Twilio holds them, and the requests made from them alone.
+"""A Twilio number's settings as Twilio holds them, and what follows from them alone.
 
 The webhook URLs, auth token and HTTP client of one number; SIDs (deterministic with a seed);
 the URL Twilio signs (``signing_base_url`` signs for a public URL while sending to ``base_url``,
 as behind a TLS-terminating proxy); the standard webhook parameters (``CallSid``, ``From``,
-``To``, ``Caller``, ``Called``, ``CallStatus``, ``Direction``, ``ApiVersion``, geo fields); and
+``To``, ``CallStatus``, ``Direction``, ``ApiVersion``, geo fields...) and the status callback's;
 single raw webhooks for security tests. Placing calls is :class:`~ivr.simulator.TwilioSimulator`.
 """
 
@@ -12,7 +12,8 @@ from __future__ import annotations
 import random
 import threading
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from typing import Any, Final, Self
 from urllib.parse import urldefrag, urljoin, urlsplit
 
@@ -177,3 +178,23 @@ def _country(number: str) -> str:
         if number.startswith(prefix):
             return code
     return ""
+
+
+def status_callback_params(status: str, duration: int, started_at: datetime) -> dict[str, str]:
+    """The status callback's own parameters when a call ends with ``status``.
+
+    A call never answered lasted 0 s; ``Duration`` (whole minutes) only for a completed call.
+    """
+    never_answered = status in ("busy", "no-answer", "failed", "canceled")
+    duration = 0 if never_answered else duration
+    extra = {
+        "CallDuration": str(duration),
+        "Timestamp": format_datetime(
+            (started_at + timedelta(seconds=duration)).astimezone(UTC), usegmt=False
+        ),
+        "CallbackSource": "call-progress-events",
+        "SequenceNumber": "0",
+    }
+    if status == "completed":
+        extra["Duration"] = str(max(1, -(-duration // 60)))
+    return extra
