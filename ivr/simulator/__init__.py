@@ -19,7 +19,6 @@ Example::
     assert "Dr. Ayesha Khan" in call.heard
 """
 
-# Names outside __all__ (imported "as" themselves) are kept importable from here too.
 from ivr.simulator.call import APP_ERROR_MESSAGE, Call, TwilioSimulator
 from ivr.simulator.document import MAX_TWIML_BYTES as MAX_TWIML_BYTES
 from ivr.simulator.events import (
@@ -46,6 +45,8 @@ from ivr.simulator.wire import MAX_HTTP_REDIRECTS as MAX_HTTP_REDIRECTS
 from ivr.simulator.wire import raw_signature as raw_signature
 from ivr.simulator.wire import sign
 
+# The constants and raw_signature, re-exported "as" themselves, import from here too but are
+# left out of `import *`, as before the package split.
 __all__ = [
     "APP_ERROR_MESSAGE",
     "AppError",
