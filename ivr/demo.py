@@ -10,9 +10,13 @@ Procfile's app factory (`ivr.app.create_app()` with no runtime) and the test rig
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ivr.clock import Clock, SystemClock
 from ivr.config import Settings
-from ivr.sandbox import EmbeddedSandbox, SandboxState
+
+if TYPE_CHECKING:
+    from ivr.sandbox import EmbeddedSandbox, SandboxState
 
 __all__ = ["demo_sandbox", "start_sandbox"]
 
@@ -21,6 +25,10 @@ def start_sandbox(settings: Settings, clock: Clock | None = None,
                   state: SandboxState | None = None) -> EmbeddedSandbox:
     """An embedded sandbox Clinicea on a free local port, started (`IVR_SANDBOX_FAULTS`
     applied). `state` is a test's own calendar; by default a fresh seeded one on `clock`."""
+    # Imported here: the sandbox is a Flask app, and a process on a real Clinicea (the booking
+    # worker) imports no web framework.
+    from ivr.sandbox import EmbeddedSandbox, SandboxState
+
     state = state or SandboxState(clock or SystemClock(settings.clinic.timezone))
     if settings.sandbox_faults:
         state.faults.apply_spec(settings.sandbox_faults)
