@@ -1,9 +1,9 @@
 """The composition root: one process's object graph, built without Flask.
 
-`build_runtime(settings, ...)` wires the settings, the clock, the Clinicea client, the store, the
-outbox, the services, the engine, the voices and the metrics into a `Runtime`; `close()` lets
-them go. The web app (`ivr.app.create_app`), the booking worker (`ivr worker`) and the tests
-build it the same way. Building has no side effect on the process: no migration, no logging
+`build_runtime(settings, ...)` wires the settings, the clock, the Clinicea client, the store,
+the outbox, the services, the engine, the voices and the metrics into a `Runtime`; `close()`
+lets them go. The web app (`ivr.app.create_app`), the booking worker (`ivr worker`) and the
+tests build it the same way. Building has no side effect on the process: no migration, no logging
 set-up, no thread. The embedded sandbox Clinicea of a demo is started by whoever builds a demo
 runtime (`ivr.demo.start_sandbox`) and handed in; the runtime then owns it and stops it on
 `close()`.

@@ -1,7 +1,8 @@
 """The web app's request class: console and API input without what XML cannot hold.
 
-`CleanRequest` is Flask's request whose query arguments, form fields and JSON body pass through
-`ivr.plaintext.clean` once, where they enter (`create_app` sets it as the app's request class).
+`CleanRequest` is Flask's request whose query arguments, form fields and JSON body pass
+through `ivr.plaintext.clean` once, where they enter (`create_app` sets it as the app's request
+class).
 """
 
 from __future__ import annotations
