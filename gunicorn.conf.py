@@ -16,6 +16,9 @@ No `preload_app`: `create_app()` runs in each worker after the fork, so every wo
 own database pool (the SQLAlchemy engine must never cross a fork), its own httpx client and
 its own Clinicea token (see docs/benchmark.md for what that costs in logins). That is also
 why there is no `post_fork` hook: nothing is created before the fork that would need resetting.
+The app factory has no side effects: this file is the launcher. It sets up the JSON logs (at
+its top, in the master; the workers inherit them) and migrates the schema in `on_starting`
+(in the master, once per start, its engine disposed before any worker forks).
 `post_worker_init` (after the app is loaded in the worker) only warms the worker's Clinicea
 token in the background, so the first caller after a deploy does not wait for a login.
 
@@ -93,14 +96,21 @@ def post_worker_init(worker):  # noqa: ANN001, ANN201 - gunicorn's hook signatur
 
 
 def on_starting(server):  # noqa: ANN001, ANN201 - gunicorn's hook signature
-    """A fresh metrics directory for this server start (in the master, before any fork)."""
+    """A fresh metrics directory and the schema for this server start (in the master, before
+    any fork; the store's engine is disposed before the first worker forks)."""
     from ivr.metricsdir import prepare_dir
+    from ivr.store import Store
 
     try:
         prepare_dir(_settings.metrics_path)
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+    store = Store(_settings.database_url)
+    try:
+        store.migrate()
+    finally:
+        store.dispose()  # nothing holding a connection crosses a fork
 
 
 def child_exit(server, worker):  # noqa: ANN001, ANN201 - gunicorn's hook signature

@@ -1,8 +1,9 @@
 """The two WSGI apps the benchmark serves under gunicorn, and the sandbox process.
 
-- `ivr_app(now)`: the real app (`ivr.app.create_app`, settings from the environment the
-  benchmark sets), its clinic clock pinned to `now` so every run meets the same calendar, the
-  same opening hours and agents on duty, whatever the wall clock says.
+- `ivr_app(now)`: the real app (`ivr.app.create_app` on `ivr.runtime.build_runtime`, settings
+  from the environment the benchmark sets), its clinic clock pinned to `now` so every run
+  meets the same calendar, the same opening hours and agents on duty, whatever the wall clock
+  says.
 - `baseline_app()`: a bare Flask app answering every POST with one fixed TwiML `<Gather>`:
   the floor any Flask webhook under the same gunicorn settings pays.
 - `python -m bench.apps sandbox PORT NOW LATENCY_MS JITTER_MS`: the sandbox Clinicea on its own
@@ -31,8 +32,12 @@ def ivr_app(now: str) -> Flask:
     """The real app with a fixed clinic clock (`now`: ISO 8601, clinic-local)."""
     from ivr.app import create_app
     from ivr.clock import FixedClock
+    from ivr.config import Settings
+    from ivr.runtime import build_runtime
 
-    return create_app(clock=FixedClock(datetime.fromisoformat(now)))
+    # gunicorn.conf.py (the launcher) has set up the logs and migrated the schema.
+    clock = FixedClock(datetime.fromisoformat(now))
+    return create_app(build_runtime(Settings.from_env(), clock=clock))
 
 
 def baseline_app() -> Flask:

@@ -27,6 +27,7 @@ from ivr.accounts import api_key_scope, verify_api_key
 from ivr.console import desk
 from ivr.console.headers import add_security_headers
 from ivr.outbox import REJECTED
+from ivr.runtime import Runtime
 from ivr.store import BookingRecord, CallbackRecord, TextRecord
 
 log = logging.getLogger(__name__)
@@ -51,8 +52,9 @@ class ApiError(Exception):
         self.message = message
 
 
-def _runtime() -> Any:
-    return current_app.extensions["ivr"]
+def _runtime() -> Runtime:
+    runtime: Runtime = current_app.extensions["ivr"]
+    return runtime
 
 
 def _presented_key() -> str | None:

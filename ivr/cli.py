@@ -14,9 +14,14 @@ import signal
 import sys
 import threading
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from ivr import logs
 from ivr.config import ConfigError, Settings
+
+if TYPE_CHECKING:  # imported by the commands that need them (the worker's metrics directory)
+    from ivr.outbox import OutboxWorker
+    from ivr.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +38,9 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the `ivr` console script."""
     parser = _parser()
     args = parser.parse_args(argv)
-    # The JSON handler only (create_app lowers it to IVR_LOG_LEVEL): a second, plain handler
-    # would print every line twice and break one-JSON-object-per-line for log shippers.
+    # The JSON handler only (the commands that build a runtime lower it to IVR_LOG_LEVEL): a
+    # second, plain handler would print every line twice and break one-JSON-object-per-line
+    # for log shippers.
     logs.configure(logging.WARNING)
     try:
         return int(args.run(args) or 0)
@@ -116,7 +122,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     import httpx
 
     from ivr import softphone
-    from ivr.app import create_app, runtime_of
+    from ivr.app import create_app
+    from ivr.demo import start_sandbox
+    from ivr.runtime import build_runtime
     from ivr.simulator import TwilioSimulator
 
     settings = Settings.from_env()
@@ -130,8 +138,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
         settings = dataclasses.replace(settings, log_level="WARNING")
     if settings.database_url == "sqlite:///ivr.db":
         settings = dataclasses.replace(settings, database_url="sqlite:///ivr-demo.db")
-    app = create_app(settings)
-    rt = runtime_of(app)
+    logs.configure(settings.log_level)
+    rt = build_runtime(settings, sandbox=start_sandbox(settings))
+    rt.store.migrate()
+    app = create_app(rt)
     sandbox = rt.sandbox.state if rt.sandbox else None
     before = {a["ID"] for a in sandbox.calendar()} if sandbox else set()
     caller = DEMO_CALLERS.get(args.caller, args.caller)
@@ -182,25 +192,32 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from ivr.metricsdir import ensure_dir
 
     settings = Settings.from_env()
-    # Before prometheus_client is imported (by ivr.app), which reads it then: this process's
-    # Clinicea requests are then in the web server's /metrics (ivr/ops.py).
+    # Before prometheus_client is imported (by ivr.runtime), which reads it then: this
+    # process's Clinicea requests are then in the web server's /metrics (ivr/ops.py).
     ensure_dir(settings.metrics_path)
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = settings.metrics_path
-    from ivr.app import create_app, runtime_of
+    from ivr.demo import demo_sandbox
+    from ivr.runtime import build_runtime
 
-    rt = runtime_of(create_app(settings))
-    if args.once:
-        done = _worker(rt).run_once()
-        print(f"processed {done} booking(s)")
+    logs.configure(settings.log_level)
+    # The runtime alone, no web app. In demo mode its own sandbox: `ivr serve` shares one.
+    rt = build_runtime(settings, sandbox=demo_sandbox(settings))
+    try:
+        rt.store.migrate()
+        if args.once:
+            done = _worker(rt).run_once()
+            print(f"processed {done} booking(s)")
+            return 0
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        log.info("booking worker running; Ctrl-C to stop")
+        _worker_loop(rt, stop)
         return 0
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    log.info("booking worker running; Ctrl-C to stop")
-    _worker_loop(rt, stop)
-    return 0
+    finally:
+        rt.close()
 
 
-def _worker(rt):  # noqa: ANN001, ANN202
+def _worker(rt: Runtime) -> OutboxWorker:
     import socket
 
     from ivr.texts import TextSender
@@ -212,7 +229,7 @@ def _worker(rt):  # noqa: ANN001, ANN202
     return rt.services.outbox.worker(worker_id, texts=texts)
 
 
-def _worker_loop(rt, stop: threading.Event) -> None:  # noqa: ANN001
+def _worker_loop(rt: Runtime, stop: threading.Event) -> None:
     _worker(rt).run_forever(stop)
 
 
@@ -299,7 +316,7 @@ def cmd_purge(args: argparse.Namespace) -> int:
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
-    """Create or upgrade the schema (the app also does this at start-up)."""
+    """Create or upgrade the schema (the servers' launchers also do this at start-up)."""
     from ivr.store import Store
 
     store = Store(Settings.from_env().database_url)

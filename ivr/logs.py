@@ -1,15 +1,18 @@
 """Structured logs: one JSON object per line, carrying the CallSid of the call being served.
 
-`configure(level)` (called by `create_app`) installs one `JsonFormatter` handler on the root
-logger, writing to the *current* `sys.stderr` (gunicorn, `ivr serve`, pytest's capture all
-work). It is idempotent and never removes other handlers, so pytest's `caplog` keeps working.
+`configure(level)` (called by whoever starts a process: the `ivr` commands, gunicorn.conf.py,
+the test rig; never by `create_app`) installs one `JsonFormatter` handler on the root logger,
+writing to the *current* `sys.stderr` (gunicorn, `ivr serve`, pytest's capture all work), and
+holds httpx's loggers at WARNING (they log every Clinicea URL: tokens, phone numbers). It is
+idempotent and never removes other handlers, so pytest's `caplog` keeps working.
 
 Every line has `time` (UTC, ISO 8601, milliseconds), `level`, `logger`, `message` and, when
 logged while a `/voice` webhook is being served, `call_sid`. The CallSid comes from a context
-variable that `ivr.ops` sets in a `before_request` hook from Twilio's form; a record's own
-`call_sid` (`log.info(..., extra={"call_sid": sid})`) wins. Work a webhook hands to a helper
-thread named `book-<CallSid>:<n>` (the booking attempt, `ivr.services`) is attributed to that
-call too. Exceptions are logged as `exc_type` and `exc` (the formatted traceback).
+variable (`call_sid_var`) that `ivr.ops` sets for the whole `/voice` request from Twilio's form;
+a record's own `call_sid` (`log.info(..., extra={"call_sid": sid})`) wins. Work a webhook hands
+to a helper thread (the booking attempt, `ivr.services`) runs in a copy of the webhook's context
+(`contextvars.copy_context().run`), so it is attributed to that call too. Exceptions are logged
+as `exc_type` and `exc` (the formatted traceback).
 
 Servers write nothing else: `gunicorn_logconfig(level)` is gunicorn's `logconfig_dict` (in
 gunicorn.conf.py and `ivr serve`'s gunicorn alike): its own lines ("Booting worker", "Handling
@@ -26,9 +29,7 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
-import re
 import sys
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -50,19 +51,15 @@ CALL_SID_ENVIRON = "ivr.call_sid"  # WSGI environ key: the CallSid of a /voice r
 call_sid_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "ivr_call_sid", default=None
 )
-_HELPER_THREAD = re.compile(r"^book-(CA[0-9a-fA-F]{32})\b")
 # Attributes every LogRecord has; anything else was passed with `extra=` and is emitted.
 _STANDARD = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
 _HANDLER_MARK = "_ivr_json_handler"
+_PINNED = ("httpx", "httpcore")  # libraries held at WARNING whatever the level
 
 
 def current_call_sid() -> str | None:
-    """The CallSid of the webhook being served in this thread (or its booking helper)."""
-    sid = call_sid_var.get()
-    if sid:
-        return sid
-    match = _HELPER_THREAD.match(threading.current_thread().name)
-    return match.group(1) if match else None
+    """The CallSid of the webhook being served in this context (its helper threads' too)."""
+    return call_sid_var.get() or None
 
 
 @contextmanager
@@ -129,6 +126,9 @@ def configure(level: str | int = "INFO") -> logging.Handler:
     numeric = logging.getLevelName(level.upper()) if isinstance(level, str) else level
     if not isinstance(numeric, int):
         raise ValueError(f"log level: unknown level {level!r}")
+    # httpx logs every URL at INFO; Clinicea URLs carry tokens and phone numbers.
+    for name in _PINNED:
+        logging.getLogger(name).setLevel(logging.WARNING)
     root = logging.getLogger()
     handler = next((h for h in root.handlers if getattr(h, _HANDLER_MARK, False)), None)
     if handler is None:

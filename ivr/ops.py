@@ -3,16 +3,18 @@
 `install(app, metrics)` (called by `create_app`) registers the blueprint and three request hooks:
 
 - **before_request** on `/voice/...`: start a timer, open a per-request accumulator of the time
-  spent inside Clinicea requests (a context variable fed by the client's `on_request` hook), and
-  bind the CallSid for the JSON logs (`ivr.logs`) and, in the WSGI environ, for the access log.
+  spent inside Clinicea requests (`ivr.metrics.request_times`, a context variable fed by the
+  client's `on_request` hook), and bind the CallSid for the JSON logs (`ivr.logs.call_sid_var`)
+  and, in the WSGI environ, for the access log. Both variables hold for the whole request.
 - **after_request**: observe `ivr_webhook_seconds{step}` and `ivr_webhook_own_seconds{step}`, and
   answer two headers: `X-IVR-Own-Ms` (handling time minus Clinicea time: what the app itself
   costs) and `X-IVR-Clinicea-Ms`. The benchmark reads them (`bench/`).
 - **teardown_request**: unbind both context variables.
 
-The booking attempt runs in a helper thread named `book-<CallSid>:<n>` (`ivr.services`) while the
-webhook thread waits for it; its Clinicea time is credited to that call's open request through a
-small registry keyed by CallSid, so the booking webhook's own time does not include Clinicea's.
+The booking attempt runs in a helper thread (`ivr.services`) while the webhook thread waits for
+it; the thread runs in a copy of the webhook's context, so its Clinicea time is credited to the
+same request (and its log lines carry the CallSid): the booking webhook's own time does not
+include Clinicea's. The metrics themselves (`Metrics`) live in `ivr.metrics`, without Flask.
 
 **One host's figures, whichever worker is scraped** (`prometheus_client`, its multiprocess
 mode). The histograms and counters are `prometheus_client` objects on a registry per app
@@ -46,7 +48,6 @@ No patient data, no error text.
 
 from __future__ import annotations
 
-import contextvars
 import logging
 import math
 import os
@@ -54,17 +55,14 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
 from prometheus_client import (
     CONTENT_TYPE_PLAIN_0_0_4,
     CollectorRegistry,
-    Counter,
-    Histogram,
-    disable_created_metrics,
     generate_latest,
     multiprocess,
     values,
@@ -73,7 +71,11 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from ivr import insights, logs
+from ivr.metrics import CLINICEA_BUCKETS, WEBHOOK_BUCKETS, Metrics, RequestTimes, request_times
 from ivr.metricsdir import recorded_pids
+
+if TYPE_CHECKING:
+    from ivr.runtime import Runtime
 
 __all__ = [
     "CLINICEA_BUCKETS",
@@ -88,144 +90,14 @@ __all__ = [
     "warm_up",
 ]
 
-# `<name>_created` series (a timestamp per series) are noise here and absent in multiprocess
-# mode anyway: one exposition whichever mode the process runs in.
-disable_created_metrics()
-
-WEBHOOK_BUCKETS: tuple[float, ...] = (
-    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-)
-CLINICEA_BUCKETS: tuple[float, ...] = (0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0, 2.0, 5.0, 10.0)
 CLINICEA_CHECK_TTL = 10.0
 OWN_HEADER = "X-IVR-Own-Ms"
 CLINICEA_HEADER = "X-IVR-Clinicea-Ms"
 _CALL_SID = re.compile(r"^CA[0-9a-fA-F]{32}$")
-_HELPER_THREAD = re.compile(r"^book-(CA[0-9a-fA-F]{32})\b")
 _EXTENSION = "ivr.ops"
 
 bp = Blueprint("ops", __name__)
 log = logging.getLogger(__name__)
-
-
-# --------------------------------------------------------------------------- per-request time
-
-
-@dataclass
-class _RequestTimes:
-    """Clinicea time spent on behalf of one webhook request (its thread and its helpers)."""
-
-    call_sid: str | None
-    clinicea_seconds: float = 0.0
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def add(self, seconds: float) -> None:
-        with self.lock:
-            self.clinicea_seconds += seconds
-
-
-_current: contextvars.ContextVar[_RequestTimes | None] = contextvars.ContextVar(
-    "ivr_request_times", default=None
-)
-
-
-# --------------------------------------------------------------------------- metrics
-
-
-APOLOGY_REASONS = frozenset({"error", "fallback", "no_call_sid", "callback_not_recorded"})
-
-
-class Metrics:
-    """The process's metrics (`prometheus_client` objects on its own registry) and the hooks
-    that feed them."""
-
-    def __init__(self, steps: Iterable[str] | None = None) -> None:
-        if steps is None:
-            from flows.booking import FLOW
-
-            steps = (row.key for row in FLOW.rows)
-        # Webhook step labels are bounded: flow steps and the fixed endpoints; anything else
-        # (a forged URL) is "other", so nobody can blow up the series count.
-        self.steps = frozenset(steps) | {"incoming", "status", "fallback"}
-        # One registry per app: tests build many apps in one process. Under multiprocess mode
-        # the values live in the shared directory instead and `/metrics` reads that.
-        self.registry = CollectorRegistry()
-        reg = self.registry
-        self.webhook = Histogram(
-            "ivr_webhook_seconds", "Time to answer a Twilio webhook, by flow step.",
-            ["step"], buckets=WEBHOOK_BUCKETS, registry=reg)
-        self.webhook_own = Histogram(
-            "ivr_webhook_own_seconds",
-            "Time to answer a Twilio webhook minus time spent waiting on Clinicea, by step.",
-            ["step"], buckets=WEBHOOK_BUCKETS, registry=reg)
-        self.webhook_errors = Counter(
-            "ivr_webhook_errors", "Webhooks answered with a 5xx.", ["step"], registry=reg)
-        self.clinicea = Histogram(
-            "ivr_clinicea_request_seconds", "Clinicea HTTP request time by operation "
-            "(every attempt, logins and retries included).", ["operation"],
-            buckets=CLINICEA_BUCKETS, registry=reg)
-        self.clinicea_errors = Counter(
-            "ivr_clinicea_errors", "Clinicea attempts that failed: HTTP 401/429/5xx or "
-            "no answer (error = status code or exception name).", ["operation", "error"],
-            registry=reg)
-        self.apologies = Counter(
-            "ivr_apologies", "Calls answered with the apology instead of the flow, by "
-            "reason (error, fallback, no_call_sid; callback_not_recorded: the store refused "
-            "the callback request too).", ["reason"], registry=reg)
-        self._open: dict[str, _RequestTimes] = {}
-        self._open_lock = threading.Lock()
-
-    # -- the Clinicea client's `on_request(operation, seconds, status_or_error)` hook
-
-    def on_clinicea_request(self, operation: str, seconds: float, outcome: int | str) -> None:
-        """Record one Clinicea attempt; credit its time to the webhook waiting for it."""
-        self.clinicea.labels(operation).observe(seconds)
-        if isinstance(outcome, str):
-            self.clinicea_errors.labels(operation, outcome).inc()
-        elif outcome == 401 or outcome == 429 or outcome >= 500:
-            self.clinicea_errors.labels(operation, str(outcome)).inc()
-        times = _current.get()
-        if times is None:
-            match = _HELPER_THREAD.match(threading.current_thread().name)
-            if match:
-                with self._open_lock:
-                    times = self._open.get(match.group(1))
-        if times is not None:
-            times.add(seconds)
-
-    def apology(self, reason: str) -> None:
-        """Count one apology (`Runtime.on_apology`); unknown reasons count as "other"."""
-        label = reason.strip().lower().replace(" ", "_").replace("callsid", "call_sid")
-        self.apologies.labels(label if label in APOLOGY_REASONS else "other").inc()
-
-    # -- request timing
-
-    def step_label(self, path: str) -> str:
-        """The bounded `step` label of a /voice path."""
-        parts = path.strip("/").split("/")
-        if len(parts) >= 3 and parts[1] == "step":
-            name = parts[2]
-        elif len(parts) == 2:
-            name = parts[1]
-        else:
-            name = "other"
-        return name if name in self.steps else "other"
-
-    def _begin(self, call_sid: str | None) -> _RequestTimes:
-        times = _RequestTimes(call_sid)
-        if call_sid:
-            with self._open_lock:
-                self._open[call_sid] = times
-        return times
-
-    def _end(self, times: _RequestTimes) -> None:
-        if times.call_sid:
-            with self._open_lock:
-                if self._open.get(times.call_sid) is times:
-                    del self._open[times.call_sid]
-
-    def sample(self, name: str, **labels: str) -> float:
-        """One sample of this process's own figures (0 when absent): tests and the CLI."""
-        return self.registry.get_sample_value(name, labels) or 0.0
 
 
 def metrics_of(app: Flask) -> Metrics:
@@ -313,7 +185,7 @@ def _ops() -> _Ops:
 @bp.get("/healthz")
 def healthz() -> tuple[Response, int]:
     """Store and Clinicea health as JSON; 503 when the store is down or cannot write."""
-    rt = current_app.extensions["ivr"]
+    rt: Runtime = current_app.extensions["ivr"]
     store = "ok" if rt.store.ping() else "down"
     if store == "ok" and not rt.store.writable():
         store = "cannot_write"  # a full disk or a read-only database loses bookings
@@ -354,7 +226,7 @@ def _gauge(name: str, help_: str, series: Iterable[tuple[dict[str, str], float]]
 class Gauges(Collector):
     """The figures read at scrape time rather than counted: store, History page, memory."""
 
-    def __init__(self, rt: Any) -> None:
+    def __init__(self, rt: Runtime) -> None:
         self._rt = rt
 
     def describe(self) -> list[Metric]:
@@ -501,7 +373,7 @@ def warm_up(app: Flask, *, wait: bool = False) -> threading.Thread:
 def install(app: Flask, metrics: Metrics, *, clinicea_probe: Callable[[], object] | None = None,
             check_ttl: float = CLINICEA_CHECK_TTL) -> None:
     """Register /healthz and /metrics and the /voice timers on `app` (after `ivr` runtime)."""
-    rt = app.extensions["ivr"]
+    rt: Runtime = app.extensions["ivr"]
     probe = clinicea_probe or _token_probe(rt.client)
     gauges = Gauges(rt)
     metrics.registry.register(gauges)
@@ -516,8 +388,9 @@ def install(app: Flask, metrics: Metrics, *, clinicea_probe: Callable[[], object
         sid = raw_sid if _CALL_SID.match(raw_sid) else None
         if sid:  # for the access log, written after the response (ivr.accesslog)
             request.environ[logs.CALL_SID_ENVIRON] = sid
-        times = metrics._begin(sid)
-        g.ivr_ops = (time.perf_counter(), times, _current.set(times), logs.call_sid_var.set(sid))
+        times = RequestTimes()
+        g.ivr_ops = (time.perf_counter(), times, request_times.set(times),
+                     logs.call_sid_var.set(sid))
 
     @app.after_request
     def _stop_timer(response: Response) -> Response:
@@ -542,11 +415,10 @@ def install(app: Flask, metrics: Metrics, *, clinicea_probe: Callable[[], object
         state = g.pop("ivr_ops", None)
         if state is None:
             return
-        _, times, times_token, sid_token = state
-        metrics._end(times)
+        _, _, times_token, sid_token = state
         try:
-            _current.reset(times_token)
+            request_times.reset(times_token)
             logs.call_sid_var.reset(sid_token)
         except ValueError:  # pragma: no cover - a different context (should not happen)
-            _current.set(None)
+            request_times.set(None)
             logs.call_sid_var.set(None)

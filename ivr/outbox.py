@@ -2,8 +2,8 @@
 
 A confirmed booking is written to the store with the claim on its time (`Outbox.enqueue`,
 docs/design.md "Holds") BEFORE Clinicea is called. Every process has one `Outbox` (built by
-`create_app`); whoever claims the row (the web request that took the call, the console's
-"retry now", the `ivr worker` loop) sends it with `Outbox.attempt`, which runs
+`ivr.runtime.build_runtime`); whoever claims the row (the web request that took the call, the
+console's "retry now", the `ivr worker` loop) sends it with `Outbox.attempt`, which runs
 `attempt_booking`, the one function that sends a booking and records what happened, and then
 drops that day from the process's cached calendar:
 
@@ -320,7 +320,7 @@ def _fail(store: Store, key: str, status: AttemptStatus, reason: str) -> Attempt
 
 
 class Outbox:
-    """Every booking attempt of a process goes through here (built once, by `create_app`).
+    """Every booking attempt of a process goes through here (built once, by `build_runtime`).
 
     `enqueue` stores a booking with the claim on its time; `attempt` sends a claimed row with
     `attempt_booking` and then drops that day from the process's `DayCalendar`, whoever

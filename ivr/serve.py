@@ -6,9 +6,10 @@ Nothing that holds a connection, a file descriptor or a running thread exists be
   children below as fresh interpreters (`python -m ivr.serve ROLE`). It opens no database, no
   HTTP client and runs no thread; it restarts the booking worker if it dies, and stops
   everything when the web server stops or it is asked to stop (SIGTERM, SIGINT, SIGHUP);
-- **web**: gunicorn (gthread). Its master loads nothing; each worker builds the app
-  (`create_app`) after the fork, so every worker opens its own database pool and httpx client;
-- **worker**: the booking worker loop, one process, its own app and store;
+- **web**: gunicorn (gthread). Its master loads nothing; each worker builds the runtime and the
+  app (`build_runtime`, `create_app`) after the fork, so every worker opens its own database
+  pool and httpx client;
+- **worker**: the booking worker loop, one process, its own runtime (no Flask) and store;
 - **sandbox** (demo mode only, no `CLINICEA_BASE_URL`): the stand-in Clinicea on a socket the
   supervisor bound, so web and worker book into one calendar.
 
@@ -168,6 +169,7 @@ def run_web(host: str, port: int, clinicea_url: str | None) -> int:
     from gunicorn.app.base import BaseApplication
 
     from ivr.app import create_app
+    from ivr.runtime import build_runtime
 
     class _Web(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
@@ -189,7 +191,10 @@ def run_web(host: str, port: int, clinicea_url: str | None) -> int:
             self.cfg.set("child_exit", _child_exit)
 
         def load(self):  # noqa: ANN202 - in the worker, after the fork
-            return create_app(Settings.from_env(), clinicea_url=clinicea_url)
+            worker_settings = Settings.from_env()
+            logs.configure(worker_settings.log_level)
+            # The supervisor migrated the schema and, in demo mode, runs the sandbox.
+            return create_app(build_runtime(worker_settings, clinicea_url=clinicea_url))
 
     settings = Settings.from_env()  # one line for a bad value here, not a traceback per worker
     _Web().run()
@@ -203,10 +208,13 @@ def _child_exit(_server: object, worker: object) -> None:
 
 def run_worker(clinicea_url: str | None) -> int:
     """The booking worker loop until SIGTERM."""
-    from ivr.app import create_app, runtime_of
     from ivr.cli import _worker_loop
+    from ivr.runtime import build_runtime
 
-    rt = runtime_of(create_app(Settings.from_env(), clinicea_url=clinicea_url))
+    settings = Settings.from_env()
+    logs.configure(settings.log_level)
+    # No Flask: the supervisor migrated the schema and, in demo mode, runs the sandbox.
+    rt = build_runtime(settings, clinicea_url=clinicea_url)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

@@ -18,7 +18,7 @@
 Time limits for lookups (Twilio gives up on a webhook after 15 s; each Clinicea request has
 its own 5 s budget in the client, which is not enough on its own):
 
-- **Per webhook.** `VoiceTurns` runs each turn inside `webhook_budget()`, which sets a deadline
+- **Per webhook.** `ivr.calls` runs each turn inside `webhook_budget()`, which sets a deadline
   `webhook_seconds` (default `WEBHOOK_SECONDS`, 8 s) away. Every lookup in that turn gets only
   what is left: `/voice/incoming`'s patient search and past visits together take at most that.
   The client itself is held to the deadline (`CliniceaClient.within`: its request timeouts are
@@ -553,7 +553,10 @@ class CliniceaServices:
                 errors.append(exc)
                 log.exception("booking %s: attempt failed", record.idempotency_key)
 
-        worker = threading.Thread(target=run, name=f"book-{record.idempotency_key}", daemon=True)
+        # In a copy of the webhook's context: its log lines carry the CallSid (ivr.logs) and its
+        # Clinicea time is the webhook's (ivr.metrics); the name is for a thread dump only.
+        worker = threading.Thread(target=contextvars.copy_context().run, args=(run,),
+                                  name=f"book-{record.idempotency_key}", daemon=True)
         worker.start()
         worker.join(self.budget_seconds)
         if worker.is_alive():

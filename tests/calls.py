@@ -1,4 +1,8 @@
-"""Test helpers for whole calls: the app on the sandbox, driven by the Twilio call simulator."""
+"""Test helpers for whole calls: the app on the sandbox, driven by the Twilio call simulator.
+
+`rig()` is one call's world; `app_for(settings, ...)` builds an app the way the launchers do
+(the tests that need several apps on one database or calendar use it).
+"""
 
 from __future__ import annotations
 
@@ -11,11 +15,15 @@ from typing import Any
 import httpx
 from flask import Flask
 
-from ivr.app import Runtime, create_app, runtime_of
-from ivr.clock import FixedClock
+from ivr import logs
+from ivr.app import create_app, runtime_of
+from ivr.clock import Clock, FixedClock, SystemClock
 from ivr.config import Settings
+from ivr.demo import demo_sandbox
+from ivr.runtime import Runtime, build_runtime
 from ivr.sandbox import SandboxState
 from ivr.simulator import TwilioSimulator
+from ivr.store import Store
 
 # Monday 23 November 2026, 10:00 in Karachi: inside booking and agent hours.
 MONDAY_10AM = datetime(2026, 11, 23, 10, 0)
@@ -48,7 +56,7 @@ def rig(now: datetime = MONDAY_10AM, **settings: Any) -> Iterator[Rig]:
     clock = FixedClock(now)
     sandbox = SandboxState(clock)
     cfg = Settings.for_tests(**settings)
-    app = create_app(cfg, clock=clock, sandbox_state=sandbox)
+    app = app_for(cfg, clock=clock, sandbox_state=sandbox)
     http = httpx.Client(transport=httpx.WSGITransport(app=app), base_url="http://testserver")
     phone = TwilioSimulator("http://testserver", cfg.twilio_auth_token, http=http,
                             to=CLINIC_NUMBER, seed=7)
@@ -58,3 +66,16 @@ def rig(now: datetime = MONDAY_10AM, **settings: Any) -> Iterator[Rig]:
     finally:
         http.close()
         runtime_of(app).close()
+
+
+def app_for(settings: Settings, *, clock: Clock | None = None,
+            sandbox_state: SandboxState | None = None, store: Store | None = None) -> Flask:
+    """The app as the launchers build it, for a test: logs at the settings' level, in demo
+    mode an embedded sandbox on `sandbox_state` (the runtime stops it on `close()`), the
+    runtime, the schema, then `create_app`."""
+    logs.configure(settings.log_level)
+    clock = clock or SystemClock(settings.clinic.timezone)
+    sandbox = demo_sandbox(settings, clock=clock, state=sandbox_state)
+    runtime = build_runtime(settings, clock=clock, store=store, sandbox=sandbox)
+    runtime.store.migrate()
+    return create_app(runtime)

@@ -19,12 +19,12 @@ from ivr.accounts import (
     check_login,
     create_agent,
 )
-from ivr.app import create_app, runtime_of
+from ivr.app import runtime_of
 from ivr.booking_payload import BookingPayload
 from ivr.config import Settings
 from ivr.sandbox.seed import DEMO_DOCTOR_FAROOQ_ID, DEMO_DOCTOR_KHAN_ID, DEMO_PATIENTS
 from tests.agents import PASSWORD, api_headers, csrf_of, signed_in
-from tests.calls import rig
+from tests.calls import app_for, rig
 
 BILAL = DEMO_PATIENTS["Bilal Ahmed"]
 FAROOQ_BILAL = BookingPayload(DEMO_DOCTOR_FAROOQ_ID, datetime(2026, 11, 24, 13), BILAL.id, "", "")
@@ -191,7 +191,7 @@ def test_security_headers_and_cookie_flags():
                                        {"demo": False}])
 def test_session_cookie_is_secure_over_https_or_outside_demo(overrides):
     cfg = dataclasses.replace(Settings.for_tests(), **overrides)
-    app = create_app(cfg)
+    app = app_for(cfg)
     try:
         assert app.config["SESSION_COOKIE_SECURE"] is True
         assert app.config["SESSION_COOKIE_HTTPONLY"] is True

@@ -92,11 +92,12 @@ def test_hand_built_demo_settings_beside_a_clinicea_open_nothing_with_the_demo_s
     from flask.sessions import SecureCookieSessionInterface
 
     from ivr.accounts import create_agent
-    from ivr.app import create_app, runtime_of
+    from ivr.app import runtime_of
     from ivr.simulator import TwilioSimulator
+    from tests.calls import app_for
 
     settings = Settings.for_tests(clinicea_base_url="http://127.0.0.1:9")
-    app = create_app(settings)
+    app = app_for(settings)
     try:
         phone = TwilioSimulator("http://testserver", DEMO_TWILIO_AUTH_TOKEN,
                                 http=httpx.Client(transport=httpx.WSGITransport(app=app),

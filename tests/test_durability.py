@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ivr.app import create_app, runtime_of
+from ivr.app import runtime_of
 from ivr.clock import FixedClock, SystemClock
 from ivr.config import DEMO_CLINIC, Settings
 from ivr.outbox import OutboxWorker
@@ -28,7 +28,7 @@ from ivr.sandbox.seed import DEMO_DOCTOR_FAROOQ_ID, DEMO_PATIENTS
 from ivr.sandbox.state import SandboxError
 from ivr.services import SLOT_SEARCH_SECONDS, WEBHOOK_SECONDS
 from ivr.simulator import TwilioSimulator
-from tests.calls import MONDAY_10AM, rig
+from tests.calls import MONDAY_10AM, app_for, rig
 from tests.pg import fresh_schema_url, pg_database  # noqa: F401  (fixture)
 
 BILAL = DEMO_PATIENTS["Bilal Ahmed"]
@@ -74,14 +74,14 @@ def test_server_restarted_mid_call_continues_where_it_was(tmp_path: Path):
     clock = FixedClock(MONDAY_10AM)
     sandbox = SandboxState(clock)
     settings = Settings.for_tests(database_url=f"sqlite:///{tmp_path / 'ivr.db'}")
-    first = create_app(settings, clock=clock, sandbox_state=sandbox)
+    first = app_for(settings, clock=clock, sandbox_state=sandbox)
     http = httpx.Client(transport=httpx.WSGITransport(app=first), base_url="http://testserver")
     phone = TwilioSimulator("http://testserver", settings.twilio_auth_token, http=http)
     call = phone.call(from_=BILAL.e164)
     call.press("1")
     call.press("1")
     runtime_of(first).close()  # the process dies between two webhooks
-    second = create_app(settings, clock=clock, sandbox_state=sandbox)
+    second = app_for(settings, clock=clock, sandbox_state=sandbox)
     phone.http = httpx.Client(transport=httpx.WSGITransport(app=second),
                               base_url="http://testserver")
     call.press("1")
@@ -108,8 +108,8 @@ def test_two_processes_serving_one_call_alternately_share_its_state(tmp_path: Pa
     clock = FixedClock(MONDAY_10AM)
     sandbox = SandboxState(clock)
     settings = Settings.for_tests(database_url=f"sqlite:///{tmp_path / 'ivr.db'}")
-    a = create_app(settings, clock=clock, sandbox_state=sandbox)
-    b = create_app(settings, clock=clock, sandbox_state=sandbox)
+    a = app_for(settings, clock=clock, sandbox_state=sandbox)
+    b = app_for(settings, clock=clock, sandbox_state=sandbox)
     http = httpx.Client(transport=Alternating(a, b), base_url="http://testserver")
     phone = TwilioSimulator("http://testserver", settings.twilio_auth_token, http=http)
     call = phone.call(from_=BILAL.e164)
@@ -165,6 +165,9 @@ def _free_port() -> int:
 def _server(env: dict[str, str]):
     port = _free_port()
     code = ("import sys; from werkzeug.serving import run_simple; from ivr.app import create_app;"
+            # the launcher's part (ivr migrate): the app factory does not migrate
+            "from ivr.config import Settings; from ivr.store import Store;"
+            "Store(Settings.from_env().database_url).migrate();"
             f"run_simple('127.0.0.1', {port}, create_app(), threaded=True)")
     proc = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)

@@ -21,15 +21,16 @@ import pytest
 from flask import Flask
 
 from flows.domain import Service
-from ivr.app import Runtime, create_app, runtime_of
+from ivr.app import runtime_of
 from ivr.clock import FixedClock
 from ivr.config import DEMO_CLINIC, ClinicConfig, Settings
+from ivr.runtime import Runtime
 from ivr.sandbox import SandboxState
 from ivr.sandbox.seed import DEMO_PATIENTS
 from ivr.simulator import Call, TwilioSimulator
 from ivr.store import SlotUnavailable, Store
 from tests.agents import api_headers, signed_in
-from tests.calls import CLINIC_NUMBER, MONDAY_10AM
+from tests.calls import CLINIC_NUMBER, MONDAY_10AM, app_for
 from tests.pg import fresh_schema_url, pg_database  # noqa: F401  (fixture)
 from tests.test_console import book_form
 from tests.test_store import PAYLOAD, clock, db_url, make_store, store  # noqa: F401  (fixtures)
@@ -77,10 +78,10 @@ def cluster(url: str, *, instances: int = 2, overlaps: bool = True,
     try:
         for i in range(instances):
             cfg = Settings.for_tests(database_url=url, **({"clinic": clinic} if clinic else {}))
-            app = create_app(cfg, clock=fixed, sandbox_state=sandbox,
-                             # A generous lock bound: concurrent callers on a busy machine must
-                             # not turn into apologies here (the 3 s bound: test_limits.py).
-                             store=Store(url, now=fixed.now, lock_seconds=30))
+            app = app_for(cfg, clock=fixed, sandbox_state=sandbox,
+                          # A generous lock bound: concurrent callers on a busy machine must
+                          # not turn into apologies here (the 3 s bound: test_limits.py).
+                          store=Store(url, now=fixed.now, lock_seconds=30))
             apps.append(app)
             http = httpx.Client(transport=httpx.WSGITransport(app=app),
                                 base_url="http://testserver")

@@ -28,7 +28,7 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 
-from ivr.app import create_app, runtime_of
+from ivr.app import runtime_of
 from ivr.booking_payload import BookingPayload
 from ivr.clinicea import CliniceaClient, CliniceaUnavailable
 from ivr.clinicea.auth import Credentials
@@ -42,7 +42,7 @@ from ivr.sandbox.seed import DEMO_DOCTOR_KHAN_ID, DEMO_PATIENTS, Seed, demo_seed
 from ivr.simulator import TwilioSimulator
 from ivr.store import Store
 from tests.agents import api_headers, signed_in
-from tests.calls import CLINIC_NUMBER, MONDAY_10AM, rig
+from tests.calls import CLINIC_NUMBER, MONDAY_10AM, app_for, rig
 from tests.pg import fresh_schema_url, pg_database  # noqa: F401  (fixture)
 from tests.test_services import Rig, make_rig, request
 
@@ -215,7 +215,7 @@ def seeded_rig(change: Callable[[Seed], Seed], **settings: Any) -> Iterator[Rig4
     clock = FixedClock(MONDAY_10AM)
     sandbox = SandboxState(clock, seed=change(demo_seed(MONDAY_10AM.date())))
     cfg = Settings.for_tests(**settings)
-    app = create_app(cfg, clock=clock, sandbox_state=sandbox)
+    app = app_for(cfg, clock=clock, sandbox_state=sandbox)
     http = httpx.Client(transport=httpx.WSGITransport(app=app), base_url="http://testserver")
     phone = TwilioSimulator("http://testserver", cfg.twilio_auth_token, http=http,
                             to=CLINIC_NUMBER, seed=7)

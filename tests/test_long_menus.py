@@ -17,13 +17,13 @@ from datetime import date
 import httpx
 
 from flows import menus
-from ivr.app import create_app, runtime_of
+from ivr.app import runtime_of
 from ivr.clock import FixedClock
 from ivr.config import DEMO_CLINIC_CLIFTON_ID, DEMO_CLINIC_TOML, Settings, parse_clinic_config
 from ivr.sandbox import SandboxState
 from ivr.sandbox.seed import SeedPatient, SeedStaff, demo_seed
 from ivr.simulator import TwilioSimulator
-from tests.calls import CLINIC_NUMBER, MONDAY_10AM, Rig
+from tests.calls import CLINIC_NUMBER, MONDAY_10AM, Rig, app_for
 
 TWELVE = "+923007770000"
 THOUSANDS = "+923008880000"
@@ -65,7 +65,7 @@ def menu_rig(*, doctors: bool = False) -> Iterator[Rig]:
         settings["clinic"] = parse_clinic_config(DEMO_CLINIC_TOML + extra, "<12 doctors>")
     sandbox = SandboxState(clock, seed=seed)
     cfg = Settings.for_tests(**settings)
-    app = create_app(cfg, clock=clock, sandbox_state=sandbox)
+    app = app_for(cfg, clock=clock, sandbox_state=sandbox)
     http = httpx.Client(transport=httpx.WSGITransport(app=app), base_url="http://testserver")
     phone = TwilioSimulator("http://testserver", cfg.twilio_auth_token, http=http,
                             to=CLINIC_NUMBER, seed=7)

@@ -287,6 +287,7 @@ import sys, threading
 from ivr.app import create_app, runtime_of
 from ivr.phone import parse_phone
 rt = runtime_of(create_app())
+rt.store.migrate()  # the launcher's part (ivr migrate): the app factory does not migrate
 phone = parse_phone("+923216315551", "PK")
 threads = [threading.Thread(target=rt.client.search_patients, args=(phone,)) for _ in range(4)]
 for t in threads: t.start()

@@ -40,6 +40,7 @@ from ivr import insights
 from ivr.accounts import AddressLimiter, check_login
 from ivr.console import desk
 from ivr.console.headers import add_security_headers
+from ivr.runtime import Runtime
 from ivr.store import AgentRecord, BookingRecord, CallRecord, TextRecord
 from ivr.texts import NEEDS_AGENT, send_again
 
@@ -76,8 +77,9 @@ HISTORY_OUTCOMES = (
 )
 
 
-def _runtime() -> Any:
-    return current_app.extensions["ivr"]
+def _runtime() -> Runtime:
+    runtime: Runtime = current_app.extensions["ivr"]
+    return runtime
 
 
 def _cookie_config(state: BlueprintSetupState) -> None:
@@ -87,7 +89,8 @@ def _cookie_config(state: BlueprintSetupState) -> None:
     over plain http (`ivr demo`, tests) keeps a non-Secure cookie, or the browser would
     drop it and nobody could sign in."""
     app = state.app
-    settings = app.extensions["ivr"].settings
+    runtime: Runtime = app.extensions["ivr"]
+    settings = runtime.settings
     public = (settings.public_url or "").lower()
     secure = public.startswith("https://") or not settings.demo
     app.config.update(
