@@ -1,4 +1,7 @@
-"""Test helpers for whole calls: the app on the sandbox, driven by the Twilio call simulator."""
+"""Whole calls for tests: the app on the sandbox, driven by the Twilio call simulator.
+
+Tests ask for the ``make_rig`` fixture (``tests/conftest.py``), which opens ``rig`` and closes it.
+"""
 
 from __future__ import annotations
 
@@ -16,10 +19,7 @@ from ivr.clock import FixedClock
 from ivr.config import Settings
 from ivr.sandbox import SandboxState
 from ivr.simulator import TwilioSimulator
-
-# Monday 23 November 2026, 10:00 in Karachi: inside booking and agent hours.
-MONDAY_10AM = datetime(2026, 11, 23, 10, 0)
-CLINIC_NUMBER = "+922135550199"
+from tests.demo import CLINIC_NUMBER, MONDAY_10AM
 
 
 @dataclass

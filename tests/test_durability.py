@@ -29,7 +29,7 @@ from ivr.sandbox.state import SandboxError
 from ivr.services import SLOT_SEARCH_SECONDS, WEBHOOK_SECONDS
 from ivr.simulator import TwilioSimulator
 from tests.calls import MONDAY_10AM, rig
-from tests.pg import fresh_schema_url, pg_database  # noqa: F401  (fixture)
+from tests.pg import fresh_schema_url
 
 BILAL = DEMO_PATIENTS["Bilal Ahmed"]
 HAMZA = DEMO_PATIENTS["Hamza Iqbal"]
@@ -188,7 +188,7 @@ def _server(env: dict[str, str]):
 @pytest.mark.postgres
 @pytest.mark.slow
 def test_ten_identical_confirmations_across_two_processes_on_postgres_book_once(
-    pg_database,  # noqa: F811
+    pg_database,
 ):
     clock = SystemClock("Asia/Karachi")
     with EmbeddedSandbox(SandboxState(clock)) as sandbox_server:

@@ -43,8 +43,8 @@ from ivr.simulator import TwilioSimulator
 from ivr.store import Store
 from tests.agents import api_headers, signed_in
 from tests.calls import CLINIC_NUMBER, MONDAY_10AM, rig
-from tests.pg import fresh_schema_url, pg_database  # noqa: F401  (fixture)
-from tests.test_services import Rig, make_rig, request
+from tests.pg import fresh_schema_url
+from tests.test_services import Rig, open_services, request
 
 BILAL = DEMO_PATIENTS["Bilal Ahmed"]
 BILAL_PHONE = parse_phone(BILAL.e164, "PK")
@@ -131,7 +131,7 @@ def test_body_faults_by_spec_and_json() -> None:
 
 @pytest.fixture
 def svc(tmp_path: Path):
-    yield from make_rig(tmp_path)
+    yield from open_services(tmp_path)
 
 
 def test_nested_json_at_booking_books_once_and_does_not_stay_booking(svc: Rig) -> None:
@@ -335,7 +335,7 @@ def test_a_locked_sqlite_database_still_gets_a_spoken_answer(tmp_path: Path) -> 
 
 
 def test_a_locked_postgresql_table_still_gets_a_spoken_answer(
-        pg_database: str,  # noqa: F811
+        pg_database: str,
 ) -> None:
     url = fresh_schema_url(pg_database)
     with rig(database_url=url, database_lock_seconds=0.2) as r:
@@ -419,7 +419,7 @@ def _number_forms(e164: str) -> list[str]:
 
 
 def test_a_150_character_name_on_postgresql_works_and_logs_no_number(
-        pg_database: str, caplog: pytest.LogCaptureFixture,  # noqa: F811
+        pg_database: str, caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)
     url = fresh_schema_url(pg_database)
@@ -435,7 +435,7 @@ def test_a_150_character_name_on_postgresql_works_and_logs_no_number(
     assert not [n for n in _number_forms(BILAL.e164) if n in logged]
 
 
-def test_a_database_error_never_logs_its_parameters(pg_database: str) -> None:  # noqa: F811
+def test_a_database_error_never_logs_its_parameters(pg_database: str) -> None:
     store = Store(fresh_schema_url(pg_database))
     store.migrate()
     try:

@@ -19,11 +19,7 @@ from alembic.migration import MigrationContext
 
 from ivr import store as store_module
 from ivr.store import LATEST_VERSION, Store
-
-try:  # pytest puts tests/ on sys.path (rootdir-less "prepend" import mode)
-    from pg import fresh_schema_url, pg_database  # noqa: F401  (pg_database is a fixture)
-except ImportError:  # pragma: no cover - tests/ imported as a package
-    from tests.pg import fresh_schema_url, pg_database  # noqa: F401
+from tests.pg import fresh_schema_url
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

@@ -164,7 +164,7 @@ def _shared_sandbox(clock: FixedClock) -> tuple[SandboxState, str]:
     return state, _SHARED["url"]
 
 
-def make_rig(tmp_path: Path) -> Iterator[Rig]:
+def open_services(tmp_path: Path) -> Iterator[Rig]:
     """Build a Rig; yields it and tears everything down."""
     clock = FixedClock(NOW)
     utc = FixedClock(NOW_UTC)
@@ -187,7 +187,7 @@ def make_rig(tmp_path: Path) -> Iterator[Rig]:
 
 @pytest.fixture
 def rig(tmp_path: Path) -> Iterator[Rig]:
-    yield from make_rig(tmp_path)
+    yield from open_services(tmp_path)
 
 
 def request(key: str = "CA1:book", **kw: Any) -> BookingRequest:

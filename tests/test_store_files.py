@@ -18,7 +18,6 @@ from ivr.simulator import TwilioSimulator
 from ivr.store import LATEST_VERSION, Store
 from tests.agents import csrf_of, signed_in
 from tests.calls import rig
-from tests.pg import fresh_schema_url, pg_database  # noqa: F401  (fixture)
 from tests.test_cli import ROOT, run_ivr
 
 
@@ -134,13 +133,6 @@ def test_a_retried_fallback_webhook_records_one_callback_for_the_call():
             phone.post_raw("/voice/status", {**params, "CallStatus": "completed"})
         [callback] = r.runtime.store.callbacks()
         assert callback.call_sid == call.sid
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'ivr.db'}"
-    return fresh_schema_url(request.getfixturevalue("pg_database"))
 
 
 def test_one_callback_per_call_sid_in_the_store_and_duplicates_survive_the_upgrade(db_url):
