@@ -14,9 +14,9 @@ from ivr.openapi import document
 from ivr.sandbox.seed import DEMO_DOCTOR_FAROOQ_ID, DEMO_DOCTOR_KHAN_ID, DEMO_PATIENTS
 from tests.agents import api_headers
 from tests.calls import rig
+from tests.demo import BILAL
 from tests.openapi_check import conforming
 
-BILAL = DEMO_PATIENTS["Bilal Ahmed"]
 NEW_MOBILE = "0300 9998877"
 TUESDAY_1PM = "2026-11-24T13:00"
 

@@ -8,11 +8,11 @@ import pytest
 
 from ivr.accounts import create_api_key, hash_api_key
 from ivr.cli import main
-from ivr.sandbox.seed import DEMO_DOCTOR_FAROOQ_ID, DEMO_PATIENTS
+from ivr.sandbox.seed import DEMO_DOCTOR_FAROOQ_ID
 from ivr.store import Store
 from tests.calls import rig
+from tests.demo import BILAL
 
-BILAL = DEMO_PATIENTS["Bilal Ahmed"]
 TUESDAY_1PM = "2026-11-24T13:00"
 
 

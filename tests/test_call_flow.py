@@ -15,13 +15,7 @@ from flows.steps import Ask, Flow, FlowDefinitionError, Hangup, Say
 from ivr.config import DEMO_CLINIC
 from ivr.sandbox.seed import DEMO_DOCTOR_FAROOQ_ID, DEMO_PATIENTS
 from tests.calls import rig
-
-BILAL = DEMO_PATIENTS["Bilal Ahmed"]
-FAMILY = DEMO_PATIENTS["Kamran Ahmed"].e164
-HIRA = DEMO_PATIENTS["Hira Malik"]
-USMAN = DEMO_PATIENTS["Usman Tariq"]
-NEW_CALLER = "+923009998877"
-SATURDAY_EVENING = datetime(2026, 11, 28, 19, 0)
+from tests.demo import BILAL, FAMILY, HIRA, NEW_CALLER, SATURDAY_EVENING, USMAN
 
 
 def bookings(r, *, patient_id=None, statuses=("Scheduled",)):

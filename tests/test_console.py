@@ -25,8 +25,8 @@ from ivr.config import Settings
 from ivr.sandbox.seed import DEMO_DOCTOR_FAROOQ_ID, DEMO_DOCTOR_KHAN_ID, DEMO_PATIENTS
 from tests.agents import PASSWORD, api_headers, csrf_of, signed_in
 from tests.calls import rig
+from tests.demo import BILAL
 
-BILAL = DEMO_PATIENTS["Bilal Ahmed"]
 FAROOQ_BILAL = BookingPayload(DEMO_DOCTOR_FAROOQ_ID, datetime(2026, 11, 24, 13), BILAL.id, "", "")
 NEW_MOBILE = "0300 9998877"
 TUESDAY_1PM = "2026-11-24T13:00"

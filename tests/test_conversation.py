@@ -17,15 +17,13 @@ from ivr.sandbox.seed import (
     DEMO_DOCTOR_FAROOQ_ID,
     DEMO_DOCTOR_KHAN_ID,
     DEMO_DOCTOR_SHEIKH_ID,
-    DEMO_PATIENTS,
     DEMO_SERVICE_CONSULTATION_ID,
 )
 from ivr.simulator import Pressed, Said, Silence
 from tests.agents import api_headers, signed_in
 from tests.calls import rig
+from tests.demo import BILAL, NEW_CALLER
 
-BILAL = DEMO_PATIENTS["Bilal Ahmed"]
-NEW_CALLER = "+923009998877"
 URDU = dataclasses.replace(DEMO_CLINIC, languages_offered=("en-GB", "ur-PK"))
 OPEN_8_TO_8 = dataclasses.replace(
     DEMO_CLINIC, hours=WeeklyHours({d: ((time(8), time(20)),) for d in range(7)})

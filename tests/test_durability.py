@@ -24,15 +24,13 @@ from ivr.clock import FixedClock, SystemClock
 from ivr.config import DEMO_CLINIC, Settings
 from ivr.outbox import OutboxWorker
 from ivr.sandbox import EmbeddedSandbox, SandboxState
-from ivr.sandbox.seed import DEMO_DOCTOR_FAROOQ_ID, DEMO_PATIENTS
+from ivr.sandbox.seed import DEMO_DOCTOR_FAROOQ_ID
 from ivr.sandbox.state import SandboxError
 from ivr.services import SLOT_SEARCH_SECONDS, WEBHOOK_SECONDS
 from ivr.simulator import TwilioSimulator
-from tests.calls import MONDAY_10AM, rig
+from tests.calls import rig
+from tests.demo import BILAL, HAMZA, MONDAY_10AM
 from tests.pg import fresh_schema_url
-
-BILAL = DEMO_PATIENTS["Bilal Ahmed"]
-HAMZA = DEMO_PATIENTS["Hamza Iqbal"]
 
 
 def scheduled_for(sandbox: SandboxState, patient_id: str) -> list[dict]:

@@ -13,10 +13,9 @@ from datetime import date, datetime, time
 from flows import menus
 from flows.booking.frame import BookingFrame, Patient, Request, Visit
 from flows.engine import CallState
-from ivr.sandbox.seed import DEMO_DOCTOR_FAROOQ_ID, DEMO_PATIENTS
+from ivr.sandbox.seed import DEMO_DOCTOR_FAROOQ_ID
 from tests.calls import rig
-
-BILAL = DEMO_PATIENTS["Bilal Ahmed"]
+from tests.demo import BILAL
 
 # What the string-keyed code (before the frame) stored for a caller at the read-back.
 OLD_DATA = {

@@ -29,12 +29,10 @@ from ivr.sandbox.seed import DEMO_PATIENTS
 from ivr.simulator import Call, TwilioSimulator
 from ivr.store import SlotUnavailable, Store
 from tests.agents import api_headers, signed_in
-from tests.calls import CLINIC_NUMBER, MONDAY_10AM
+from tests.demo import BILAL, CLINIC_NUMBER, MONDAY_10AM
 from tests.pg import fresh_schema_url
 from tests.test_console import book_form
 from tests.test_store import PAYLOAD
-
-BILAL = DEMO_PATIENTS["Bilal Ahmed"]
 
 
 @dataclass

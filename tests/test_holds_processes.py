@@ -15,9 +15,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ivr.sandbox import DEMO_PATIENTS
 from ivr.sandbox.seed import DEMO_DOCTOR_FAROOQ_ID
 from ivr.simulator import TwilioSimulator
+from tests.demo import BILAL
 from tests.pg import fresh_schema_url
 from tests.test_process_model import (
     PY,
@@ -30,7 +30,6 @@ from tests.test_process_model import (
 )
 
 CALLERS = 6
-BILAL = DEMO_PATIENTS["Bilal Ahmed"]
 
 pytestmark = pytest.mark.slow
 

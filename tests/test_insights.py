@@ -8,16 +8,12 @@ from zoneinfo import ZoneInfo
 
 from flows.booking import FLOW
 from ivr import insights
-from ivr.sandbox.seed import DEMO_PATIENTS
 from ivr.store import CallFact
 from tests.agents import signed_in
 from tests.calls import rig
+from tests.demo import AYESHA, BILAL, HIRA, USMAN
 
 KARACHI = ZoneInfo("Asia/Karachi")  # UTC+5: its day starts at 19:00 UTC the day before
-BILAL = DEMO_PATIENTS["Bilal Ahmed"]
-HIRA = DEMO_PATIENTS["Hira Malik"]
-USMAN = DEMO_PATIENTS["Usman Tariq"]
-AYESHA = DEMO_PATIENTS["Ayesha Siddiqui"]
 
 
 def fact(sid: str, at: datetime, outcome: str | None = None, *, steps: tuple[str, ...] = (),

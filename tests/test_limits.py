@@ -38,15 +38,15 @@ from ivr.logs import JsonFormatter
 from ivr.phone import parse_phone
 from ivr.sandbox import EmbeddedSandbox, SandboxState
 from ivr.sandbox.faults import parse_faults_spec
-from ivr.sandbox.seed import DEMO_DOCTOR_KHAN_ID, DEMO_PATIENTS, Seed, demo_seed
+from ivr.sandbox.seed import DEMO_DOCTOR_KHAN_ID, Seed, demo_seed
 from ivr.simulator import TwilioSimulator
 from ivr.store import Store
 from tests.agents import api_headers, signed_in
-from tests.calls import CLINIC_NUMBER, MONDAY_10AM, rig
+from tests.calls import rig
+from tests.demo import BILAL, CLINIC_NUMBER, MONDAY_10AM
 from tests.pg import fresh_schema_url
 from tests.test_services import Rig, open_services, request
 
-BILAL = DEMO_PATIENTS["Bilal Ahmed"]
 BILAL_PHONE = parse_phone(BILAL.e164, "PK")
 
 

@@ -23,12 +23,9 @@ from flows.steps import Ask
 from ivr.config import DEMO_CLINIC
 from ivr.logs import JsonFormatter
 from ivr.sandbox.seed import DEMO_PATIENTS, DEMO_STAFF, demo_seed
-from tests.calls import MONDAY_10AM, rig
+from tests.calls import rig
+from tests.demo import BILAL, FAMILY, HIRA, MONDAY_10AM, NEW_CALLER
 
-BILAL = DEMO_PATIENTS["Bilal Ahmed"]
-FAMILY = DEMO_PATIENTS["Kamran Ahmed"].e164
-HIRA = DEMO_PATIENTS["Hira Malik"]
-NEW_CALLER = "+923009998877"
 NEW_NAME = ("Ayaan", "Zulfiqar")
 BILAL_DOB = "14061985"
 WRONG_DOB = "01011990"

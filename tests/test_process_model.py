@@ -17,9 +17,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.demo import ROOT
 from tests.pg import fresh_schema_url
 
-ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
 REAL_SECRETS = {"TWILIO_AUTH_TOKEN": "a-real-looking-twilio-token",
                 "IVR_SECRET_KEY": "a-real-looking-secret-key-for-tests"}

@@ -9,8 +9,8 @@ import pytest
 
 from ivr.sandbox.seed import DEMO_PATIENTS
 from tests.calls import rig
+from tests.demo import BILAL
 
-BILAL = DEMO_PATIENTS["Bilal Ahmed"]
 SATURDAY_7PM = datetime(2026, 11, 28, 19, 0)  # reception closed: no ringing of an empty room
 
 

@@ -44,13 +44,12 @@ from ivr.sandbox.seed import (
 )
 from ivr.services import CliniceaServices, profile_from_config
 from ivr.store import Store
+from tests.demo import BILAL, HIRA
 
 NOW = datetime(2025, 3, 10, 10, 0)  # a Monday, clinic-local (Asia/Karachi, UTC+5)
 NOW_UTC = datetime(2025, 3, 10, 5, 0)
 TOMORROW = date(2025, 3, 11)  # the seed's "partly booked" day; opens 09:00
 T = datetime(2025, 3, 11, 9, 0)
-BILAL = DEMO_PATIENTS["Bilal Ahmed"]
-HIRA = DEMO_PATIENTS["Hira Malik"]
 BOOK_OPS = ("book", "register_and_book")
 
 

@@ -11,7 +11,7 @@ from ivr.clinicea.auth import TokenCache, TokenFile
 from ivr.clock import FixedClock
 from ivr.config import Settings
 from ivr.sandbox import EmbeddedSandbox, SandboxState
-from tests.calls import MONDAY_10AM
+from tests.demo import MONDAY_10AM
 
 
 class Logins:

@@ -24,9 +24,9 @@ from werkzeug.test import EnvironBuilder
 
 from ivr import security
 from ivr.config import Settings
-from ivr.sandbox.seed import DEMO_PATIENTS
 from ivr.simulator import TwilioSimulator, raw_signature, sign
 from tests.calls import Rig, rig
+from tests.demo import BILAL
 
 TOKEN = "12345"
 URL = "https://mycompany.com/myapp.php?foo=1&bar=2"
@@ -46,7 +46,6 @@ DOC_PARAMS = {
 }
 BODY = '{"property": "value", "boolean": true}'
 BODY_HASH = "0a1ff7634d9ab3b95db5c9a2dfe9416e41502b283a80c7cf19632632f96e6620"
-BILAL = DEMO_PATIENTS["Bilal Ahmed"]
 
 # twilio-voice.md section 9.2: (url, params, signature)
 VECTORS = [

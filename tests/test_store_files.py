@@ -8,7 +8,6 @@ import socket
 import stat
 import subprocess
 import sys
-from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -18,6 +17,7 @@ from ivr.simulator import TwilioSimulator
 from ivr.store import LATEST_VERSION, Store
 from tests.agents import csrf_of, signed_in
 from tests.calls import rig
+from tests.demo import SATURDAY_EVENING
 from tests.test_cli import ROOT, run_ivr
 
 
@@ -117,7 +117,6 @@ def test_a_postgresql_url_without_the_driver_says_which_extra_to_install(tmp_pat
 
 # --- one callback request per call ------------------------------------------------------------
 
-SATURDAY_EVENING = datetime(2026, 11, 28, 19, 0)  # after agent hours: the apology records one
 BILAL = "+923216315551"
 
 

@@ -4,10 +4,8 @@ is refused with a reason the caller hears. Calls through the simulator against t
 
 from __future__ import annotations
 
-from ivr.sandbox.seed import DEMO_PATIENTS
 from tests.calls import rig
-
-BILAL = DEMO_PATIENTS["Bilal Ahmed"]
+from tests.demo import BILAL
 
 
 def _at_times_menu(r):  # noqa: ANN001, ANN202
