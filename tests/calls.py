@@ -1,7 +1,8 @@
-"""Test helpers for whole calls: the app on the sandbox, driven by the Twilio call simulator.
+"""Whole calls for tests: the app on the sandbox, driven by the Twilio call simulator.
 
-`rig()` is one call's world; `app_for(settings, ...)` builds an app the way the launchers do
-(the tests that need several apps on one database or calendar use it).
+Tests ask for the ``make_rig`` fixture (``tests/conftest.py``), which opens ``rig`` and closes it;
+`app_for(settings, ...)` builds an app the way the launchers do (the tests that need several
+apps on one database or calendar use it).
 """
 
 from __future__ import annotations
@@ -24,10 +25,7 @@ from ivr.runtime import Runtime, build_runtime
 from ivr.sandbox import SandboxState
 from ivr.simulator import TwilioSimulator
 from ivr.store import Store
-
-# Monday 23 November 2026, 10:00 in Karachi: inside booking and agent hours.
-MONDAY_10AM = datetime(2026, 11, 23, 10, 0)
-CLINIC_NUMBER = "+922135550199"
+from tests.demo import CLINIC_NUMBER, MONDAY_10AM
 
 
 @dataclass

@@ -1,8 +1,8 @@
 """PostgreSQL for tests: find the server, or skip with a reason; throwaway databases and schemas.
 
-Import it from a test module (``tests/`` is on ``sys.path`` under pytest's default import mode)::
+Tests ask for the ``pg_database`` fixture (``tests/conftest.py``) and make a schema in it::
 
-    from pg import fresh_schema_url, pg_database  # noqa: F401  (pg_database is a fixture)
+    from tests.pg import fresh_schema_url
 
     def test_something(pg_database):
         url = fresh_schema_url(pg_database)   # a new empty schema, first on the search_path
@@ -10,15 +10,14 @@ Import it from a test module (``tests/`` is on ``sys.path`` under pytest's defau
 The server is ``IVR_TEST_POSTGRES_URL`` when set, else
 ``postgresql+psycopg://postgres@127.0.0.1:5432/test``. When it cannot be reached, every test that
 asks for it is skipped with "PostgreSQL not reachable at HOST:PORT: <error>" (never silently).
-``pg_database`` creates one uniquely named database ``ivr_test_<hex>`` per test session (per
-importing module) and drops it at the end, so the shared ``test`` database is left untouched.
+``pg_database`` creates one uniquely named database ``ivr_test_<hex>`` per test session and drops
+it at the end, so the shared ``test`` database is left untouched.
 """
 
 from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
 from functools import lru_cache
 from urllib.parse import quote
 
@@ -99,14 +98,3 @@ def fresh_schema_url(database_url: str) -> str:
         engine.dispose()
     sep = "&" if "?" in database_url else "?"
     return f"{database_url}{sep}options={quote(f'-csearch_path={schema}')}"
-
-
-@pytest.fixture(scope="session")
-def pg_database() -> Iterator[str]:
-    """URL of a throwaway database for this session (skips with a reason if no server)."""
-    server = postgres_url_or_skip()
-    url = create_database(server)
-    try:
-        yield url
-    finally:
-        drop_database(url, server)

@@ -14,9 +14,9 @@ from ivr.openapi import document
 from ivr.sandbox.seed import DEMO_DOCTOR_FAROOQ_ID, DEMO_DOCTOR_KHAN_ID, DEMO_PATIENTS
 from tests.agents import api_headers
 from tests.calls import rig
+from tests.demo import BILAL
 from tests.openapi_check import conforming
 
-BILAL = DEMO_PATIENTS["Bilal Ahmed"]
 NEW_MOBILE = "0300 9998877"
 TUESDAY_1PM = "2026-11-24T13:00"
 
@@ -31,16 +31,16 @@ def api():
         yield r, conforming(r.app.test_client()), api_headers(r.app)
 
 
-def test_a_key_is_returned_once_and_stored_only_as_its_hash():
-    with rig() as r:
-        store = r.runtime.store
-        key = create_api_key(store, "convox")
-        assert len(key) >= 40
-        record = verify_api_key(store, key)
-        assert record is not None and record.name == "convox"
-        assert record.key_hash == hash_api_key(key) and key not in record.key_hash
-        assert verify_api_key(store, key + "x") is None
-        assert verify_api_key(store, "") is None and verify_api_key(store, None) is None
+def test_a_key_is_returned_once_and_stored_only_as_its_hash(make_rig):
+    r = make_rig()
+    store = r.runtime.store
+    key = create_api_key(store, "convox")
+    assert len(key) >= 40
+    record = verify_api_key(store, key)
+    assert record is not None and record.name == "convox"
+    assert record.key_hash == hash_api_key(key) and key not in record.key_hash
+    assert verify_api_key(store, key + "x") is None
+    assert verify_api_key(store, "") is None and verify_api_key(store, None) is None
 
 
 @pytest.mark.parametrize("headers", [

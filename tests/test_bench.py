@@ -103,7 +103,8 @@ def test_quick_run_on_postgres_books_and_leaves_no_database(tmp_path):
     import os
 
     import sqlalchemy as sa
-    from pg import postgres_url_or_skip
+
+    from tests.pg import postgres_url_or_skip
 
     server = postgres_url_or_skip()
     result = run(calls=[2], quick=True, workers=2, threads=4, latency_ms=20, jitter_ms=5,

@@ -15,8 +15,7 @@ import httpx
 import pytest
 
 from ivr.cli import main
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.demo import ROOT
 
 
 def run_ivr(*args: str, stdin: str = "", env: dict[str, str] | None = None,

@@ -49,14 +49,9 @@ from ivr.sandbox.seed import (
     DEMO_SERVICE_CONSULTATION_ID,
     SeedAppointment,
 )
+from tests.demo import BOOK, BY_DATE, LOGIN, PAST, REGISTER, SEARCH
 
 BASE = "http://clinicea.test"
-LOGIN = "/api/v2/login/getTokenByStaffUsernamePwd"
-SEARCH = "/api/v2/patients/searchPatientByMobileNumber"
-PAST = "/api/v2/appointments/getPatientPastCompletedAppointment"
-BY_DATE = "/api/v3/appointments/getAppointmentsByDate"
-BOOK = "/api/v2/appointments/postAppointmentByPatientID"
-REGISTER = "/api/v2/appointments/postAppointment"
 
 CREDS = Credentials(api_key="key-1", username="desk", password="s3cret")
 PHONE = parse_phone("+923216315551", "PK")

@@ -21,10 +21,10 @@ from ivr.accounts import create_agent
 from ivr.sandbox.seed import DEMO_PATIENTS
 from tests.agents import PASSWORD
 from tests.calls import rig
+from tests.demo import BILAL
 
 CHROMIUM = "/usr/bin/chromium"
 SCREENSHOT = Path(__file__).resolve().parent.parent / "docs" / "screenshots" / "screen-pop.png"
-BILAL = DEMO_PATIENTS["Bilal Ahmed"]
 
 pytestmark = [
     pytest.mark.browser,

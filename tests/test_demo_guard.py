@@ -22,9 +22,9 @@ import pytest
 from ivr.clock import SystemClock
 from ivr.config import DEMO_SECRET_KEY, DEMO_TWILIO_AUTH_TOKEN, ConfigError, Settings
 from ivr.sandbox import EmbeddedSandbox, SandboxState
+from tests.demo import ROOT
 from tests.test_cli import run_ivr
 
-ROOT = Path(__file__).resolve().parents[1]
 REAL_URL = "https://clinic.clinicea.example"
 
 

@@ -24,15 +24,13 @@ from ivr.clock import FixedClock, SystemClock
 from ivr.config import DEMO_CLINIC, Settings
 from ivr.outbox import OutboxWorker
 from ivr.sandbox import EmbeddedSandbox, SandboxState
-from ivr.sandbox.seed import DEMO_DOCTOR_FAROOQ_ID, DEMO_PATIENTS
+from ivr.sandbox.seed import DEMO_DOCTOR_FAROOQ_ID
 from ivr.sandbox.state import SandboxError
 from ivr.services import SLOT_SEARCH_SECONDS, WEBHOOK_SECONDS
 from ivr.simulator import TwilioSimulator
-from tests.calls import MONDAY_10AM, app_for, rig
-from tests.pg import fresh_schema_url, pg_database  # noqa: F401  (fixture)
-
-BILAL = DEMO_PATIENTS["Bilal Ahmed"]
-HAMZA = DEMO_PATIENTS["Hamza Iqbal"]
+from tests.calls import app_for
+from tests.demo import BILAL, HAMZA, MONDAY_10AM
+from tests.pg import fresh_schema_url
 
 
 def scheduled_for(sandbox: SandboxState, patient_id: str) -> list[dict]:
@@ -48,26 +46,26 @@ def to_confirmation(call) -> None:
     assert "Press 1 to book it" in call.last_heard
 
 
-def test_clinicea_down_at_booking_then_the_worker_books_it_exactly_once():
-    with rig() as r:
-        call = r.call(BILAL.e164)
-        to_confirmation(call)
-        r.sandbox.faults.fail_next(503, times=None, operation="book")
-        call.press("1")
-        assert "I've taken your request" in call.last_heard and call.ended
-        assert scheduled_for(r.sandbox, BILAL.id) == []
-        rt = r.runtime
-        worker = OutboxWorker(rt.client, rt.store, rt.clock, rt.settings.clinic, worker_id="w1")
-        worker.run_once()  # still down: stays retrying
-        assert scheduled_for(r.sandbox, BILAL.id) == []
-        r.sandbox.faults.clear()
-        real_now = rt.store.now
-        rt.store.now = lambda: real_now() + timedelta(hours=1)  # past the retry's due time
-        worker.run_once()
-        worker.run_once()
-        assert len(scheduled_for(r.sandbox, BILAL.id)) == 1
-        [row] = rt.store.bookings(statuses=("booked",))
-        assert row.call_sid == call.sid and row.appointment_id
+def test_clinicea_down_at_booking_then_the_worker_books_it_exactly_once(make_rig):
+    r = make_rig()
+    call = r.call(BILAL.e164)
+    to_confirmation(call)
+    r.sandbox.faults.fail_next(503, times=None, operation="book")
+    call.press("1")
+    assert "I've taken your request" in call.last_heard and call.ended
+    assert scheduled_for(r.sandbox, BILAL.id) == []
+    rt = r.runtime
+    worker = OutboxWorker(rt.client, rt.store, rt.clock, rt.settings.clinic, worker_id="w1")
+    worker.run_once()  # still down: stays retrying
+    assert scheduled_for(r.sandbox, BILAL.id) == []
+    r.sandbox.faults.clear()
+    real_now = rt.store.now
+    rt.store.now = lambda: real_now() + timedelta(hours=1)  # past the retry's due time
+    worker.run_once()
+    worker.run_once()
+    assert len(scheduled_for(r.sandbox, BILAL.id)) == 1
+    [row] = rt.store.bookings(statuses=("booked",))
+    assert row.call_sid == call.sid and row.appointment_id
 
 
 def test_server_restarted_mid_call_continues_where_it_was(tmp_path: Path):
@@ -121,38 +119,38 @@ def test_two_processes_serving_one_call_alternately_share_its_state(tmp_path: Pa
     runtime_of(b).close()
 
 
-def test_fifty_calls_at_once_all_book_without_a_duplicate(tmp_path: Path):
+def test_fifty_calls_at_once_all_book_without_a_duplicate(tmp_path: Path, make_rig):
     # 50 threads writing at once on a busy 2-core machine can wait past the production lock
     # bound (3 s, its own test in test_limits.py); here only duplicates are under test.
-    with rig(database_url=f"sqlite:///{tmp_path / 'ivr.db'}", database_lock_seconds=30) as r:
-        numbers = [f"+9230099{n:05d}" for n in range(50)]
+    r = make_rig(database_url=f"sqlite:///{tmp_path / 'ivr.db'}", database_lock_seconds=30)
+    numbers = [f"+9230099{n:05d}" for n in range(50)]
 
-        def one_call(i: int) -> str:
-            call = r.call(numbers[i])
-            call.press("1")  # register
-            call.say(f"caller number{chr(97 + i % 26)} test")
+    def one_call(i: int) -> str:
+        call = r.call(numbers[i])
+        call.press("1")  # register
+        call.say(f"caller number{chr(97 + i % 26)} test")
+        call.press("1")
+        call.press(str(1 + i % 4))  # spread over the four doctors
+        for _ in range(20):  # callers racing for the same times: take another when beaten
+            call.press(str(1 + (i // 4) % 3))
+            call.silence()
             call.press("1")
-            call.press(str(1 + i % 4))  # spread over the four doctors
-            for _ in range(20):  # callers racing for the same times: take another when beaten
-                call.press(str(1 + (i // 4) % 3))
-                call.silence()
-                call.press("1")
-                if call.ended:
-                    break
-                assert "just taken" in call.last_heard, call.transcript_text()
-            assert "You're booked" in call.heard, call.transcript_text()
-            return call.sid
+            if call.ended:
+                break
+            assert "just taken" in call.last_heard, call.transcript_text()
+        assert "You're booked" in call.heard, call.transcript_text()
+        return call.sid
 
-        with ThreadPoolExecutor(max_workers=16) as pool:
-            sids = list(pool.map(one_call, range(50)))
-        assert len(set(sids)) == 50
-        created = [a for a in r.appointments() if a["ID"] not in r.seeded]
-        assert len(created) == 50
-        taken = [(a["StaffID"], a["StartDateTime"]) for a in created]
-        assert len(set(taken)) == 50  # nobody shares a doctor's slot
-        posts = [q for q in r.sandbox.requests() if q.operation == "register_and_book"
-                 and q.status == 200]
-        assert len(posts) == 50
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        sids = list(pool.map(one_call, range(50)))
+    assert len(set(sids)) == 50
+    created = [a for a in r.appointments() if a["ID"] not in r.seeded]
+    assert len(created) == 50
+    taken = [(a["StaffID"], a["StartDateTime"]) for a in created]
+    assert len(set(taken)) == 50  # nobody shares a doctor's slot
+    posts = [q for q in r.sandbox.requests() if q.operation == "register_and_book"
+             and q.status == 200]
+    assert len(posts) == 50
 
 
 def _free_port() -> int:
@@ -191,7 +189,7 @@ def _server(env: dict[str, str]):
 @pytest.mark.postgres
 @pytest.mark.slow
 def test_ten_identical_confirmations_across_two_processes_on_postgres_book_once(
-    pg_database,  # noqa: F811
+    pg_database,
 ):
     clock = SystemClock("Asia/Karachi")
     with EmbeddedSandbox(SandboxState(clock)) as sandbox_server:
@@ -229,19 +227,19 @@ def test_ten_identical_confirmations_across_two_processes_on_postgres_book_once(
             assert len(scheduled_for(state, BILAL.id)) == 1
 
 
-def test_purge_removes_old_events_and_keeps_calls_and_bookings():
-    with rig() as r:
-        call = r.call(BILAL.e164)
-        to_confirmation(call)
-        call.press("1")
-        store = r.runtime.store
-        assert store.events(call.sid)
-        real_now = store.now
-        store.now = lambda: real_now() + timedelta(days=31)
-        removed = store.purge_events(timedelta(days=30))
-        assert removed > 0 and store.events(call.sid) == []
-        assert store.load_call(call.sid) is not None
-        assert store.bookings(statuses=("booked",))
+def test_purge_removes_old_events_and_keeps_calls_and_bookings(make_rig):
+    r = make_rig()
+    call = r.call(BILAL.e164)
+    to_confirmation(call)
+    call.press("1")
+    store = r.runtime.store
+    assert store.events(call.sid)
+    real_now = store.now
+    store.now = lambda: real_now() + timedelta(days=31)
+    removed = store.purge_events(timedelta(days=30))
+    assert removed > 0 and store.events(call.sid) == []
+    assert store.load_call(call.sid) is not None
+    assert store.bookings(statuses=("booked",))
 
 
 # --- time limits: Twilio gives up on a webhook after 15 s -----------------------------------
@@ -263,52 +261,52 @@ def fill_calendar(r, doctor_id: str, days: int, *, keep: datetime | None = None)
                 start += step
 
 
-def test_doctor_fully_booked_for_two_weeks_on_a_slow_clinicea_answers_within_the_budget():
-    with rig() as r:
-        fill_calendar(r, DEMO_DOCTOR_FAROOQ_ID, 14)
-        call = r.call(BILAL.e164)
-        call.press("1")
-        assert "Dr. Farooq again" in call.last_heard
-        r.sandbox.faults.latency(1000)
-        started = time.monotonic()
-        call.press("1")  # the doctor: the search walks the calendar day by day
-        took = time.monotonic() - started
-        assert took < SLOT_SEARCH_SECONDS + 3, took  # was 13 s (one 1 s fetch per open day)
-        assert "can't reach our records" in call.last_heard
-        assert call.dialed == [DEMO_CLINIC.transfer_number]
+def test_doctor_fully_booked_for_two_weeks_on_a_slow_clinicea_answers_within_the_budget(make_rig):
+    r = make_rig()
+    fill_calendar(r, DEMO_DOCTOR_FAROOQ_ID, 14)
+    call = r.call(BILAL.e164)
+    call.press("1")
+    assert "Dr. Farooq again" in call.last_heard
+    r.sandbox.faults.latency(1000)
+    started = time.monotonic()
+    call.press("1")  # the doctor: the search walks the calendar day by day
+    took = time.monotonic() - started
+    assert took < SLOT_SEARCH_SECONDS + 3, took  # was 13 s (one 1 s fetch per open day)
+    assert "can't reach our records" in call.last_heard
+    assert call.dialed == [DEMO_CLINIC.transfer_number]
 
 
-def test_slow_slot_search_offers_what_it_found_before_the_budget_ran_out():
+def test_slow_slot_search_offers_what_it_found_before_the_budget_ran_out(make_rig):
     last_today = datetime(2026, 11, 23, 16, 40)
-    with rig() as r:
-        fill_calendar(r, DEMO_DOCTOR_FAROOQ_ID, 14, keep=last_today)
-        call = r.call(BILAL.e164)
-        call.press("1")
-        r.sandbox.faults.latency(1000)
-        started = time.monotonic()
-        call.press("1")
-        took = time.monotonic() - started
-        assert took < SLOT_SEARCH_SECONDS + 3, took
-        assert "4:40 p.m." in call.last_heard, call.last_heard
-        r.sandbox.faults.clear()
-        call.press("1")
-        call.silence()
-        call.press("1")
-        assert "You're booked" in call.last_heard
-        [mine] = scheduled_for(r.sandbox, BILAL.id)
-        assert mine["StartDateTime"] == last_today.isoformat()
+    r = make_rig()
+    fill_calendar(r, DEMO_DOCTOR_FAROOQ_ID, 14, keep=last_today)
+    call = r.call(BILAL.e164)
+    call.press("1")
+    r.sandbox.faults.latency(1000)
+    started = time.monotonic()
+    call.press("1")
+    took = time.monotonic() - started
+    assert took < SLOT_SEARCH_SECONDS + 3, took
+    assert "4:40 p.m." in call.last_heard, call.last_heard
+    r.sandbox.faults.clear()
+    call.press("1")
+    call.silence()
+    call.press("1")
+    assert "You're booked" in call.last_heard
+    [mine] = scheduled_for(r.sandbox, BILAL.id)
+    assert mine["StartDateTime"] == last_today.isoformat()
 
 
-def test_incoming_search_and_past_visits_share_one_webhook_budget():
-    with rig() as r:
-        r.call(BILAL.e164).hang_up()  # logged in: the token is not part of the measurement
-        r.sandbox.faults.latency(4600)
-        started = time.monotonic()
-        call = r.call(BILAL.e164)
-        took = time.monotonic() - started
-        assert took < WEBHOOK_SECONDS + 0.8, took  # was 9.2 s: 4.6 s + 4.6 s
-        assert "Hello Bilal" in call.heard
-        assert "Dr. Nadia Farooq" not in call.heard  # no time left for the last visit
-        r.sandbox.faults.clear()
-        call.press("1")
-        assert "Which doctor?" in call.last_heard
+def test_incoming_search_and_past_visits_share_one_webhook_budget(make_rig):
+    r = make_rig()
+    r.call(BILAL.e164).hang_up()  # logged in: the token is not part of the measurement
+    r.sandbox.faults.latency(4600)
+    started = time.monotonic()
+    call = r.call(BILAL.e164)
+    took = time.monotonic() - started
+    assert took < WEBHOOK_SECONDS + 0.8, took  # was 9.2 s: 4.6 s + 4.6 s
+    assert "Hello Bilal" in call.heard
+    assert "Dr. Nadia Farooq" not in call.heard  # no time left for the last visit
+    r.sandbox.faults.clear()
+    call.press("1")
+    assert "Which doctor?" in call.last_heard

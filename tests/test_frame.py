@@ -13,11 +13,9 @@ from datetime import date, datetime, time
 from flows import menus
 from flows.booking.frame import BookingFrame, Patient, Request, Visit
 from flows.engine import CallState
-from ivr.sandbox.seed import DEMO_DOCTOR_FAROOQ_ID, DEMO_PATIENTS
+from ivr.sandbox.seed import DEMO_DOCTOR_FAROOQ_ID
 from ivr.store import CallUpdate
-from tests.calls import rig
-
-BILAL = DEMO_PATIENTS["Bilal Ahmed"]
+from tests.demo import BILAL
 
 # What the string-keyed code (before the frame) stored for a caller at the read-back.
 OLD_DATA = {
@@ -75,26 +73,26 @@ def test_lists_in_stored_state_are_capped_on_load():
     assert len(frame.offered) == menus.MAX_KEPT
 
 
-def test_a_call_whose_state_the_old_code_saved_books_after_the_deploy():
-    with rig() as r:
-        call = r.call(BILAL.e164)
-        call.say("book me with Dr. Farooq next Tuesday at 4 pm for a sore throat")
-        assert "Tuesday the 1st of December at 4 p.m." in call.last_heard
-        record = r.runtime.store.load_call(call.sid)
-        assert record is not None
-        new = record.state["data"]
-        # The same call as the old code stored it: explicit nulls, the plain-key lists.
-        old = {**new, "last_visit": None, "notes": "my back", "transfer_failed": None,
-               "patients": [{**p, "dob": p.get("dob")} for p in new["patients"]]}
-        saved = r.runtime.store.save_call(call.sid, CallUpdate(
-            expected_version=record.version, state={**record.state, "data": old},
-            step=record.step, turn=record.turn, last_reply=record.last_reply,
-            last_reply_turn=record.turn - 1))
-        assert saved
-        call.say("yes please")
-        assert "You're booked" in call.last_heard
-        [appt] = [a for a in r.appointments() if a["PatientID"] == BILAL.id
-                  and a["ID"] not in r.seeded]
-        assert appt["StaffID"] == DEMO_DOCTOR_FAROOQ_ID
-        assert appt["StartDateTime"].startswith("2026-12-01T16:00")
-        assert "my back" in (appt.get("Notes") or "")
+def test_a_call_whose_state_the_old_code_saved_books_after_the_deploy(make_rig):
+    r = make_rig()
+    call = r.call(BILAL.e164)
+    call.say("book me with Dr. Farooq next Tuesday at 4 pm for a sore throat")
+    assert "Tuesday the 1st of December at 4 p.m." in call.last_heard
+    record = r.runtime.store.load_call(call.sid)
+    assert record is not None
+    new = record.state["data"]
+    # The same call as the old code stored it: explicit nulls, the plain-key lists.
+    old = {**new, "last_visit": None, "notes": "my back", "transfer_failed": None,
+           "patients": [{**p, "dob": p.get("dob")} for p in new["patients"]]}
+    saved = r.runtime.store.save_call(call.sid, CallUpdate(
+        expected_version=record.version, state={**record.state, "data": old},
+        step=record.step, turn=record.turn, last_reply=record.last_reply,
+        last_reply_turn=record.turn - 1))
+    assert saved
+    call.say("yes please")
+    assert "You're booked" in call.last_heard
+    [appt] = [a for a in r.appointments() if a["PatientID"] == BILAL.id
+              and a["ID"] not in r.seeded]
+    assert appt["StaffID"] == DEMO_DOCTOR_FAROOQ_ID
+    assert appt["StartDateTime"].startswith("2026-12-01T16:00")
+    assert "my back" in (appt.get("Notes") or "")

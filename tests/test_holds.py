@@ -30,12 +30,11 @@ from ivr.sandbox.seed import DEMO_PATIENTS
 from ivr.simulator import Call, TwilioSimulator
 from ivr.store import SlotUnavailable, Store
 from tests.agents import api_headers, signed_in
-from tests.calls import CLINIC_NUMBER, MONDAY_10AM, app_for
-from tests.pg import fresh_schema_url, pg_database  # noqa: F401  (fixture)
+from tests.calls import app_for
+from tests.demo import BILAL, CLINIC_NUMBER, MONDAY_10AM
+from tests.pg import fresh_schema_url
 from tests.test_console import book_form
-from tests.test_store import PAYLOAD, clock, db_url, make_store, store  # noqa: F401  (fixtures)
-
-BILAL = DEMO_PATIENTS["Bilal Ahmed"]
+from tests.test_store import PAYLOAD
 
 
 @dataclass
@@ -146,7 +145,7 @@ def test_callers_at_once_after_the_first_time_get_different_times_sqlite(tmp_pat
 @pytest.mark.postgres
 @pytest.mark.parametrize("n", [6, 20])
 def test_callers_at_once_after_the_first_time_get_different_times_postgres(
-    pg_database, n  # noqa: F811
+    pg_database, n
 ):
     with cluster(fresh_schema_url(pg_database)) as c:
         assert_n_callers_get_n_times(c, n)
@@ -323,7 +322,7 @@ SLOT = datetime(2026, 11, 24, 10, 0)
 NEXT = SLOT + timedelta(minutes=20)
 
 
-def test_one_owner_per_time_holds_claims_expiry_and_release(store: Store, clock) -> None:  # noqa: F811
+def test_one_owner_per_time_holds_claims_expiry_and_release(store: Store, clock) -> None:
     soon = store.now() + timedelta(minutes=5)
     assert store.hold_slots("CA1", "D1", [[SLOT], [NEXT]], soon) == [True, True]
     assert store.hold_slots("CA2", "D1", [[SLOT], [NEXT, NEXT + timedelta(minutes=20)]],

@@ -15,35 +15,21 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ivr.sandbox import DEMO_PATIENTS
 from ivr.sandbox.seed import DEMO_DOCTOR_FAROOQ_ID
 from ivr.simulator import TwilioSimulator
-
-try:  # pytest puts tests/ on sys.path (rootdir-less "prepend" import mode)
-    from pg import fresh_schema_url, pg_database  # noqa: F401  (pg_database is a fixture)
-    from test_process_model import (
-        PY,
-        REAL_SECRETS,
-        _clinicea,
-        _env,
-        _free_port,
-        _kill_group,
-        _procfile_web,
-    )
-except ImportError:  # pragma: no cover - tests/ imported as a package
-    from tests.pg import fresh_schema_url, pg_database  # noqa: F401
-    from tests.test_process_model import (
-        PY,
-        REAL_SECRETS,
-        _clinicea,
-        _env,
-        _free_port,
-        _kill_group,
-        _procfile_web,
-    )
+from tests.demo import BILAL
+from tests.pg import fresh_schema_url
+from tests.test_process_model import (
+    PY,
+    REAL_SECRETS,
+    _clinicea,
+    _env,
+    _free_port,
+    _kill_group,
+    _procfile_web,
+)
 
 CALLERS = 6
-BILAL = DEMO_PATIENTS["Bilal Ahmed"]
 
 pytestmark = pytest.mark.slow
 
@@ -153,7 +139,7 @@ def test_callers_at_once_on_two_gunicorn_workers_and_sqlite_get_different_times(
 
 @pytest.mark.postgres
 def test_callers_at_once_on_two_app_servers_and_postgresql_get_different_times(
-        tmp_path: Path, pg_database: str):  # noqa: F811 - the fixture
+        tmp_path: Path, pg_database: str):
     with overbooking_clinicea() as clinicea:
         env = _env(**_clinicea(clinicea), WEB_CONCURRENCY="1", IVR_WEB_THREADS="4",
                    IVR_DATABASE_URL=fresh_schema_url(pg_database))

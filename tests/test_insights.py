@@ -8,16 +8,11 @@ from zoneinfo import ZoneInfo
 
 from flows.booking import FLOW
 from ivr import insights
-from ivr.sandbox.seed import DEMO_PATIENTS
 from ivr.store import CallFact
 from tests.agents import signed_in
-from tests.calls import rig
+from tests.demo import AYESHA, BILAL, HIRA, USMAN
 
 KARACHI = ZoneInfo("Asia/Karachi")  # UTC+5: its day starts at 19:00 UTC the day before
-BILAL = DEMO_PATIENTS["Bilal Ahmed"]
-HIRA = DEMO_PATIENTS["Hira Malik"]
-USMAN = DEMO_PATIENTS["Usman Tariq"]
-AYESHA = DEMO_PATIENTS["Ayesha Siddiqui"]
 
 
 def fact(sid: str, at: datetime, outcome: str | None = None, *, steps: tuple[str, ...] = (),
@@ -108,33 +103,33 @@ def _book_by_keypad(r, number: str) -> None:
     assert "You're booked" in call.last_heard and call.ended
 
 
-def test_real_calls_feed_the_json_and_metrics():
-    with rig() as r:
-        _book_by_keypad(r, BILAL.e164)
-        _book_by_keypad(r, HIRA.e164)
-        _book_by_keypad(r, BILAL.e164)  # Bilal rang back: his first booking was not settled
-        lost = r.call(USMAN.e164)
-        for _ in range(3):  # the robot does not understand, and gives up: a person
-            lost.say("purple monkey dishwasher")
-        assert lost.dialed
-        left = r.call(AYESHA.e164)  # heard the greeting and the menu, then hung up
-        left.hang_up()
-        data = signed_in(r.app).get("/console/history.json").json
-        assert data["calls"] == 5
-        assert {s["key"]: s["calls"] for s in data["funnel"]} == {
-            "answered": 5, "menu": 5, "choosing": 3, "readback": 3, "booked": 3}
-        assert data["containment"] == {"rate": 2 / 5, "settled": 2, "rang_back": 1}
-        assert data["person_after_failure"] == {"rate": 1 / 5, "calls": 1}
-        assert sum(map(sum, data["by_hour"]["calls"])) == 5
-        assert [d["calls"] for d in data["days"]][-1] == 5
-        metrics = r.app.test_client().get("/metrics").text
-        assert 'ivr_funnel_calls{stage="readback"} 3' in metrics
-        assert "ivr_containment_ratio 0.4" in metrics
-        assert "ivr_booked_rang_back_calls 1" in metrics
-        assert "ivr_person_after_failure_ratio 0.2" in metrics
+def test_real_calls_feed_the_json_and_metrics(make_rig):
+    r = make_rig()
+    _book_by_keypad(r, BILAL.e164)
+    _book_by_keypad(r, HIRA.e164)
+    _book_by_keypad(r, BILAL.e164)  # Bilal rang back: his first booking was not settled
+    lost = r.call(USMAN.e164)
+    for _ in range(3):  # the robot does not understand, and gives up: a person
+        lost.say("purple monkey dishwasher")
+    assert lost.dialed
+    left = r.call(AYESHA.e164)  # heard the greeting and the menu, then hung up
+    left.hang_up()
+    data = signed_in(r.app).get("/console/history.json").json
+    assert data["calls"] == 5
+    assert {s["key"]: s["calls"] for s in data["funnel"]} == {
+        "answered": 5, "menu": 5, "choosing": 3, "readback": 3, "booked": 3}
+    assert data["containment"] == {"rate": 2 / 5, "settled": 2, "rang_back": 1}
+    assert data["person_after_failure"] == {"rate": 1 / 5, "calls": 1}
+    assert sum(map(sum, data["by_hour"]["calls"])) == 5
+    assert [d["calls"] for d in data["days"]][-1] == 5
+    metrics = r.app.test_client().get("/metrics").text
+    assert 'ivr_funnel_calls{stage="readback"} 3' in metrics
+    assert "ivr_containment_ratio 0.4" in metrics
+    assert "ivr_booked_rang_back_calls 1" in metrics
+    assert "ivr_person_after_failure_ratio 0.2" in metrics
 
 
-def test_history_json_needs_a_signed_in_agent():
-    with rig() as r:
-        response = r.app.test_client().get("/console/history.json")
-        assert response.status_code in (302, 401)
+def test_history_json_needs_a_signed_in_agent(make_rig):
+    r = make_rig()
+    response = r.app.test_client().get("/console/history.json")
+    assert response.status_code in (302, 401)

@@ -38,15 +38,15 @@ from ivr.logs import JsonFormatter
 from ivr.phone import parse_phone
 from ivr.sandbox import EmbeddedSandbox, SandboxState
 from ivr.sandbox.faults import parse_faults_spec
-from ivr.sandbox.seed import DEMO_DOCTOR_KHAN_ID, DEMO_PATIENTS, Seed, demo_seed
+from ivr.sandbox.seed import DEMO_DOCTOR_KHAN_ID, Seed, demo_seed
 from ivr.simulator import TwilioSimulator
 from ivr.store import Store
 from tests.agents import api_headers, signed_in
-from tests.calls import CLINIC_NUMBER, MONDAY_10AM, app_for, rig
-from tests.pg import fresh_schema_url, pg_database  # noqa: F401  (fixture)
-from tests.test_services import Rig, make_rig, request
+from tests.calls import app_for
+from tests.demo import BILAL, CLINIC_NUMBER, MONDAY_10AM
+from tests.pg import fresh_schema_url
+from tests.test_services import Rig, open_services, request
 
-BILAL = DEMO_PATIENTS["Bilal Ahmed"]
 BILAL_PHONE = parse_phone(BILAL.e164, "PK")
 
 
@@ -86,22 +86,22 @@ def test_a_huge_answer_is_not_read(sandbox: EmbeddedSandbox) -> None:
             client.search_patients(BILAL_PHONE)
 
 
-def test_a_dripped_search_still_answers_the_caller_within_the_webhook_budget() -> None:
-    with rig() as r:
-        r.runtime.services.webhook_seconds = 1.0
-        r.sandbox.faults.drip_next(10, operation="search")
-        call = r.call(BILAL.e164)
-        # The apology and a person, not a webhook held until Twilio gives up.
-        assert "can't reach our records" in call.heard
-        assert call.dialed
+def test_a_dripped_search_still_answers_the_caller_within_the_webhook_budget(make_rig) -> None:
+    r = make_rig()
+    r.runtime.services.webhook_seconds = 1.0
+    r.sandbox.faults.drip_next(10, operation="search")
+    call = r.call(BILAL.e164)
+    # The apology and a person, not a webhook held until Twilio gives up.
+    assert "can't reach our records" in call.heard
+    assert call.dialed
 
 
-def test_healthz_is_not_held_by_a_dripping_login() -> None:
-    with rig() as r:
-        r.sandbox.faults.drip_next(1, operation="login")
-        http = httpx.Client(transport=httpx.WSGITransport(app=r.app), base_url="http://t")
-        answer = http.get("/healthz").json()
-        assert answer["clinicea"] == "unreachable"
+def test_healthz_is_not_held_by_a_dripping_login(make_rig) -> None:
+    r = make_rig()
+    r.sandbox.faults.drip_next(1, operation="login")
+    http = httpx.Client(transport=httpx.WSGITransport(app=r.app), base_url="http://t")
+    answer = http.get("/healthz").json()
+    assert answer["clinicea"] == "unreachable"
 
 
 def test_body_faults_by_spec_and_json() -> None:
@@ -131,7 +131,7 @@ def test_body_faults_by_spec_and_json() -> None:
 
 @pytest.fixture
 def svc(tmp_path: Path):
-    yield from make_rig(tmp_path)
+    yield from open_services(tmp_path)
 
 
 def test_nested_json_at_booking_books_once_and_does_not_stay_booking(svc: Rig) -> None:
@@ -174,16 +174,16 @@ def test_an_unexpected_error_counts_toward_the_attempt_limit(svc: Rig) -> None:
     assert worker.run_once() == 0
 
 
-def test_nested_json_from_clinicea_is_not_a_500_on_the_console_or_the_api() -> None:
-    with rig() as r:
-        console = signed_in(r.app)
-        r.sandbox.faults.nested_next(100_000, operation="search")
-        page = console.get("/console/caller?mobile=03216315551")
-        assert page.status_code == 503 and "Clinicea is not answering" in page.text
-        r.sandbox.faults.nested_next(100_000, operation="search")
-        api = r.app.test_client().get("/api/caller?mobile=03216315551",
-                                      headers=api_headers(r.app))
-        assert api.status_code == 503 and api.is_json
+def test_nested_json_from_clinicea_is_not_a_500_on_the_console_or_the_api(make_rig) -> None:
+    r = make_rig()
+    console = signed_in(r.app)
+    r.sandbox.faults.nested_next(100_000, operation="search")
+    page = console.get("/console/caller?mobile=03216315551")
+    assert page.status_code == 503 and "Clinicea is not answering" in page.text
+    r.sandbox.faults.nested_next(100_000, operation="search")
+    api = r.app.test_client().get("/api/caller?mobile=03216315551",
+                                  headers=api_headers(r.app))
+    assert api.status_code == 503 and api.is_json
 
 
 # --- 4. characters XML cannot hold, from Clinicea or from callers ----------------------------
@@ -243,22 +243,22 @@ def test_hostile_names_and_addresses_from_clinicea_keep_twiml_and_console_workin
         assert "Bilal Ahmed" in page.text and "\x0b" not in page.text
 
 
-def test_hostile_characters_from_callers_and_agents_are_removed() -> None:
-    with rig() as r:
-        call = r.call(BILAL.e164)
-        # A form body is UTF-8 on the wire: no lone surrogate can come from Twilio.
-        call.say("book\x0b\x00\x07 an appointment")
-        assert "Dr. Farooq again" in call.last_heard
-        api = r.app.test_client().post("/api/bookings", headers=api_headers(r.app), json={
-            "doctor_id": DEMO_DOCTOR_KHAN_ID, "start": "2026-11-24T14:00",
-            "new_patient": {"first_name": f"Al{HOSTILE}i", "last_name": f"Ha{HOSTILE}ssan",
-                            "mobile": "0300 9998877", "consent": True}})
-        assert api.status_code == 201
-        [created] = [a for a in r.appointments() if a["ID"] not in r.seeded]
-        assert created["PatientName"] == "Ali Hassan"
-        console = signed_in(r.app)
-        page = console.get("/console/caller?mobile=03009998877")
-        assert page.status_code == 200 and "Ali Hassan" in page.text
+def test_hostile_characters_from_callers_and_agents_are_removed(make_rig) -> None:
+    r = make_rig()
+    call = r.call(BILAL.e164)
+    # A form body is UTF-8 on the wire: no lone surrogate can come from Twilio.
+    call.say("book\x0b\x00\x07 an appointment")
+    assert "Dr. Farooq again" in call.last_heard
+    api = r.app.test_client().post("/api/bookings", headers=api_headers(r.app), json={
+        "doctor_id": DEMO_DOCTOR_KHAN_ID, "start": "2026-11-24T14:00",
+        "new_patient": {"first_name": f"Al{HOSTILE}i", "last_name": f"Ha{HOSTILE}ssan",
+                        "mobile": "0300 9998877", "consent": True}})
+    assert api.status_code == 201
+    [created] = [a for a in r.appointments() if a["ID"] not in r.seeded]
+    assert created["PatientName"] == "Ali Hassan"
+    console = signed_in(r.app)
+    page = console.get("/console/caller?mobile=03009998877")
+    assert page.status_code == 200 and "Ali Hassan" in page.text
 
 
 # --- 2. a database another process has locked ----------------------------------------------
@@ -325,24 +325,24 @@ def _assert_apology_while_locked(call, locker: _Locker) -> None:
     assert not locker.let_go_by_itself
 
 
-def test_a_locked_sqlite_database_still_gets_a_spoken_answer(tmp_path: Path) -> None:
+def test_a_locked_sqlite_database_still_gets_a_spoken_answer(tmp_path: Path, make_rig) -> None:
     db = tmp_path / "ivr.db"
-    with rig(database_url=f"sqlite:///{db}", database_lock_seconds=0.2) as r:
-        with _Locker(_sqlite_write_lock(db)) as locker:
-            call = r.call(BILAL.e164)
-            _assert_apology_while_locked(call, locker)
-        assert "Hello Bilal" in r.call(BILAL.e164).heard  # and it recovers
+    r = make_rig(database_url=f"sqlite:///{db}", database_lock_seconds=0.2)
+    with _Locker(_sqlite_write_lock(db)) as locker:
+        call = r.call(BILAL.e164)
+        _assert_apology_while_locked(call, locker)
+    assert "Hello Bilal" in r.call(BILAL.e164).heard  # and it recovers
 
 
 def test_a_locked_postgresql_table_still_gets_a_spoken_answer(
-        pg_database: str,  # noqa: F811
+        pg_database: str, make_rig,
 ) -> None:
     url = fresh_schema_url(pg_database)
-    with rig(database_url=url, database_lock_seconds=0.2) as r:
-        with _Locker(_pg_table_lock(url, "calls")) as locker:
-            call = r.call(BILAL.e164)
-            _assert_apology_while_locked(call, locker)
-        assert "Hello Bilal" in r.call(BILAL.e164).heard
+    r = make_rig(database_url=url, database_lock_seconds=0.2)
+    with _Locker(_pg_table_lock(url, "calls")) as locker:
+        call = r.call(BILAL.e164)
+        _assert_apology_while_locked(call, locker)
+    assert "Hello Bilal" in r.call(BILAL.e164).heard
 
 
 # --- 3. a store that cannot write (a full disk) ----------------------------------------------
@@ -419,7 +419,7 @@ def _number_forms(e164: str) -> list[str]:
 
 
 def test_a_150_character_name_on_postgresql_works_and_logs_no_number(
-        pg_database: str, caplog: pytest.LogCaptureFixture,  # noqa: F811
+        pg_database: str, caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)
     url = fresh_schema_url(pg_database)
@@ -435,7 +435,7 @@ def test_a_150_character_name_on_postgresql_works_and_logs_no_number(
     assert not [n for n in _number_forms(BILAL.e164) if n in logged]
 
 
-def test_a_database_error_never_logs_its_parameters(pg_database: str) -> None:  # noqa: F811
+def test_a_database_error_never_logs_its_parameters(pg_database: str) -> None:
     store = Store(fresh_schema_url(pg_database))
     store.migrate()
     try:

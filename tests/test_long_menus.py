@@ -23,7 +23,8 @@ from ivr.config import DEMO_CLINIC_CLIFTON_ID, DEMO_CLINIC_TOML, Settings, parse
 from ivr.sandbox import SandboxState
 from ivr.sandbox.seed import SeedPatient, SeedStaff, demo_seed
 from ivr.simulator import TwilioSimulator
-from tests.calls import CLINIC_NUMBER, MONDAY_10AM, Rig, app_for
+from tests.calls import Rig, app_for
+from tests.demo import CLINIC_NUMBER, MONDAY_10AM
 
 TWELVE = "+923007770000"
 THOUSANDS = "+923008880000"

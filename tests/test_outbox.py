@@ -27,16 +27,12 @@ from ivr.sandbox.seed import (
     DEMO_DOCTOR_FAROOQ_ID,
     DEMO_SERVICE_CONSULTATION_ID,
 )
-
-try:  # tests/ is on sys.path under pytest's default import mode
-    from test_services import HIRA, NOW, Rig, T, make_rig, request
-except ImportError:  # pragma: no cover - rootdir import mode
-    from tests.test_services import HIRA, NOW, Rig, T, make_rig, request
+from tests.test_services import HIRA, NOW, Rig, T, open_services, request
 
 
 @pytest.fixture
 def rig(tmp_path: Path) -> Iterator[Rig]:
-    yield from make_rig(tmp_path)
+    yield from open_services(tmp_path)
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> None:

@@ -23,12 +23,8 @@ from flows.steps import Ask
 from ivr.config import DEMO_CLINIC
 from ivr.logs import JsonFormatter
 from ivr.sandbox.seed import DEMO_PATIENTS, DEMO_STAFF, demo_seed
-from tests.calls import MONDAY_10AM, rig
+from tests.demo import BILAL, FAMILY, HIRA, MONDAY_10AM, NEW_CALLER
 
-BILAL = DEMO_PATIENTS["Bilal Ahmed"]
-FAMILY = DEMO_PATIENTS["Kamran Ahmed"].e164
-HIRA = DEMO_PATIENTS["Hira Malik"]
-NEW_CALLER = "+923009998877"
 NEW_NAME = ("Ayaan", "Zulfiqar")
 BILAL_DOB = "14061985"
 WRONG_DOB = "01011990"
@@ -181,45 +177,45 @@ def _check_event(e) -> None:
         assert "not kept" in text, e
 
 
-def test_no_number_name_or_birth_date_in_logs_or_call_events(debug_logs):
-    with rig(log_level="DEBUG") as r:
-        calls = _run_calls(r)
-        _scan(r, calls, debug_logs.records)
+def test_no_number_name_or_birth_date_in_logs_or_call_events(debug_logs, make_rig):
+    r = make_rig(log_level="DEBUG")
+    calls = _run_calls(r)
+    _scan(r, calls, debug_logs.records)
 
 
-def test_the_birth_date_check_leaves_no_birth_date_behind(debug_logs):
+def test_the_birth_date_check_leaves_no_birth_date_behind(debug_logs, make_rig):
     clinic = dataclasses.replace(DEMO_CLINIC, verify_date_of_birth=True)
-    with rig(log_level="DEBUG", clinic=clinic) as r:
-        call = r.call(BILAL.e164)
-        call.press(WRONG_DOB)
-        call.press(BILAL_DOB)
-        assert "Hello Bilal" in call.last_heard
-        _scan(r, [call], debug_logs.records)
-        pressed = [e for e in r.runtime.store.events(call.sid) if e.kind == "pressed"]
-        assert [e.text for e in pressed] == ["8 digits", "8 digits"]
+    r = make_rig(log_level="DEBUG", clinic=clinic)
+    call = r.call(BILAL.e164)
+    call.press(WRONG_DOB)
+    call.press(BILAL_DOB)
+    assert "Hello Bilal" in call.last_heard
+    _scan(r, [call], debug_logs.records)
+    pressed = [e for e in r.runtime.store.events(call.sid) if e.kind == "pressed"]
+    assert [e.text for e in pressed] == ["8 digits", "8 digits"]
 
 
-def test_library_loggers_that_print_patient_data_stay_quiet_even_at_debug():
+def test_library_loggers_that_print_patient_data_stay_quiet_even_at_debug(make_rig):
     """httpx logs every URL at INFO (Clinicea URLs carry phone numbers and tokens); SQLAlchemy's
     engine echo logs every bound parameter (call state, names). Neither is on at DEBUG."""
-    with rig(log_level="DEBUG") as r:
-        assert logging.getLogger().getEffectiveLevel() <= logging.DEBUG
-        for name in ("httpx", "httpcore", "sqlalchemy.engine", "sqlalchemy.engine.Engine"):
-            assert not logging.getLogger(name).isEnabledFor(logging.INFO), name
-        assert r.runtime.store.engine.echo is False
+    r = make_rig(log_level="DEBUG")
+    assert logging.getLogger().getEffectiveLevel() <= logging.DEBUG
+    for name in ("httpx", "httpcore", "sqlalchemy.engine", "sqlalchemy.engine.Engine"):
+        assert not logging.getLogger(name).isEnabledFor(logging.INFO), name
+    assert r.runtime.store.engine.echo is False
 
 
-def test_a_failing_call_logs_no_patient_data(debug_logs):
+def test_a_failing_call_logs_no_patient_data(debug_logs, make_rig):
     """Errors are logged with tracebacks: those must not carry patient data either."""
-    with rig(log_level="DEBUG") as r:
-        known = r.call(BILAL.e164)
-        r.sandbox.faults.fail_next(503, times=None)
-        known.press("1")
-        known.press("1")
-        hidden = r.call("anonymous")
-        hidden.press("0" + BILAL.national + "#")
-        assert any(rec.levelno >= logging.WARNING for rec in debug_logs.records)
-        _scan(r, [known, hidden], debug_logs.records)
+    r = make_rig(log_level="DEBUG")
+    known = r.call(BILAL.e164)
+    r.sandbox.faults.fail_next(503, times=None)
+    known.press("1")
+    known.press("1")
+    hidden = r.call("anonymous")
+    hidden.press("0" + BILAL.national + "#")
+    assert any(rec.levelno >= logging.WARNING for rec in debug_logs.records)
+    _scan(r, [known, hidden], debug_logs.records)
 
 
 # ----------------------------------------------------------------------------- what is read out
@@ -228,20 +224,20 @@ def test_a_failing_call_logs_no_patient_data(debug_logs):
 SERVICES = [s.name for s in DEMO_CLINIC.services]
 
 
-def test_the_service_of_the_last_visit_is_not_read_by_default():
+def test_the_service_of_the_last_visit_is_not_read_by_default(make_rig):
     assert DEMO_CLINIC.read_last_visit_service is False
-    with rig() as r:
-        for patient in DEMO_PATIENTS.values():
-            call = r.call(patient.e164)
-            if "Your last visit" in call.heard:
-                assert not [s for s in SERVICES if s.lower() in call.heard.lower()], call.heard
+    r = make_rig()
+    for patient in DEMO_PATIENTS.values():
+        call = r.call(patient.e164)
+        if "Your last visit" in call.heard:
+            assert not [s for s in SERVICES if s.lower() in call.heard.lower()], call.heard
 
 
-def test_the_service_of_the_last_visit_is_read_when_the_clinic_turns_it_on():
+def test_the_service_of_the_last_visit_is_read_when_the_clinic_turns_it_on(make_rig):
     clinic = dataclasses.replace(DEMO_CLINIC, read_last_visit_service=True)
-    with rig(clinic=clinic) as r:
-        call = r.call(BILAL.e164)
-        assert "for Consultation, with Dr. Nadia Farooq" in call.heard
+    r = make_rig(clinic=clinic)
+    call = r.call(BILAL.e164)
+    assert "for Consultation, with Dr. Nadia Farooq" in call.heard
 
 
 def _details(heard: str, patient=BILAL) -> list[str]:
@@ -254,141 +250,141 @@ def dob_clinic():
     return dataclasses.replace(DEMO_CLINIC, verify_date_of_birth=True)
 
 
-def test_birth_date_is_asked_before_any_detail_and_the_right_one_opens_them(dob_clinic):
-    with rig(clinic=dob_clinic) as r:
-        call = r.call(BILAL.e164)
-        assert "date of birth" in call.heard
-        assert _details(call.heard) == []
-        assert {q.operation for q in r.sandbox.requests()} <= {"login", "search"}
-        call.press(BILAL_DOB)
-        assert "Hello Bilal" in call.last_heard
-        assert "Your last visit was on" in call.last_heard and "Dr. Nadia Farooq" in call.heard
-        call.press("1")
-        assert "Dr. Farooq again" in call.last_heard
+def test_birth_date_is_asked_before_any_detail_and_the_right_one_opens_them(dob_clinic, make_rig):
+    r = make_rig(clinic=dob_clinic)
+    call = r.call(BILAL.e164)
+    assert "date of birth" in call.heard
+    assert _details(call.heard) == []
+    assert {q.operation for q in r.sandbox.requests()} <= {"login", "search"}
+    call.press(BILAL_DOB)
+    assert "Hello Bilal" in call.last_heard
+    assert "Your last visit was on" in call.last_heard and "Dr. Nadia Farooq" in call.heard
+    call.press("1")
+    assert "Dr. Farooq again" in call.last_heard
 
 
-def test_a_wrong_birth_date_three_times_puts_the_caller_through_to_a_person(dob_clinic):
-    with rig(clinic=dob_clinic) as r:
-        call = r.call(BILAL.e164)
-        call.press(WRONG_DOB)
-        assert "doesn't match our records" in call.last_heard
-        call.press("1406198")  # seven digits
-        call.press("31021985")  # not a date
-        assert call.dialed == [DEMO_CLINIC.transfer_number]
-        assert _details(call.heard) == []
-        assert {q.operation for q in r.sandbox.requests()} <= {"login", "search"}
+def test_a_wrong_birth_date_three_times_puts_the_caller_through_to_a_person(dob_clinic, make_rig):
+    r = make_rig(clinic=dob_clinic)
+    call = r.call(BILAL.e164)
+    call.press(WRONG_DOB)
+    assert "doesn't match our records" in call.last_heard
+    call.press("1406198")  # seven digits
+    call.press("31021985")  # not a date
+    assert call.dialed == [DEMO_CLINIC.transfer_number]
+    assert _details(call.heard) == []
+    assert {q.operation for q in r.sandbox.requests()} <= {"login", "search"}
 
 
-def test_wrong_then_right_birth_date_gives_the_details(dob_clinic):
-    with rig(clinic=dob_clinic) as r:
-        call = r.call(BILAL.e164)
-        call.press(WRONG_DOB)
-        assert _details(call.heard) == []
-        call.press(BILAL_DOB)
-        assert "Hello Bilal" in call.last_heard and call.dialed == []
+def test_wrong_then_right_birth_date_gives_the_details(dob_clinic, make_rig):
+    r = make_rig(clinic=dob_clinic)
+    call = r.call(BILAL.e164)
+    call.press(WRONG_DOB)
+    assert _details(call.heard) == []
+    call.press(BILAL_DOB)
+    assert "Hello Bilal" in call.last_heard and call.dialed == []
 
 
-def test_a_patient_without_a_birth_date_on_file_cannot_pass_the_check(dob_clinic):
-    with rig(clinic=dob_clinic) as r:
-        call = r.call(HIRA.e164)
-        for guess in ("01011990", "00000000", "11111111"):
-            call.press(guess)
-        assert call.dialed == [DEMO_CLINIC.transfer_number]
-        assert _details(call.heard, HIRA) == []
+def test_a_patient_without_a_birth_date_on_file_cannot_pass_the_check(dob_clinic, make_rig):
+    r = make_rig(clinic=dob_clinic)
+    call = r.call(HIRA.e164)
+    for guess in ("01011990", "00000000", "11111111"):
+        call.press(guess)
+    assert call.dialed == [DEMO_CLINIC.transfer_number]
+    assert _details(call.heard, HIRA) == []
 
 
-def test_silence_at_the_birth_date_check_reveals_nothing(dob_clinic):
-    with rig(clinic=dob_clinic) as r:
-        call = r.call(BILAL.e164)
-        call.silence()
-        call.silence()
-        call.silence()
-        assert _details(call.heard) == []
-        assert call.dialed == [DEMO_CLINIC.transfer_number]
+def test_silence_at_the_birth_date_check_reveals_nothing(dob_clinic, make_rig):
+    r = make_rig(clinic=dob_clinic)
+    call = r.call(BILAL.e164)
+    call.silence()
+    call.silence()
+    call.silence()
+    assert _details(call.heard) == []
+    assert call.dialed == [DEMO_CLINIC.transfer_number]
 
 
-def test_asking_for_a_person_at_the_birth_date_check_reveals_nothing(dob_clinic):
-    with rig(clinic=dob_clinic) as r:
-        call = r.call(BILAL.e164)
-        call.press("0")
-        assert _details(call.heard) == []
-        assert call.dialed == [DEMO_CLINIC.transfer_number]
+def test_asking_for_a_person_at_the_birth_date_check_reveals_nothing(dob_clinic, make_rig):
+    r = make_rig(clinic=dob_clinic)
+    call = r.call(BILAL.e164)
+    call.press("0")
+    assert _details(call.heard) == []
+    assert call.dialed == [DEMO_CLINIC.transfer_number]
 
 
-def test_a_withheld_caller_keys_the_number_then_the_birth_date(dob_clinic):
-    with rig(clinic=dob_clinic) as r:
-        call = r.call("anonymous")
-        call.press("0" + BILAL.national + "#")
-        assert "date of birth" in call.last_heard and _details(call.heard) == []
-        call.press(BILAL_DOB)
-        assert "Hello Bilal" in call.last_heard
+def test_a_withheld_caller_keys_the_number_then_the_birth_date(dob_clinic, make_rig):
+    r = make_rig(clinic=dob_clinic)
+    call = r.call("anonymous")
+    call.press("0" + BILAL.national + "#")
+    assert "date of birth" in call.last_heard and _details(call.heard) == []
+    call.press(BILAL_DOB)
+    assert "Hello Bilal" in call.last_heard
 
 
-def test_a_family_member_is_checked_against_their_own_birth_date(dob_clinic):
+def test_a_family_member_is_checked_against_their_own_birth_date(dob_clinic, make_rig):
     """The family menu offers first names (product rule 3); nothing else before the check,
     and the chosen person's birth date is the one that counts."""
-    with rig(clinic=dob_clinic) as r:
-        call = r.call(FAMILY)
-        call.press("2")  # Sana
-        assert "date of birth" in call.last_heard and "last visit" not in call.heard
-        call.press("03021980")  # Kamran's
-        assert "Hello" not in call.last_heard
-        call.press("21091984")  # Sana's
-        assert "Hello Sana" in call.last_heard
+    r = make_rig(clinic=dob_clinic)
+    call = r.call(FAMILY)
+    call.press("2")  # Sana
+    assert "date of birth" in call.last_heard and "last visit" not in call.heard
+    call.press("03021980")  # Kamran's
+    assert "Hello" not in call.last_heard
+    call.press("21091984")  # Sana's
+    assert "Hello Sana" in call.last_heard
 
 
-def test_after_the_retention_purge_no_call_record_identifies_anyone():
-    with rig() as r:
-        call = r.call(FAMILY)
-        call.press("2")
-        call.press("0")
-        assert call.ended
-        removed = r.runtime.store.purge_events(timedelta(days=-1))  # everything is "old"
-        assert removed > 0 and r.runtime.store.events(call.sid) == []
-        record = r.runtime.store.load_call(call.sid)
-        kept = json.dumps(record.state, ensure_ascii=False)
-        assert _leaks([kept]) == []
+def test_after_the_retention_purge_no_call_record_identifies_anyone(make_rig):
+    r = make_rig()
+    call = r.call(FAMILY)
+    call.press("2")
+    call.press("0")
+    assert call.ended
+    removed = r.runtime.store.purge_events(timedelta(days=-1))  # everything is "old"
+    assert removed > 0 and r.runtime.store.events(call.sid) == []
+    record = r.runtime.store.load_call(call.sid)
+    kept = json.dumps(record.state, ensure_ascii=False)
+    assert _leaks([kept]) == []
 
 
-def test_unauthenticated_ops_endpoints_show_no_patient_data():
+def test_unauthenticated_ops_endpoints_show_no_patient_data(make_rig):
     """/healthz and /metrics are open to load balancers and scrapers: counts and steps only."""
-    with rig() as r:
-        calls = _run_calls(r)
-        client = r.app.test_client()
-        for path in ("/healthz", "/metrics"):
-            reply = client.get(path)
-            assert reply.status_code == 200, path
-            body = reply.get_data(as_text=True)
-            assert _leaks([body]) == [], path
-            assert not any(call.sid in body for call in calls), path
+    r = make_rig()
+    calls = _run_calls(r)
+    client = r.app.test_client()
+    for path in ("/healthz", "/metrics"):
+        reply = client.get(path)
+        assert reply.status_code == 200, path
+        body = reply.get_data(as_text=True)
+        assert _leaks([body]) == [], path
+        assert not any(call.sid in body for call in calls), path
 
 
 @pytest.mark.parametrize("skip_check", ["press 0", "three wrong dates"])
-def test_an_unverified_caller_cannot_book_as_the_patient(dob_clinic, skip_check):
-    with rig(clinic=dob_clinic) as r:
-        call = r.call(BILAL.e164, dial_outcome="no-answer")
-        if skip_check == "press 0":
-            call.press("0")
-        else:
-            for _ in range(3):
-                call.press(WRONG_DOB)
-        assert "everyone is busy" in call.last_heard
-        call.press("1")  # book now
-        for keys in ("1", "1"):
-            if call.ended:
-                break
-            call.press(keys)
-        if not call.ended:
-            call.silence()
-        if not call.ended:
-            call.press("1")
-        # The doctor menu and the clinic's address are not the patient's details.
-        assert "Hello Bilal" not in call.heard and "last visit" not in call.heard
-        assert "Without your date of birth I can't book" in call.heard
-        assert [c.reason for c in r.runtime.store.callbacks()] != []
-        booked = [a for a in r.appointments() if a["PatientID"] == BILAL.id
-                  and a["ID"] not in r.seeded]
-        assert booked == []
+def test_an_unverified_caller_cannot_book_as_the_patient(dob_clinic, skip_check, make_rig):
+    r = make_rig(clinic=dob_clinic)
+    call = r.call(BILAL.e164, dial_outcome="no-answer")
+    if skip_check == "press 0":
+        call.press("0")
+    else:
+        for _ in range(3):
+            call.press(WRONG_DOB)
+    assert "everyone is busy" in call.last_heard
+    call.press("1")  # book now
+    for keys in ("1", "1"):
+        if call.ended:
+            break
+        call.press(keys)
+    if not call.ended:
+        call.silence()
+    if not call.ended:
+        call.press("1")
+    # The doctor menu and the clinic's address are not the patient's details.
+    assert "Hello Bilal" not in call.heard and "last visit" not in call.heard
+    assert "Without your date of birth I can't book" in call.heard
+    assert [c.reason for c in r.runtime.store.callbacks()] != []
+    booked = [a for a in r.appointments() if a["PatientID"] == BILAL.id
+              and a["ID"] not in r.seeded]
+    assert booked == []
 
 
 ECHO = f"Patient {NEW_NAME[0]} {NEW_NAME[1]} ({NEW_CALLER}) rejected"
@@ -397,21 +393,22 @@ ECHO = f"Patient {NEW_NAME[0]} {NEW_NAME[1]} ({NEW_CALLER}) rejected"
 @pytest.mark.parametrize(("status", "times", "body"), [
     (500, None, None), (503, None, None), (429, None, None), (400, 1, ECHO), (500, 1, ECHO),
 ])
-def test_clinicea_failures_at_registration_log_no_patient_data(debug_logs, status, times, body):
+def test_clinicea_failures_at_registration_log_no_patient_data(
+        debug_logs, status, times, body, make_rig):
     """A failed registration-and-booking (the request carries the new caller's name and number)
     and Clinicea error texts that echo them: neither reaches the logs or the call events."""
-    with rig(log_level="DEBUG") as r:
-        new = r.call(NEW_CALLER)
-        new.press("1")
-        new.say(f"my name is {NEW_NAME[0].lower()} {NEW_NAME[1].lower()}")
-        new.press("1")
-        new.press("3")
-        new.press("1")
-        new.silence()
-        r.sandbox.faults.fail_next(status, times=times, operation="register_and_book",
-                                   body=body)
-        new.press("1")
-        assert new.ended
-        failed = [q for q in r.sandbox.requests() if q.operation == "register_and_book"]
-        assert failed and failed[0].status == status
-        _scan(r, [new], debug_logs.records)
+    r = make_rig(log_level="DEBUG")
+    new = r.call(NEW_CALLER)
+    new.press("1")
+    new.say(f"my name is {NEW_NAME[0].lower()} {NEW_NAME[1].lower()}")
+    new.press("1")
+    new.press("3")
+    new.press("1")
+    new.silence()
+    r.sandbox.faults.fail_next(status, times=times, operation="register_and_book",
+                               body=body)
+    new.press("1")
+    assert new.ended
+    failed = [q for q in r.sandbox.requests() if q.operation == "register_and_book"]
+    assert failed and failed[0].status == status
+    _scan(r, [new], debug_logs.records)

@@ -17,12 +17,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-try:  # pytest puts tests/ on sys.path (rootdir-less "prepend" import mode)
-    from pg import fresh_schema_url, pg_database  # noqa: F401  (pg_database is a fixture)
-except ImportError:  # pragma: no cover - tests/ imported as a package
-    from tests.pg import fresh_schema_url, pg_database  # noqa: F401
+from tests.demo import ROOT
+from tests.pg import fresh_schema_url
 
-ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
 REAL_SECRETS = {"TWILIO_AUTH_TOKEN": "a-real-looking-twilio-token",
                 "IVR_SECRET_KEY": "a-real-looking-secret-key-for-tests"}
@@ -159,7 +156,7 @@ def _postgres_sockets() -> set[str]:
     return found
 
 
-def test_serve_processes_share_no_postgresql_connection(tmp_path: Path, pg_database: str):  # noqa: F811
+def test_serve_processes_share_no_postgresql_connection(tmp_path: Path, pg_database: str):
     """On PostgreSQL every process of `ivr serve` has its own connections: no socket to the
     database is held by two processes (it was: gunicorn's master and its worker)."""
     port = _free_port()
@@ -298,7 +295,7 @@ rt.close()
 
 
 def test_two_app_hosts_on_postgresql_log_in_to_clinicea_once(
-        tmp_path: Path, pg_database: str):  # noqa: F811 - the fixture
+        tmp_path: Path, pg_database: str):
     """Two hosts (no shared temp directory, so no shared token file), one PostgreSQL: the
     Clinicea token is shared through the database, one login for both."""
     from ivr.clock import SystemClock

@@ -17,11 +17,10 @@ from ivr.config import (
     ConfigError,
     Settings,
 )
-from ivr.sandbox.seed import DEMO_PATIENTS
 from ivr.simulator import sign
 from tests.calls import rig
+from tests.demo import BILAL, ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 REAL = {
     "CLINICEA_BASE_URL": "https://api.clinicea.example/",
     "CLINICEA_API_KEY": "clinicea-api-key-5f1e",
@@ -31,7 +30,6 @@ REAL = {
     "IVR_SECRET_KEY": "ivr-secret-key-3b8d2e",
 }
 SECRETS = ("CLINICEA_API_KEY", "CLINICEA_PASSWORD", "TWILIO_AUTH_TOKEN", "IVR_SECRET_KEY")
-BILAL = DEMO_PATIENTS["Bilal Ahmed"]
 
 
 # ----------------------------------------------------------------------------- start-up

@@ -33,16 +33,11 @@ from ivr.sandbox.seed import (
     next_open_day,
 )
 from ivr.sandbox.state import national_number
+from tests.demo import BILAL, BOOK, BY_DATE, LOGIN, PAST, REGISTER, SEARCH
 
 NOW = datetime(2025, 11, 12, 10, 0)  # a Wednesday
 TOMORROW = "2025-11-13"
 
-LOGIN = "/api/v2/login/getTokenByStaffUsernamePwd"
-SEARCH = "/api/v2/patients/searchPatientByMobileNumber"
-PAST = "/api/v2/appointments/getPatientPastCompletedAppointment"
-BY_DATE = "/api/v3/appointments/getAppointmentsByDate"
-BOOK = "/api/v2/appointments/postAppointmentByPatientID"
-REGISTER = "/api/v2/appointments/postAppointment"
 
 ROW_FIELDS = {
     "ID", "StartDateTime", "EndDateTime", "AppointmentStatus", "StaffID", "StaffTitle",
@@ -53,8 +48,6 @@ ROW_FIELDS = {
 }
 PATIENT_FIELDS = {"ID", "FileNo", "FullName", "FirstName", "LastName", "Mobile",
                   "MobileCountryCode", "DateOfBirth"}
-
-BILAL = DEMO_PATIENTS["Bilal Ahmed"]
 
 
 class Sandbox:

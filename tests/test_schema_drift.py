@@ -18,11 +18,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from ivr.store import LATEST_VERSION, Store, schema
-
-try:  # pytest puts tests/ on sys.path (rootdir-less "prepend" import mode)
-    from pg import fresh_schema_url, pg_database  # noqa: F401  (pg_database is a fixture)
-except ImportError:  # pragma: no cover - tests/ imported as a package
-    from tests.pg import fresh_schema_url, pg_database  # noqa: F401
+from tests.pg import fresh_schema_url
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

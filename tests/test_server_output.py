@@ -18,8 +18,8 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from ivr.simulator import TwilioSimulator
+from tests.demo import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
 TWILIO_TOKEN = "a-real-looking-twilio-token"
 UNKNOWN = ("+923001112223", "+923001112224", "+923001112225", "+923001112226")

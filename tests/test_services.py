@@ -44,13 +44,12 @@ from ivr.sandbox.seed import (
 )
 from ivr.services import CliniceaServices, profile_from_config
 from ivr.store import Store
+from tests.demo import BILAL, HIRA
 
 NOW = datetime(2025, 3, 10, 10, 0)  # a Monday, clinic-local (Asia/Karachi, UTC+5)
 NOW_UTC = datetime(2025, 3, 10, 5, 0)
 TOMORROW = date(2025, 3, 11)  # the seed's "partly booked" day; opens 09:00
 T = datetime(2025, 3, 11, 9, 0)
-BILAL = DEMO_PATIENTS["Bilal Ahmed"]
-HIRA = DEMO_PATIENTS["Hira Malik"]
 BOOK_OPS = ("book", "register_and_book")
 
 
@@ -164,7 +163,7 @@ def _shared_sandbox(clock: FixedClock) -> tuple[SandboxState, str]:
     return state, _SHARED["url"]
 
 
-def make_rig(tmp_path: Path) -> Iterator[Rig]:
+def open_services(tmp_path: Path) -> Iterator[Rig]:
     """Build a Rig; yields it and tears everything down."""
     clock = FixedClock(NOW)
     utc = FixedClock(NOW_UTC)
@@ -187,7 +186,7 @@ def make_rig(tmp_path: Path) -> Iterator[Rig]:
 
 @pytest.fixture
 def rig(tmp_path: Path) -> Iterator[Rig]:
-    yield from make_rig(tmp_path)
+    yield from open_services(tmp_path)
 
 
 def request(key: str = "CA1:book", **kw: Any) -> BookingRequest:

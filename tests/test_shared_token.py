@@ -11,7 +11,7 @@ from ivr.clinicea.auth import TokenCache, TokenFile
 from ivr.clock import FixedClock
 from ivr.config import Settings
 from ivr.sandbox import EmbeddedSandbox, SandboxState
-from tests.calls import MONDAY_10AM
+from tests.demo import MONDAY_10AM
 
 
 class Logins:
@@ -91,11 +91,9 @@ def test_clients_from_settings_share_the_token_against_the_sandbox(tmp_path, mon
                 c.close()
 
 
-def test_the_embedded_sandbox_keeps_a_token_per_process():
-    from tests.calls import rig
-
-    with rig() as r:
-        assert r.runtime.client._tokens._shared is None
+def test_the_embedded_sandbox_keeps_a_token_per_process(make_rig):
+    r = make_rig()
+    assert r.runtime.client._tokens._shared is None
 
 
 def test_hosts_share_the_token_through_the_store(tmp_path):

@@ -56,19 +56,19 @@ def test_twelve_concurrent_wrong_passwords_get_at_most_five_full_checks(
     store.engine.dispose()
 
 
-def test_behind_a_proxy_each_client_address_has_its_own_limit():
-    with rig(proxy_hops=1) as r:
-        create_agent(r.runtime.store, "amina", PASSWORD)
-        client = r.app.test_client()
-        token = csrf_of(client.get("/console/login").text)
+def test_behind_a_proxy_each_client_address_has_its_own_limit(make_rig):
+    r = make_rig(proxy_hops=1)
+    create_agent(r.runtime.store, "amina", PASSWORD)
+    client = r.app.test_client()
+    token = csrf_of(client.get("/console/login").text)
 
-        def attempt(address: str) -> int:
-            return client.post("/console/login", headers={"X-Forwarded-For": address}, data={
-                "csrf_token": token, "username": "nobody", "password": "x"}).status_code
+    def attempt(address: str) -> int:
+        return client.post("/console/login", headers={"X-Forwarded-For": address}, data={
+            "csrf_token": token, "username": "nobody", "password": "x"}).status_code
 
-        assert [attempt("203.0.113.7") for _ in range(20)] == [401] * 20
-        assert attempt("203.0.113.7") == 429
-        assert attempt("198.51.100.9") == 401  # another agent behind the same proxy
+    assert [attempt("203.0.113.7") for _ in range(20)] == [401] * 20
+    assert attempt("203.0.113.7") == 429
+    assert attempt("198.51.100.9") == 401  # another agent behind the same proxy
 
 
 def test_sign_ins_through_an_unconfigured_proxy_are_warned_about_once(caplog):
@@ -104,64 +104,65 @@ def test_failed_sign_ins_lockouts_and_429s_are_logged_without_the_password(caplo
     assert "s3cret" not in text and "my-password-typed-here" not in text
 
 
-def test_logout_ends_the_session_and_an_old_cookie_opens_nothing():
-    with rig() as r:
-        client = signed_in(r.app)
-        assert client.get(SCREEN_POP).status_code == 200
-        saved = client.get_cookie("session").value
-        token = csrf_of(client.get(SCREEN_POP).text)
-        assert client.post("/console/logout", data={"csrf_token": token}).status_code == 302
-        thief = r.app.test_client()
-        thief.set_cookie("session", saved)
-        response = thief.get(SCREEN_POP)
-        assert response.status_code == 302 and "/console/login" in response.location
-        assert thief.get("/console/live.json").status_code == 401
-        # Signing in again works, with a new session.
-        assert signed_in(r.app).get(SCREEN_POP).status_code == 200
+def test_logout_ends_the_session_and_an_old_cookie_opens_nothing(make_rig):
+    r = make_rig()
+    client = signed_in(r.app)
+    assert client.get(SCREEN_POP).status_code == 200
+    saved = client.get_cookie("session").value
+    token = csrf_of(client.get(SCREEN_POP).text)
+    assert client.post("/console/logout", data={"csrf_token": token}).status_code == 302
+    thief = r.app.test_client()
+    thief.set_cookie("session", saved)
+    response = thief.get(SCREEN_POP)
+    assert response.status_code == 302 and "/console/login" in response.location
+    assert thief.get("/console/live.json").status_code == 401
+    # Signing in again works, with a new session.
+    assert signed_in(r.app).get(SCREEN_POP).status_code == 200
 
 
-def test_a_session_ends_twelve_hours_after_sign_in_however_busy():
-    with rig() as r:
-        client = signed_in(r.app)
-        for _ in range(11):  # in use every hour: the cookie is re-sent, the end stays put
-            r.clock.advance(hours=1)
-            assert client.get("/console/live.json").status_code == 200
-        r.clock.advance(hours=1, minutes=1)
-        assert client.get("/console/live.json").status_code == 401
+def test_a_session_ends_twelve_hours_after_sign_in_however_busy(make_rig):
+    r = make_rig()
+    client = signed_in(r.app)
+    for _ in range(11):  # in use every hour: the cookie is re-sent, the end stays put
+        r.clock.advance(hours=1)
+        assert client.get("/console/live.json").status_code == 200
+    r.clock.advance(hours=1, minutes=1)
+    assert client.get("/console/live.json").status_code == 401
 
 
 def test_remove_agent_ends_its_sessions_even_if_the_name_is_used_again(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys, make_rig
 ):
     url = f"sqlite:///{tmp_path / 'ivr.db'}"
     monkeypatch.setenv("IVR_DATABASE_URL", url)
-    with rig(database_url=url) as r:
-        client = signed_in(r.app)
-        assert client.get(SCREEN_POP).status_code == 200
-        saved = client.get_cookie("session").value
-        assert main(["remove-agent", "amina"]) == 0
-        assert "removed" in capsys.readouterr().out
-        assert client.get("/console/live.json").status_code == 401
-        # Someone else gets the name: the removed agent's saved cookie still opens nothing.
-        create_agent(r.runtime.store, "amina", "another password entirely")
-        thief = r.app.test_client()
-        thief.set_cookie("session", saved)
-        assert thief.get("/console/live.json").status_code == 401
-        assert main(["remove-agent", "nobody"]) == 1
+    r = make_rig(database_url=url)
+    client = signed_in(r.app)
+    assert client.get(SCREEN_POP).status_code == 200
+    saved = client.get_cookie("session").value
+    assert main(["remove-agent", "amina"]) == 0
+    assert "removed" in capsys.readouterr().out
+    assert client.get("/console/live.json").status_code == 401
+    # Someone else gets the name: the removed agent's saved cookie still opens nothing.
+    create_agent(r.runtime.store, "amina", "another password entirely")
+    thief = r.app.test_client()
+    thief.set_cookie("session", saved)
+    assert thief.get("/console/live.json").status_code == 401
+    assert main(["remove-agent", "nobody"]) == 1
 
 
-def test_revoke_api_key_makes_its_key_401(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+def test_revoke_api_key_makes_its_key_401(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, make_rig):
     url = f"sqlite:///{tmp_path / 'ivr.db'}"
     monkeypatch.setenv("IVR_DATABASE_URL", url)
-    with rig(database_url=url) as r:
-        key = create_api_key(r.runtime.store, "convox")
-        other = create_api_key(r.runtime.store, "crm")
-        client = r.app.test_client()
-        assert client.get("/api/caller?mobile=03216315551",
-                          headers={"Authorization": f"Bearer {key}"}).status_code == 200
-        assert main(["revoke-api-key", "convox"]) == 0
-        assert client.get("/api/caller?mobile=03216315551",
-                          headers={"Authorization": f"Bearer {key}"}).status_code == 401
-        assert client.get("/api/caller?mobile=03216315551",
-                          headers={"Authorization": f"Bearer {other}"}).status_code == 200
-        assert main(["revoke-api-key", "convox"]) == 1
+    r = make_rig(database_url=url)
+    key = create_api_key(r.runtime.store, "convox")
+    other = create_api_key(r.runtime.store, "crm")
+    client = r.app.test_client()
+    assert client.get("/api/caller?mobile=03216315551",
+                      headers={"Authorization": f"Bearer {key}"}).status_code == 200
+    assert main(["revoke-api-key", "convox"]) == 0
+    assert client.get("/api/caller?mobile=03216315551",
+                      headers={"Authorization": f"Bearer {key}"}).status_code == 401
+    assert client.get("/api/caller?mobile=03216315551",
+                      headers={"Authorization": f"Bearer {other}"}).status_code == 200
+    assert main(["revoke-api-key", "convox"]) == 1

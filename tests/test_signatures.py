@@ -24,9 +24,9 @@ from werkzeug.test import EnvironBuilder
 
 from ivr import security
 from ivr.config import Settings
-from ivr.sandbox.seed import DEMO_PATIENTS
 from ivr.simulator import TwilioSimulator, raw_signature, sign
 from tests.calls import Rig, rig
+from tests.demo import BILAL
 
 TOKEN = "12345"
 URL = "https://mycompany.com/myapp.php?foo=1&bar=2"
@@ -46,7 +46,6 @@ DOC_PARAMS = {
 }
 BODY = '{"property": "value", "boolean": true}'
 BODY_HASH = "0a1ff7634d9ab3b95db5c9a2dfe9416e41502b283a80c7cf19632632f96e6620"
-BILAL = DEMO_PATIENTS["Bilal Ahmed"]
 
 # twilio-voice.md section 9.2: (url, params, signature)
 VECTORS = [
@@ -141,108 +140,108 @@ def _refused(reply) -> bool:
 
 @pytest.mark.parametrize("signed_for", ["https://clinic.example/", "https://clinic.example:443/"])
 @pytest.mark.parametrize("public_env", ["https://clinic.example", "https://clinic.example:443/"])
-def test_https_public_url_with_and_without_the_port(public_env, signed_for):
+def test_https_public_url_with_and_without_the_port(public_env, signed_for, make_rig):
     public_url = Settings.from_env({"IVR_PUBLIC_URL": public_env}).public_url
-    with rig(public_url=public_url) as r:
-        r.phone.signing_base_url = signed_for
-        reply = r.phone.post_raw("/voice/incoming", _incoming(r))
-        assert reply.status_code == 200 and "Hello Bilal" in reply.text
-        # Actions point at the public URL, so Twilio's next request is signed for it too.
-        assert 'action="https://clinic.example' in reply.text.replace(":443", "")
-        r.phone.signing_base_url = "https://evil.example/"
-        assert _refused(r.phone.post_raw("/voice/incoming", _incoming(r)))
-        r.phone.signing_base_url = "http://clinic.example/"  # the scheme is signed too
-        assert _refused(r.phone.post_raw("/voice/incoming", _incoming(r)))
+    r = make_rig(public_url=public_url)
+    r.phone.signing_base_url = signed_for
+    reply = r.phone.post_raw("/voice/incoming", _incoming(r))
+    assert reply.status_code == 200 and "Hello Bilal" in reply.text
+    # Actions point at the public URL, so Twilio's next request is signed for it too.
+    assert 'action="https://clinic.example' in reply.text.replace(":443", "")
+    r.phone.signing_base_url = "https://evil.example/"
+    assert _refused(r.phone.post_raw("/voice/incoming", _incoming(r)))
+    r.phone.signing_base_url = "http://clinic.example/"  # the scheme is signed too
+    assert _refused(r.phone.post_raw("/voice/incoming", _incoming(r)))
 
 
-def test_public_url_accepts_https_while_the_app_sees_http_for_a_whole_call():
-    with rig(public_url="https://clinic.example") as r:
-        r.phone.signing_base_url = "https://clinic.example/"
-        call = r.call(BILAL.e164)
-        call.press("1")
-        assert "Dr. Farooq again" in call.last_heard
-        assert all(url.startswith("https://clinic.example/") for _, url, _ in call.requests[1:])
-        # The URL the app actually received is not what it was told it is published as.
-        r.phone.signing_base_url = None
-        assert _refused(r.phone.post_raw("/voice/incoming", _incoming(r)))
+def test_public_url_accepts_https_while_the_app_sees_http_for_a_whole_call(make_rig):
+    r = make_rig(public_url="https://clinic.example")
+    r.phone.signing_base_url = "https://clinic.example/"
+    call = r.call(BILAL.e164)
+    call.press("1")
+    assert "Dr. Farooq again" in call.last_heard
+    assert all(url.startswith("https://clinic.example/") for _, url, _ in call.requests[1:])
+    # The URL the app actually received is not what it was told it is published as.
+    r.phone.signing_base_url = None
+    assert _refused(r.phone.post_raw("/voice/incoming", _incoming(r)))
 
 
-def test_an_app_mounted_under_a_prefix_validates_against_its_public_url():
+def test_an_app_mounted_under_a_prefix_validates_against_its_public_url(make_rig):
     """gunicorn with SCRIPT_NAME=/ivr behind https://clinic.example/ivr: the public URL names
     the prefix once (action URLs are built on it too), and the whole call works."""
-    with rig(public_url="https://clinic.example/ivr") as r:
-        mounted = DispatcherMiddleware(NotFound(), {"/ivr": r.app})
-        http = httpx.Client(transport=httpx.WSGITransport(app=mounted),
-                            base_url="http://testserver")
-        phone = TwilioSimulator("http://testserver/ivr", r.runtime.settings.twilio_auth_token,
-                                http=http, signing_base_url="https://clinic.example/ivr/", seed=3)
-        with http:
-            call = phone.call(BILAL.e164)
-            assert "Hello Bilal" in call.heard and not call.errors
-            call.press("1")
-            assert "Dr. Farooq again" in call.last_heard
-            phone.signing_base_url = "https://clinic.example/ivr/ivr/"
-            params = phone.webhook_params(from_=BILAL.e164)
-            assert _refused(phone.post_raw("/voice/incoming", params))
-            phone.signing_base_url = "https://clinic.example/"
-            assert _refused(phone.post_raw("/voice/incoming", params))
+    r = make_rig(public_url="https://clinic.example/ivr")
+    mounted = DispatcherMiddleware(NotFound(), {"/ivr": r.app})
+    http = httpx.Client(transport=httpx.WSGITransport(app=mounted),
+                        base_url="http://testserver")
+    phone = TwilioSimulator("http://testserver/ivr", r.runtime.settings.twilio_auth_token,
+                            http=http, signing_base_url="https://clinic.example/ivr/", seed=3)
+    with http:
+        call = phone.call(BILAL.e164)
+        assert "Hello Bilal" in call.heard and not call.errors
+        call.press("1")
+        assert "Dr. Farooq again" in call.last_heard
+        phone.signing_base_url = "https://clinic.example/ivr/ivr/"
+        params = phone.webhook_params(from_=BILAL.e164)
+        assert _refused(phone.post_raw("/voice/incoming", params))
+        phone.signing_base_url = "https://clinic.example/"
+        assert _refused(phone.post_raw("/voice/incoming", params))
 
 
 FORWARDED = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "public.example"}
 
 
-def test_without_trusted_proxy_hops_forwarded_headers_change_nothing():
-    with rig() as r:  # proxy_hops=0
-        assert r.runtime.settings.proxy_hops == 0
-        r.phone.signing_base_url = "https://public.example/"
-        # Signed for a URL the app was not sent to: forged forwarded headers don't help.
-        assert _refused(r.phone.post_raw("/voice/incoming", _incoming(r), headers=FORWARDED))
-        assert _refused(r.phone.post_raw("/voice/incoming", _incoming(r)))
-        # A bad signature stays bad with forwarded headers.
-        r.phone.signing_base_url = None
-        assert _refused(r.phone.post_raw("/voice/incoming", _incoming(r), signature="bm90IGl0",
-                                         headers=FORWARDED))
-        # Signed for the URL it really reached: accepted, the headers are simply ignored.
-        ok = r.phone.post_raw("/voice/incoming", _incoming(r), headers=FORWARDED)
-        assert ok.status_code == 200 and "Hello Bilal" in ok.text
-        assert "public.example" not in ok.text
+def test_without_trusted_proxy_hops_forwarded_headers_change_nothing(make_rig):
+    r = make_rig()  # proxy_hops=0
+    assert r.runtime.settings.proxy_hops == 0
+    r.phone.signing_base_url = "https://public.example/"
+    # Signed for a URL the app was not sent to: forged forwarded headers don't help.
+    assert _refused(r.phone.post_raw("/voice/incoming", _incoming(r), headers=FORWARDED))
+    assert _refused(r.phone.post_raw("/voice/incoming", _incoming(r)))
+    # A bad signature stays bad with forwarded headers.
+    r.phone.signing_base_url = None
+    assert _refused(r.phone.post_raw("/voice/incoming", _incoming(r), signature="bm90IGl0",
+                                     headers=FORWARDED))
+    # Signed for the URL it really reached: accepted, the headers are simply ignored.
+    ok = r.phone.post_raw("/voice/incoming", _incoming(r), headers=FORWARDED)
+    assert ok.status_code == 200 and "Hello Bilal" in ok.text
+    assert "public.example" not in ok.text
 
 
-def test_one_trusted_proxy_hop_validates_against_the_forwarded_url():
-    with rig(proxy_hops=1) as r:
-        r.phone.signing_base_url = "https://public.example/"
-        reply = r.phone.post_raw("/voice/incoming", _incoming(r), headers=FORWARDED)
-        assert reply.status_code == 200 and "Hello Bilal" in reply.text
-        # Without the proxy's headers the app sees http://testserver: not what was signed.
-        assert _refused(r.phone.post_raw("/voice/incoming", _incoming(r)))
-        # The proxy says another host than the one signed for.
-        other = {**FORWARDED, "X-Forwarded-Host": "evil.example"}
-        assert _refused(r.phone.post_raw("/voice/incoming", _incoming(r), headers=other))
-        # A bad signature is still refused behind the proxy.
-        assert _refused(r.phone.post_raw("/voice/incoming", _incoming(r), signature="bm90IGl0",
-                                         headers=FORWARDED))
-        # The proxy adds the default port: Twilio signed without it, still accepted.
-        port = {**FORWARDED, "X-Forwarded-Port": "443"}
-        assert r.phone.post_raw("/voice/incoming", _incoming(r), headers=port).status_code == 200
-        # A client's own X-Forwarded-Host comes first; only the last (the proxy's) is trusted.
-        chained = {**FORWARDED, "X-Forwarded-Host": "evil.example, public.example"}
-        assert r.phone.post_raw("/voice/incoming", _incoming(r),
-                                headers=chained).status_code == 200
-        r.phone.signing_base_url = "https://evil.example/"
-        assert _refused(r.phone.post_raw("/voice/incoming", _incoming(r), headers=chained))
+def test_one_trusted_proxy_hop_validates_against_the_forwarded_url(make_rig):
+    r = make_rig(proxy_hops=1)
+    r.phone.signing_base_url = "https://public.example/"
+    reply = r.phone.post_raw("/voice/incoming", _incoming(r), headers=FORWARDED)
+    assert reply.status_code == 200 and "Hello Bilal" in reply.text
+    # Without the proxy's headers the app sees http://testserver: not what was signed.
+    assert _refused(r.phone.post_raw("/voice/incoming", _incoming(r)))
+    # The proxy says another host than the one signed for.
+    other = {**FORWARDED, "X-Forwarded-Host": "evil.example"}
+    assert _refused(r.phone.post_raw("/voice/incoming", _incoming(r), headers=other))
+    # A bad signature is still refused behind the proxy.
+    assert _refused(r.phone.post_raw("/voice/incoming", _incoming(r), signature="bm90IGl0",
+                                     headers=FORWARDED))
+    # The proxy adds the default port: Twilio signed without it, still accepted.
+    port = {**FORWARDED, "X-Forwarded-Port": "443"}
+    assert r.phone.post_raw("/voice/incoming", _incoming(r), headers=port).status_code == 200
+    # A client's own X-Forwarded-Host comes first; only the last (the proxy's) is trusted.
+    chained = {**FORWARDED, "X-Forwarded-Host": "evil.example, public.example"}
+    assert r.phone.post_raw("/voice/incoming", _incoming(r),
+                            headers=chained).status_code == 200
+    r.phone.signing_base_url = "https://evil.example/"
+    assert _refused(r.phone.post_raw("/voice/incoming", _incoming(r), headers=chained))
 
 
-def test_a_wrong_token_or_a_missing_header_is_refused():
-    with rig() as r:
-        params = _incoming(r)
-        url = r.phone.absolute("/voice/incoming")
-        wrong = sign(url, params, "not-the-auth-token")
-        assert _refused(r.phone.post_raw("/voice/incoming", params, signature=wrong))
-        assert _refused(r.phone.post_raw("/voice/incoming", params, signature=None))
-        assert _refused(r.phone.post_raw("/voice/incoming", params, signature=""))
-        right = sign(url, params, r.runtime.settings.twilio_auth_token)
-        assert r.phone.post_raw("/voice/incoming", params, signature=right).status_code == 200
-        assert r.runtime.store.load_call(params["CallSid"]) is not None
+def test_a_wrong_token_or_a_missing_header_is_refused(make_rig):
+    r = make_rig()
+    params = _incoming(r)
+    url = r.phone.absolute("/voice/incoming")
+    wrong = sign(url, params, "not-the-auth-token")
+    assert _refused(r.phone.post_raw("/voice/incoming", params, signature=wrong))
+    assert _refused(r.phone.post_raw("/voice/incoming", params, signature=None))
+    assert _refused(r.phone.post_raw("/voice/incoming", params, signature=""))
+    right = sign(url, params, r.runtime.settings.twilio_auth_token)
+    assert r.phone.post_raw("/voice/incoming", params, signature=right).status_code == 200
+    assert r.runtime.store.load_call(params["CallSid"]) is not None
 
 
 SHARED_KEY = "webhook-shared-key-secret"
@@ -250,73 +249,73 @@ SHARED_KEY_SETTINGS = {"X-Twilio-Webhooks-Signature-Settings":
                        "key=webhooks_sharedkey_0123456789abcdef,algorithm=HMAC_SHA256"}
 
 
-def test_a_shared_key_hmac_sha256_webhook_is_accepted_and_an_altered_one_refused():
-    with rig(twilio_webhook_key=SHARED_KEY) as r:
-        params = _incoming(r)
-        url = r.phone.absolute("/voice/incoming")
-        signature = RequestValidator(SHARED_KEY).compute_signature(url, params, "HMAC_SHA256")
-        ok = r.phone.post_raw("/voice/incoming", params, signature=signature,
-                              headers=SHARED_KEY_SETTINGS)
-        assert ok.status_code == 200 and "<Response>" in ok.text
-        assert r.runtime.store.load_call(params["CallSid"]) is not None
-        altered = {**_incoming(r), "From": "+923001112223"}
-        signature = RequestValidator(SHARED_KEY).compute_signature(url, altered, "HMAC_SHA256")
-        assert _refused(r.phone.post_raw("/voice/incoming", {**altered, "From": "+92300111"},
-                                         signature=signature, headers=SHARED_KEY_SETTINGS))
-        # SHA-1 of the shared key, or SHA-256 with the Auth Token: not what the header says.
-        fresh = _incoming(r)
-        for wrong in (RequestValidator(SHARED_KEY).compute_signature(url, fresh),
-                      RequestValidator(r.runtime.settings.twilio_auth_token)
-                      .compute_signature(url, fresh, "HMAC_SHA256")):
-            assert _refused(r.phone.post_raw("/voice/incoming", fresh, signature=wrong,
-                                             headers=SHARED_KEY_SETTINGS))
-        unknown = {"X-Twilio-Webhooks-Signature-Settings": "key=k,algorithm=HMAC_MD5"}
-        assert _refused(r.phone.post_raw("/voice/incoming", fresh, signature=signature,
-                                         headers=unknown))
-        # The classic Auth Token signature still works beside it.
-        assert r.phone.post_raw("/voice/incoming", _incoming(r)).status_code == 200
-
-
-def test_a_shared_key_webhook_is_refused_when_no_shared_key_is_configured():
-    with rig() as r:
-        params = _incoming(r)
-        url = r.phone.absolute("/voice/incoming")
-        signature = RequestValidator(SHARED_KEY).compute_signature(url, params, "HMAC_SHA256")
-        assert _refused(r.phone.post_raw("/voice/incoming", params, signature=signature,
+def test_a_shared_key_hmac_sha256_webhook_is_accepted_and_an_altered_one_refused(make_rig):
+    r = make_rig(twilio_webhook_key=SHARED_KEY)
+    params = _incoming(r)
+    url = r.phone.absolute("/voice/incoming")
+    signature = RequestValidator(SHARED_KEY).compute_signature(url, params, "HMAC_SHA256")
+    ok = r.phone.post_raw("/voice/incoming", params, signature=signature,
+                          headers=SHARED_KEY_SETTINGS)
+    assert ok.status_code == 200 and "<Response>" in ok.text
+    assert r.runtime.store.load_call(params["CallSid"]) is not None
+    altered = {**_incoming(r), "From": "+923001112223"}
+    signature = RequestValidator(SHARED_KEY).compute_signature(url, altered, "HMAC_SHA256")
+    assert _refused(r.phone.post_raw("/voice/incoming", {**altered, "From": "+92300111"},
+                                     signature=signature, headers=SHARED_KEY_SETTINGS))
+    # SHA-1 of the shared key, or SHA-256 with the Auth Token: not what the header says.
+    fresh = _incoming(r)
+    for wrong in (RequestValidator(SHARED_KEY).compute_signature(url, fresh),
+                  RequestValidator(r.runtime.settings.twilio_auth_token)
+                  .compute_signature(url, fresh, "HMAC_SHA256")):
+        assert _refused(r.phone.post_raw("/voice/incoming", fresh, signature=wrong,
                                          headers=SHARED_KEY_SETTINGS))
-        # Nor may the header turn an Auth Token signature into a check against nothing.
-        token_signed = r.phone.sign(url, params)
-        assert _refused(r.phone.post_raw("/voice/incoming", params, signature=token_signed,
-                                         headers=SHARED_KEY_SETTINGS))
+    unknown = {"X-Twilio-Webhooks-Signature-Settings": "key=k,algorithm=HMAC_MD5"}
+    assert _refused(r.phone.post_raw("/voice/incoming", fresh, signature=signature,
+                                     headers=unknown))
+    # The classic Auth Token signature still works beside it.
+    assert r.phone.post_raw("/voice/incoming", _incoming(r)).status_code == 200
 
 
-def test_a_replayed_signature_with_changed_parameters_is_refused():
-    with rig() as r:
-        call = r.call(BILAL.e164)
-        path = call.gather_url.replace("http://testserver", "")
-        params = r.phone.webhook_params(from_=BILAL.e164, call_sid=call.sid,
-                                        call_status="in-progress", Digits="0")
-        signature = r.phone.sign(r.phone.absolute(path), params)
-        forged = r.phone.post_raw(path, {**params, "Digits": "1"}, signature=signature)
-        assert _refused(forged)
-        assert r.runtime.store.load_call(call.sid).step == "menu"  # nothing ran
-        # Another call's signature on this call's parameters: refused too.
-        other = {**params, "CallSid": r.phone.new_sid()}
-        assert _refused(r.phone.post_raw(path, other, signature=signature))
-        # The genuine request still works.
-        genuine = r.phone.post_raw(path, params, signature=signature)
-        assert genuine.status_code == 200 and "<Dial" in genuine.text
+def test_a_shared_key_webhook_is_refused_when_no_shared_key_is_configured(make_rig):
+    r = make_rig()
+    params = _incoming(r)
+    url = r.phone.absolute("/voice/incoming")
+    signature = RequestValidator(SHARED_KEY).compute_signature(url, params, "HMAC_SHA256")
+    assert _refused(r.phone.post_raw("/voice/incoming", params, signature=signature,
+                                     headers=SHARED_KEY_SETTINGS))
+    # Nor may the header turn an Auth Token signature into a check against nothing.
+    token_signed = r.phone.sign(url, params)
+    assert _refused(r.phone.post_raw("/voice/incoming", params, signature=token_signed,
+                                     headers=SHARED_KEY_SETTINGS))
 
 
-def test_a_signature_for_another_route_or_turn_is_refused():
-    with rig() as r:
-        call = r.call(BILAL.e164)
-        path = call.gather_url.replace("http://testserver", "")
-        params = r.phone.webhook_params(from_=BILAL.e164, call_sid=call.sid, Digits="1")
-        for other in (path.replace("t=1", "t=2"), "/voice/incoming", "/voice/fallback"):
-            signature = r.phone.sign(r.phone.absolute(other), params)
-            assert _refused(r.phone.post_raw(path, params, signature=signature))
-        assert r.runtime.store.load_call(call.sid).step == "menu"
+def test_a_replayed_signature_with_changed_parameters_is_refused(make_rig):
+    r = make_rig()
+    call = r.call(BILAL.e164)
+    path = call.gather_url.replace("http://testserver", "")
+    params = r.phone.webhook_params(from_=BILAL.e164, call_sid=call.sid,
+                                    call_status="in-progress", Digits="0")
+    signature = r.phone.sign(r.phone.absolute(path), params)
+    forged = r.phone.post_raw(path, {**params, "Digits": "1"}, signature=signature)
+    assert _refused(forged)
+    assert r.runtime.store.load_call(call.sid).step == "menu"  # nothing ran
+    # Another call's signature on this call's parameters: refused too.
+    other = {**params, "CallSid": r.phone.new_sid()}
+    assert _refused(r.phone.post_raw(path, other, signature=signature))
+    # The genuine request still works.
+    genuine = r.phone.post_raw(path, params, signature=signature)
+    assert genuine.status_code == 200 and "<Dial" in genuine.text
+
+
+def test_a_signature_for_another_route_or_turn_is_refused(make_rig):
+    r = make_rig()
+    call = r.call(BILAL.e164)
+    path = call.gather_url.replace("http://testserver", "")
+    params = r.phone.webhook_params(from_=BILAL.e164, call_sid=call.sid, Digits="1")
+    for other in (path.replace("t=1", "t=2"), "/voice/incoming", "/voice/fallback"):
+        signature = r.phone.sign(r.phone.absolute(other), params)
+        assert _refused(r.phone.post_raw(path, params, signature=signature))
+    assert r.runtime.store.load_call(call.sid).step == "menu"
 
 
 VOICE_ROUTES = [
@@ -341,17 +340,17 @@ def test_every_voice_route_is_covered_here():
 
 
 @pytest.mark.parametrize("path", VOICE_ROUTES)
-def test_every_voice_route_refuses_unsigned_and_forged_requests(path):
-    with rig() as r:
-        params = r.phone.webhook_params(from_=BILAL.e164, call_status="completed",
-                                        Digits="1", DialCallStatus="completed")
-        assert _refused(r.phone.post_raw(path, params, signature=None))
-        assert _refused(r.phone.post_raw(path, params, signature="bm90IGl0"))
-        assert _refused(r.phone.post_raw(path, params, signature=""))
-        assert r.runtime.store.load_call(params["CallSid"]) is None
-        assert r.sandbox.requests() == []  # not even a patient search
-        signed = r.phone.post_raw(path, params)
-        assert signed.status_code == 200 and signed.text.lstrip().startswith("<?xml")
+def test_every_voice_route_refuses_unsigned_and_forged_requests(path, make_rig):
+    r = make_rig()
+    params = r.phone.webhook_params(from_=BILAL.e164, call_status="completed",
+                                    Digits="1", DialCallStatus="completed")
+    assert _refused(r.phone.post_raw(path, params, signature=None))
+    assert _refused(r.phone.post_raw(path, params, signature="bm90IGl0"))
+    assert _refused(r.phone.post_raw(path, params, signature=""))
+    assert r.runtime.store.load_call(params["CallSid"]) is None
+    assert r.sandbox.requests() == []  # not even a patient search
+    signed = r.phone.post_raw(path, params)
+    assert signed.status_code == 200 and signed.text.lstrip().startswith("<?xml")
 
 
 # --------------------------------------------------------------------------- properties

@@ -20,7 +20,8 @@ from ivr.sandbox.seed import DEMO_PATIENTS
 from ivr.store import Store
 from ivr.texts import TextSender
 from tests.agents import api_headers, csrf_of, signed_in
-from tests.calls import CLINIC_NUMBER, rig
+from tests.calls import rig
+from tests.demo import CLINIC_NUMBER
 
 ACCOUNT = "AC" + "0" * 32
 MESSAGES = f"https://api.twilio.com/2010-04-01/Accounts/{ACCOUNT}/Messages.json"

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, TypeVar
@@ -28,28 +28,10 @@ from ivr.store import (
     StoreError,
     normalize_url,
 )
-
-try:  # pytest puts tests/ on sys.path (rootdir-less "prepend" import mode)
-    from pg import fresh_schema_url, pg_database  # noqa: F401  (pg_database is a fixture)
-except ImportError:  # pragma: no cover - tests/ imported as a package
-    from tests.pg import fresh_schema_url, pg_database  # noqa: F401
+from tests.store_clock import T0, Clock
 
 T = TypeVar("T")
-T0 = datetime(2026, 3, 2, 9, 0, 0)
 LEASE = timedelta(seconds=60)
-
-
-class Clock:
-    """Naive-UTC test clock the store calls for "now"."""
-
-    def __init__(self, start: datetime = T0) -> None:
-        self.t = start
-
-    def __call__(self) -> datetime:
-        return self.t
-
-    def advance(self, **delta: float) -> None:
-        self.t += timedelta(**delta)
 
 
 def run_threads(n: int, fn: Callable[[int], T]) -> list[T]:
@@ -62,41 +44,6 @@ def run_threads(n: int, fn: Callable[[int], T]) -> list[T]:
 
     with ThreadPoolExecutor(max_workers=n) as pool:
         return list(pool.map(go, range(n)))
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def db_url(request: pytest.FixtureRequest, tmp_path: Any) -> str:
-    """An empty database: a SQLite file, or a fresh schema in the session's PostgreSQL DB."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'ivr.db'}"
-    return fresh_schema_url(request.getfixturevalue("pg_database"))
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def make_store(db_url: str, clock: Clock) -> Iterator[Callable[..., Store]]:
-    """Build (unmigrated) stores on the test database: several act like several processes."""
-    made: list[Store] = []
-
-    def make(**kwargs: Any) -> Store:
-        store = Store(db_url, now=kwargs.pop("now", clock), **kwargs)
-        made.append(store)
-        return store
-
-    yield make
-    for store in made:
-        store.dispose()
-
-
-@pytest.fixture
-def store(make_store: Callable[..., Store]) -> Store:
-    s = make_store()
-    s.migrate()
-    return s
 
 
 def new_call(store: Store, sid: str = "CA1", **kw: Any) -> Any:

@@ -8,7 +8,6 @@ import socket
 import stat
 import subprocess
 import sys
-from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -17,8 +16,7 @@ import sqlalchemy as sa
 from ivr.simulator import TwilioSimulator
 from ivr.store import LATEST_VERSION, Store
 from tests.agents import csrf_of, signed_in
-from tests.calls import rig
-from tests.pg import fresh_schema_url, pg_database  # noqa: F401  (fixture)
+from tests.demo import SATURDAY_EVENING
 from tests.test_cli import ROOT, run_ivr
 
 
@@ -34,20 +32,20 @@ def _clean_env() -> dict[str, str]:
     "/console/bookings/0",
     "/console/bookings/9223372036854775808",
 ])
-def test_the_console_answers_404_for_a_booking_id_that_cannot_exist(path):
-    with rig() as r:
-        client = signed_in(r.app)
-        assert client.get(path).status_code == 404
+def test_the_console_answers_404_for_a_booking_id_that_cannot_exist(path, make_rig):
+    r = make_rig()
+    client = signed_in(r.app)
+    assert client.get(path).status_code == 404
 
 
-def test_the_console_answers_404_for_a_huge_callback_id():
-    with rig() as r:
-        client = signed_in(r.app)
-        token = csrf_of(client.get("/console/outbox").text)
-        for callback_id in ("99999999999999999999999", "9223372036854775808"):
-            response = client.post(f"/console/callbacks/{callback_id}/handled",
-                                   data={"csrf_token": token})
-            assert response.status_code == 404, callback_id
+def test_the_console_answers_404_for_a_huge_callback_id(make_rig):
+    r = make_rig()
+    client = signed_in(r.app)
+    token = csrf_of(client.get("/console/outbox").text)
+    for callback_id in ("99999999999999999999999", "9223372036854775808"):
+        response = client.post(f"/console/callbacks/{callback_id}/handled",
+                               data={"csrf_token": token})
+        assert response.status_code == 404, callback_id
 
 
 # --- the database's files are the owner's only ---------------------------------------------
@@ -118,29 +116,21 @@ def test_a_postgresql_url_without_the_driver_says_which_extra_to_install(tmp_pat
 
 # --- one callback request per call ------------------------------------------------------------
 
-SATURDAY_EVENING = datetime(2026, 11, 28, 19, 0)  # after agent hours: the apology records one
 BILAL = "+923216315551"
 
 
-def test_a_retried_fallback_webhook_records_one_callback_for_the_call():
-    with rig(now=SATURDAY_EVENING) as r:
-        phone = TwilioSimulator("http://testserver", r.runtime.settings.twilio_auth_token,
-                                http=r.phone.http, voice_url="/voice/broken")
-        call = phone.call(from_=BILAL)
-        assert "call you back" in call.heard
-        [(_, _, params)] = [q for q in call.requests if "/voice/fallback" in q[1]]
-        for _ in range(2):  # Twilio retries the fallback (and the status callback)
-            assert phone.post_raw("/voice/fallback", params).status_code == 200
-            phone.post_raw("/voice/status", {**params, "CallStatus": "completed"})
-        [callback] = r.runtime.store.callbacks()
-        assert callback.call_sid == call.sid
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'ivr.db'}"
-    return fresh_schema_url(request.getfixturevalue("pg_database"))
+def test_a_retried_fallback_webhook_records_one_callback_for_the_call(make_rig):
+    r = make_rig(now=SATURDAY_EVENING)
+    phone = TwilioSimulator("http://testserver", r.runtime.settings.twilio_auth_token,
+                            http=r.phone.http, voice_url="/voice/broken")
+    call = phone.call(from_=BILAL)
+    assert "call you back" in call.heard
+    [(_, _, params)] = [q for q in call.requests if "/voice/fallback" in q[1]]
+    for _ in range(2):  # Twilio retries the fallback (and the status callback)
+        assert phone.post_raw("/voice/fallback", params).status_code == 200
+        phone.post_raw("/voice/status", {**params, "CallStatus": "completed"})
+    [callback] = r.runtime.store.callbacks()
+    assert callback.call_sid == call.sid
 
 
 def test_one_callback_per_call_sid_in_the_store_and_duplicates_survive_the_upgrade(db_url):

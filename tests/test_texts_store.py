@@ -6,28 +6,15 @@ import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
-from typing import Any
 
 import pytest
 
 from ivr.booking_payload import BookingPayload
 from ivr.store import Store
 
-try:  # pytest puts tests/ on sys.path (rootdir-less "prepend" import mode)
-    from pg import fresh_schema_url, pg_database  # noqa: F401  (pg_database is a fixture)
-except ImportError:  # pragma: no cover - tests/ imported as a package
-    from tests.pg import fresh_schema_url, pg_database  # noqa: F401
-
 T0 = datetime(2026, 3, 2, 9, 0, 0)
 PAYLOAD = BookingPayload("D1", datetime(2026, 3, 3, 10), "P1", "C1", "S1")
 TEXT = {"to_e164": "+923216315551", "from_e164": "+922135550199", "body": "You're booked"}
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def db_url(request: pytest.FixtureRequest, tmp_path: Any) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'ivr.db'}"
-    return fresh_schema_url(request.getfixturevalue("pg_database"))
 
 
 @pytest.fixture

@@ -111,7 +111,7 @@ def test_nothing_raises(text: str) -> None:
 
 
 def test_utterance_table_accuracy() -> None:
-    from flows.understanding.report import evaluate, load, table
+    from tests.understanding_report import evaluate, load, table
 
     rows = load()
     assert len(rows) >= 250

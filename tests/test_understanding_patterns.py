@@ -23,8 +23,8 @@ from flows.understanding import (
     wants_person,
 )
 from flows.understanding.corrections import split_corrections
-from flows.understanding.report import NOT_UNDERSTOOD, load, run, table_context
 from flows.understanding.yesno import backchannel
+from tests.understanding_report import NOT_UNDERSTOOD, load, run, table_context
 
 CTX = table_context()
 MON, TUE, WED, THU, FRI, SAT = (date(2026, 11, d) for d in range(23, 29))

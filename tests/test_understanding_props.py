@@ -30,9 +30,9 @@ from flows.understanding import (
     parse_yes_no,
     wants_person,
 )
-from flows.understanding.report import TABLE_DOCTORS, TABLE_HOURS
 from flows.understanding.types import Context
 from flows.understanding.yesno import person_requested
+from tests.understanding_report import TABLE_DOCTORS, TABLE_HOURS
 
 VOCAB = [
     "tomorrow", "today", "next", "this", "tuesday", "the", "5th", "of", "december", "at", "4",

@@ -4,10 +4,7 @@ is refused with a reason the caller hears. Calls through the simulator against t
 
 from __future__ import annotations
 
-from ivr.sandbox.seed import DEMO_PATIENTS
-from tests.calls import rig
-
-BILAL = DEMO_PATIENTS["Bilal Ahmed"]
+from tests.demo import BILAL
 
 
 def _at_times_menu(r):  # noqa: ANN001, ANN202
@@ -17,32 +14,32 @@ def _at_times_menu(r):  # noqa: ANN001, ANN202
     return call
 
 
-def test_an_unsure_relative_day_is_read_back_as_the_date_understood():
+def test_an_unsure_relative_day_is_read_back_as_the_date_understood(make_rig):
     """ "Next to next Thursday" said on a Monday: a week after the coming Thursday, read back."""
-    with rig() as r:
-        call = _at_times_menu(r)
-        call.say("Next to next Thursday at 10.", confidence=0.9)
-        heard = call.last_heard
-        assert "I heard Thursday the 3rd of December at 10 a.m. Is that right?" in heard
-        assert "next to next" not in heard.lower()
+    r = make_rig()
+    call = _at_times_menu(r)
+    call.say("Next to next Thursday at 10.", confidence=0.9)
+    heard = call.last_heard
+    assert "I heard Thursday the 3rd of December at 10 a.m. Is that right?" in heard
+    assert "next to next" not in heard.lower()
 
 
-def test_a_mumbled_day_and_window_are_read_back_as_understood():
-    with rig() as r:
-        call = _at_times_menu(r)
-        call.say("Tomorrow, between 2 and 3.", confidence=0.3)
-        heard = call.last_heard
-        assert "I heard tomorrow, Tuesday the 24th between 2 p.m. and 3 p.m." in heard
-        assert "Tomorrow, between" not in heard
+def test_a_mumbled_day_and_window_are_read_back_as_understood(make_rig):
+    r = make_rig()
+    call = _at_times_menu(r)
+    call.say("Tomorrow, between 2 and 3.", confidence=0.3)
+    heard = call.last_heard
+    assert "I heard tomorrow, Tuesday the 24th between 2 p.m. and 3 p.m." in heard
+    assert "Tomorrow, between" not in heard
 
 
-def test_a_past_day_is_refused_with_the_reason():
-    with rig() as r:
-        call = _at_times_menu(r)
-        call.say("Last Tuesday at 10.", confidence=0.9)
-        assert "that day has already passed" in call.last_heard
-        call.say("The 3rd of November.", confidence=0.9)
-        assert "that day has already passed" in call.last_heard
+def test_a_past_day_is_refused_with_the_reason(make_rig):
+    r = make_rig()
+    call = _at_times_menu(r)
+    call.say("Last Tuesday at 10.", confidence=0.9)
+    assert "that day has already passed" in call.last_heard
+    call.say("The 3rd of November.", confidence=0.9)
+    assert "that day has already passed" in call.last_heard
 
 
 def test_read_back_wording_in_both_catalogues():

@@ -198,17 +198,17 @@ def test_other_methods_are_not_served(r):
         assert r.runtime.store.load_call(params["CallSid"]) is None
 
 
-def test_a_confirm_press_on_a_call_that_never_reached_confirm_does_not_book():
-    with rig() as fresh:
-        bilal = DEMO_PATIENTS["Bilal Ahmed"].e164
-        call = fresh.call(bilal)  # waiting at the menu, turn 1
-        sid = call.sid
-        for t in range(0, 12):
-            form = fresh.phone.webhook_params(from_=bilal, call_sid=sid,
-                                              call_status="in-progress", Digits="1")
-            _post(fresh, f"/voice/step/confirm?t={t}&k=answer", form)
-            _post(fresh, f"/voice/step/book?t={t}&k=resume", form)
-        _no_writes(fresh)
+def test_a_confirm_press_on_a_call_that_never_reached_confirm_does_not_book(make_rig):
+    fresh = make_rig()
+    bilal = DEMO_PATIENTS["Bilal Ahmed"].e164
+    call = fresh.call(bilal)  # waiting at the menu, turn 1
+    sid = call.sid
+    for t in range(0, 12):
+        form = fresh.phone.webhook_params(from_=bilal, call_sid=sid,
+                                          call_status="in-progress", Digits="1")
+        _post(fresh, f"/voice/step/confirm?t={t}&k=answer", form)
+        _post(fresh, f"/voice/step/book?t={t}&k=resume", form)
+    _no_writes(fresh)
 
 
 @FUZZ

@@ -1,6 +1,7 @@
-"""Accuracy of the parsers on the utterance table: `python -m flows.understanding.report [path]`.
+"""Accuracy of the parsers on the utterance table: `python -m tests.understanding_report [path]`.
 
-The table (tests/data/utterances.tsv) has one utterance per row: parser, language, keyed
+It measures flows/understanding and lives with the tests, whose data it reads; no package ships
+it. The table (tests/data/utterances.tsv) has one utterance per row: parser, language, keyed
 digits, speech transcript, confidence, expected value (or `not_understood`), extra arguments
 (`day=`, `length=`, `by_digit=`; `kind=` names the pattern class a row tests, e.g.
 `correction`; `ask=1` marks a row whose value may be given only unsure, i.e. read back).
@@ -36,7 +37,7 @@ from flows.understanding.yesno import (
     wants_person,
 )
 
-DEFAULT_TABLE = Path(__file__).resolve().parents[2] / "tests" / "data" / "utterances.tsv"
+DEFAULT_TABLE = Path(__file__).resolve().parent / "data" / "utterances.tsv"
 NOT_UNDERSTOOD = "not_understood"
 MENU = {"1": ["book", "appointment"], "2": ["cancel", "change"], "0": ["agent", "reception"]}
 
