@@ -237,8 +237,6 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     """The stand-in Clinicea on its own port, for curl and manual testing."""
     from ivr.sandbox import run_sandbox
 
-    print(f"sandbox Clinicea on http://{args.host}:{args.port} "
-          "(api key sandbox-api-key, user frontdesk, password sandbox-password)")
     try:
         run_sandbox(args.host, args.port, faults_spec=args.faults)
     except ValueError as exc:

@@ -1,9 +1,9 @@
-"""Settings from the environment and the clinic TOML file (ivr/config.py)."""
+"""Settings from the environment and the clinic TOML file (ivr/config/)."""
 
 from __future__ import annotations
 
 import dataclasses
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 
 import pytest
@@ -235,22 +235,29 @@ def test_demo_ids_are_unique_guids() -> None:
     assert all(len(v) == 36 and v.count("-") == 4 for v in ids)
 
 
-def test_demo_clinic_matches_the_sandbox_seed() -> None:
-    seed = pytest.importorskip("ivr.sandbox.seed")
-    for name, value in vars(config).items():
-        if name.startswith("DEMO_") and name.endswith("_ID"):
-            assert getattr(seed, name) == value, name
-    assert [(c.id, c.name, c.phone) for c in DEMO_CLINIC.clinics] == [
-        (c.id, c.name, c.phone) for c in seed.DEMO_CLINICS
-    ]
-    assert [(d.id, d.name, d.clinic_id) for d in DEMO_CLINIC.doctors] == [
-        (d.id, d.name, d.clinic_id) for d in seed.DEMO_STAFF
-    ]
-    assert [(s.id, s.name, s.minutes) for s in DEMO_CLINIC.services] == [
-        (s.id, s.name, s.minutes) for s in seed.DEMO_SERVICES
-    ]
-    open_days = {day: r for day, r in seed.DEMO_HOURS.items() if r}
-    assert dict(DEMO_CLINIC.hours.ranges) == open_days
+def test_every_demo_doctor_books_in_the_sandbox_as_the_clinic_file_names_them() -> None:
+    """Demo mode's clinic is the sandbox's: each doctor the IVR offers books at their own site
+    in the default service, and the sandbox's calendar names doctor, site and service as the
+    clinic file does (what a caller hears read back)."""
+    from ivr.clock import FixedClock
+    from ivr.sandbox import DEMO_PATIENTS, SandboxState
+
+    wednesday = date(2025, 11, 12)
+    sandbox = SandboxState(FixedClock(datetime.combine(wednesday, time(8))))
+    _, closing = DEMO_CLINIC.hours.on(wednesday)[-1]
+    start = datetime.combine(wednesday, closing) - timedelta(minutes=DEMO_CLINIC.slot_minutes)
+    sites = {c.id: c for c in DEMO_CLINIC.clinics}
+    for doctor in DEMO_CLINIC.doctors:
+        sandbox.book(DEMO_PATIENTS["Bilal Ahmed"].id, start, doctor.id, doctor.clinic_id,
+                     DEMO_CLINIC.default_service_id)
+    rows = sandbox.calendar(wednesday)
+    assert sorted(
+        (f"{r['StaffTitle']} {r['StaffFirstName']} {r['StaffLastName']}", r["ClinicName"],
+         r["ClinicPhone"], r["ServiceName"], r["StartDateTime"]) for r in rows
+    ) == sorted(
+        (d.name, sites[d.clinic_id].name, sites[d.clinic_id].phone,
+         DEMO_CLINIC.default_service.name, "2025-11-12T16:40:00") for d in DEMO_CLINIC.doctors
+    )
 
 
 def test_voice_defaults_are_extensible(monkeypatch: pytest.MonkeyPatch) -> None:

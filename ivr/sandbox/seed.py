@@ -1,12 +1,13 @@
 """Seed data of the sandbox Clinicea: the demo clinic "Harbour Family Clinic".
 
-Two clinics, four doctors, three services (fixed GUIDs below; `ivr/config.py`'s DEMO_CLINIC uses
-the same ones), about twenty patients, and appointments placed relative to `today` by
-`demo_seed(today)`.
+The clinic itself (two sites, four doctors, three services, their fixed GUIDs, opening hours,
+slot length) is read from `demo_clinic.toml` beside this module, the clinic file demo mode
+serves (`ivr.config.DEMO_CLINIC`), so the IVR and its sandbox always name the same doctors.
+This module adds what only Clinicea holds: about twenty patients, and appointments placed
+relative to `today` by `demo_seed(today)`.
 
-Opening hours of the seed: mon-thu 09:00-17:00, fri 09:00-13:00, sat 10:00-14:00, sun closed;
-20-minute slots. Past visits fall between 10:00 and 12:40 (open on every open day), and on the
-Saturday before when they would land on a Sunday.
+Past visits fall between 10:00 and 12:40, open on every open day of the file's hours (sundays
+are closed: a visit that would land on one moves to the Saturday before).
 
 Stored numbers deliberately come in mixed formats (`+92...`, `92...`, `03...`, `3...`, with spaces,
 dashes, a leading `00`), as in real Clinicea data. `MobileCountryCode` is always stored apart.
@@ -46,20 +47,13 @@ Dr. Khan at `T`, `T+40`, `T+80` (Scheduled). All other doctors and times are fre
 
 from __future__ import annotations
 
+import tomllib
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-
-DEMO_CLINIC_CLIFTON_ID = "6f1c2a0e-3b7d-4c1a-9e2f-0a1b2c3d4e01"
-DEMO_CLINIC_GULSHAN_ID = "6f1c2a0e-3b7d-4c1a-9e2f-0a1b2c3d4e02"
-DEMO_DOCTOR_FAROOQ_ID = "7a2d3b1f-4c8e-4d2b-8f30-1b2c3d4e5f01"
-DEMO_DOCTOR_SHEIKH_ID = "7a2d3b1f-4c8e-4d2b-8f30-1b2c3d4e5f02"
-DEMO_DOCTOR_KHAN_ID = "7a2d3b1f-4c8e-4d2b-8f30-1b2c3d4e5f03"
-DEMO_DOCTOR_QURESHI_ID = "7a2d3b1f-4c8e-4d2b-8f30-1b2c3d4e5f04"
-DEMO_SERVICE_CONSULTATION_ID = "8b3e4c20-5d9f-4e3c-9a41-2c3d4e5f6a01"
-DEMO_SERVICE_FOLLOWUP_ID = "8b3e4c20-5d9f-4e3c-9a41-2c3d4e5f6a02"
-DEMO_SERVICE_VACCINATION_ID = "8b3e4c20-5d9f-4e3c-9a41-2c3d4e5f6a03"
+from importlib.resources import files
+from typing import Any
 
 SCHEDULED = "Scheduled"
 CONFIRMED = "Confirmed"
@@ -189,35 +183,64 @@ class DemoPatient:
         return self.e164[:3]
 
 
-DEMO_CLINICS: tuple[SeedClinic, ...] = (
-    SeedClinic(DEMO_CLINIC_CLIFTON_ID, "Harbour Family Clinic Clifton", "7 Khayaban-e-Ittehad",
-               "Clifton", "Karachi", "Sindh", "75600", "+922135871234"),
-    SeedClinic(DEMO_CLINIC_GULSHAN_ID, "Harbour Family Clinic Gulshan", "12 Main Boulevard",
-               "Gulshan-e-Iqbal", "Karachi", "Sindh", "75300", "+922134981234"),
-)
+#: The demo clinic file (clinic TOML, as `ivr.config.load_clinic_config` reads it).
+DEMO_CLINIC_TOML: str = (files("ivr.sandbox") / "demo_clinic.toml").read_text(encoding="utf-8")
+_FILE: dict[str, Any] = tomllib.loads(DEMO_CLINIC_TOML)
 
-DEMO_STAFF: tuple[SeedStaff, ...] = (
-    SeedStaff(DEMO_DOCTOR_FAROOQ_ID, "Dr.", "Nadia", "Farooq", DEMO_CLINIC_CLIFTON_ID),
-    SeedStaff(DEMO_DOCTOR_SHEIKH_ID, "Dr.", "Omar", "Sheikh", DEMO_CLINIC_CLIFTON_ID),
-    SeedStaff(DEMO_DOCTOR_KHAN_ID, "Dr.", "Ayesha", "Khan", DEMO_CLINIC_GULSHAN_ID),
-    SeedStaff(DEMO_DOCTOR_QURESHI_ID, "Dr.", "Bilal", "Qureshi", DEMO_CLINIC_GULSHAN_ID),
-)
 
-DEMO_SERVICES: tuple[SeedService, ...] = (
-    SeedService(DEMO_SERVICE_CONSULTATION_ID, "Consultation", 20),
-    SeedService(DEMO_SERVICE_FOLLOWUP_ID, "Follow-up", 20),
-    SeedService(DEMO_SERVICE_VACCINATION_ID, "Vaccination", 20),
-)
+def _id(section: str, name: str) -> str:
+    """The id of the `[[section]]` entry called `name` in the demo clinic file."""
+    return next(str(entry["id"]) for entry in _FILE[section] if entry["name"] == name)
 
-DEMO_HOURS: Mapping[int, tuple[tuple[time, time], ...]] = {
-    0: ((time(9), time(17)),),
-    1: ((time(9), time(17)),),
-    2: ((time(9), time(17)),),
-    3: ((time(9), time(17)),),
-    4: ((time(9), time(13)),),
-    5: ((time(10), time(14)),),
-    6: (),
+
+DEMO_CLINIC_CLIFTON_ID = _id("clinics", "Harbour Family Clinic Clifton")
+DEMO_CLINIC_GULSHAN_ID = _id("clinics", "Harbour Family Clinic Gulshan")
+DEMO_DOCTOR_FAROOQ_ID = _id("doctors", "Dr. Nadia Farooq")  # Clifton
+DEMO_DOCTOR_SHEIKH_ID = _id("doctors", "Dr. Omar Sheikh")  # Clifton
+DEMO_DOCTOR_KHAN_ID = _id("doctors", "Dr. Ayesha Khan")  # Gulshan
+DEMO_DOCTOR_QURESHI_ID = _id("doctors", "Dr. Bilal Qureshi")  # Gulshan
+DEMO_SERVICE_CONSULTATION_ID = _id("services", "Consultation")
+DEMO_SERVICE_FOLLOWUP_ID = _id("services", "Follow-up")
+DEMO_SERVICE_VACCINATION_ID = _id("services", "Vaccination")
+
+# Address fields Clinicea keeps and a clinic file has no key for: province and postal code.
+_PROVINCE_AND_POSTCODE = {
+    DEMO_CLINIC_CLIFTON_ID: ("Sindh", "75600"),
+    DEMO_CLINIC_GULSHAN_ID: ("Sindh", "75300"),
 }
+_WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def _clinic(entry: Mapping[str, Any]) -> SeedClinic:
+    street, area, city = (part.strip() for part in entry["address"].split(","))
+    province, postcode = _PROVINCE_AND_POSTCODE[entry["id"]]
+    return SeedClinic(entry["id"], entry["name"], street, area, city, province, postcode,
+                      entry["phone"])
+
+
+def _staff(entry: Mapping[str, Any]) -> SeedStaff:
+    title, first, last = entry["name"].split(" ", 2)  # "Dr. Nadia Farooq"
+    return SeedStaff(entry["id"], title, first, last, entry["clinic_id"])
+
+
+def _day(value: str) -> tuple[tuple[time, time], ...]:
+    """ "09:00-13:00, 14:00-17:00" or "closed" (the file is validated by ivr.config)."""
+    if value.strip() == "closed":
+        return ()
+    pairs = (part.strip().split("-") for part in value.split(","))
+    return tuple((time.fromisoformat(start), time.fromisoformat(end)) for start, end in pairs)
+
+
+DEMO_CLINICS: tuple[SeedClinic, ...] = tuple(_clinic(e) for e in _FILE["clinics"])
+DEMO_STAFF: tuple[SeedStaff, ...] = tuple(_staff(e) for e in _FILE["doctors"])
+DEMO_SERVICES: tuple[SeedService, ...] = tuple(
+    SeedService(e["id"], e["name"], e["minutes"]) for e in _FILE["services"]
+)
+#: Opening hours by weekday (Monday 0); a day the file does not list is closed.
+DEMO_HOURS: Mapping[int, tuple[tuple[time, time], ...]] = {
+    index: _day(_FILE["hours"].get(day, "closed")) for index, day in enumerate(_WEEKDAYS)
+}
+DEMO_SLOT_MINUTES: int = _FILE["slot_minutes"]
 
 
 def _pid(n: int) -> str:
@@ -349,4 +372,4 @@ def demo_seed(today: date) -> Seed:
             staff_clinic[staff_id], DEMO_SERVICE_CONSULTATION_ID, start,
             start + timedelta(minutes=20), status))
     return Seed(DEMO_CLINICS, DEMO_STAFF, DEMO_SERVICES, patients, tuple(appointments),
-                DEMO_HOURS, 20)
+                DEMO_HOURS, DEMO_SLOT_MINUTES)

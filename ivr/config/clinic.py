@@ -1,26 +1,17 @@
-"""Configuration: `Settings` from the environment and `ClinicConfig` from the clinic TOML file.
+"""The clinic file: `ClinicConfig` and the TOML loader that validates it.
 
-This is the only module that reads `os.environ`. Everything is validated at start-up; a bad
-value raises `ConfigError` with one line naming the key and what is wrong, e.g.
-`timezone: unknown time zone 'Mars/Base'`.
-
-Demo mode (no `CLINICEA_BASE_URL`, or `IVR_DEMO=1`) runs against the embedded sandbox with the
-built-in `DEMO_CLINIC` and documented, public demo secrets; outside demo mode every secret must
-be set. `IVR_DEMO=1` beside a `CLINICEA_BASE_URL` (a sandbox elsewhere, or maybe a real
-Clinicea) still needs a `TWILIO_AUTH_TOKEN` and `IVR_SECRET_KEY` of its own.
-See `docs/clinic.example.toml` for every clinic key.
+`load_clinic_config(path)` reads a clinic TOML file (`IVR_CLINIC_CONFIG`; every key is in
+`docs/clinic.example.toml`) into a frozen `ClinicConfig`: identity, hours, sites, doctors,
+services and behaviour. A bad value raises `ConfigError` with one line naming the key and
+what is wrong, e.g. `timezone: unknown time zone 'Mars/Base'`; unknown keys are errors too.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
-import hashlib
-import os
 import re
-import tempfile
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import time
 from pathlib import Path
@@ -30,31 +21,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import phonenumbers
 
 from flows.domain import WEEKDAYS, ClinicSite, Doctor, Service, WeeklyHours
+from ivr.config.errors import ConfigError
 from ivr.phone import parse_phone
 
-# --- DEMO_IDS: fixed Clinicea GUIDs of the demo clinic. They must equal the sandbox seed's
-# (ivr/sandbox/seed.py); tests/test_config.py checks that they do. ---
-DEMO_CLINIC_CLIFTON_ID = "6f1c2a0e-3b7d-4c1a-9e2f-0a1b2c3d4e01"
-DEMO_CLINIC_GULSHAN_ID = "6f1c2a0e-3b7d-4c1a-9e2f-0a1b2c3d4e02"
-DEMO_DOCTOR_FAROOQ_ID = "7a2d3b1f-4c8e-4d2b-8f30-1b2c3d4e5f01"  # Clifton
-DEMO_DOCTOR_SHEIKH_ID = "7a2d3b1f-4c8e-4d2b-8f30-1b2c3d4e5f02"  # Clifton
-DEMO_DOCTOR_KHAN_ID = "7a2d3b1f-4c8e-4d2b-8f30-1b2c3d4e5f03"  # Gulshan
-DEMO_DOCTOR_QURESHI_ID = "7a2d3b1f-4c8e-4d2b-8f30-1b2c3d4e5f04"  # Gulshan
-DEMO_SERVICE_CONSULTATION_ID = "8b3e4c20-5d9f-4e3c-9a41-2c3d4e5f6a01"
-DEMO_SERVICE_FOLLOWUP_ID = "8b3e4c20-5d9f-4e3c-9a41-2c3d4e5f6a02"
-DEMO_SERVICE_VACCINATION_ID = "8b3e4c20-5d9f-4e3c-9a41-2c3d4e5f6a03"
-
-# --- Demo secrets: public on purpose, only ever used in demo mode (`ivr check` flags them). ---
-DEMO_TWILIO_AUTH_TOKEN = "demo-twilio-auth-token"
-DEMO_SECRET_KEY = "demo-secret-key-not-for-production"
-SANDBOX_API_KEY = "sandbox-api-key"
-SANDBOX_USERNAME = "frontdesk"
-SANDBOX_PASSWORD = "sandbox-password"
-
-DEFAULT_DATABASE_URL = "sqlite:///ivr.db"
 DEFAULT_LANGUAGE = "en-GB"
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 # Twilio <Say> voice per prompt language. Language packs may add entries at import time;
 # `ClinicConfig.voice_for` reads this live, so late additions still count.
@@ -65,17 +35,6 @@ DEFAULT_VOICES: dict[str, str] = {
     "ur-PK": "Google.ur-IN-Wavenet-A",
     "ur-IN": "Google.ur-IN-Wavenet-A",
 }
-
-
-class ConfigError(ValueError):
-    """A configuration value is missing or invalid; the message is one line: "<key>: <what>"."""
-
-    def __init__(self, message: str) -> None:
-        # One line, always: it is printed at start-up and by `ivr check`.
-        super().__init__(" ".join(message.split()))
-
-
-# ----------------------------------------------------------------------------- ClinicConfig
 
 
 @dataclass(frozen=True)
@@ -432,291 +391,3 @@ class _Table:
                 why = f" (did you mean {close[0]!r}?)" if close else f" ({hint})" if hint else ""
                 where = f"{self.path}: " if self.path else ""
                 raise ConfigError(f"{where}unknown key {name!r}{why}")
-
-
-# ----------------------------------------------------------------------------- demo clinic
-
-DEMO_CLINIC_TOML = f"""
-name = "Harbour Family Clinic"
-timezone = "Asia/Karachi"
-default_region = "PK"
-language = "en-GB"
-transfer_number = "+922135550100"
-slot_minutes = 20
-booking_days_ahead = 30
-read_last_visit_service = false
-verify_date_of_birth = false
-default_service = "{DEMO_SERVICE_CONSULTATION_ID}"
-
-[hours]
-mon = "09:00-17:00"
-tue = "09:00-17:00"
-wed = "09:00-17:00"
-thu = "09:00-17:00"
-fri = "09:00-13:00"
-sat = "10:00-14:00"
-sun = "closed"
-
-[agent_hours]
-mon = "09:00-18:00"
-tue = "09:00-18:00"
-wed = "09:00-18:00"
-thu = "09:00-18:00"
-fri = "09:00-18:00"
-sat = "10:00-14:00"
-sun = "closed"
-
-[[clinics]]
-id = "{DEMO_CLINIC_CLIFTON_ID}"
-name = "Harbour Family Clinic Clifton"
-address = "7 Khayaban-e-Ittehad, Clifton, Karachi"
-phone = "+922135871234"
-
-[[clinics]]
-id = "{DEMO_CLINIC_GULSHAN_ID}"
-name = "Harbour Family Clinic Gulshan"
-address = "12 Main Boulevard, Gulshan-e-Iqbal, Karachi"
-phone = "+922134981234"
-
-[[doctors]]
-id = "{DEMO_DOCTOR_FAROOQ_ID}"
-name = "Dr. Nadia Farooq"
-clinic_id = "{DEMO_CLINIC_CLIFTON_ID}"
-aliases = ["Nadia", "Farooq", "Farooqi"]
-
-[[doctors]]
-id = "{DEMO_DOCTOR_SHEIKH_ID}"
-name = "Dr. Omar Sheikh"
-clinic_id = "{DEMO_CLINIC_CLIFTON_ID}"
-aliases = ["Omar", "Umar", "Sheikh", "Shaikh"]
-
-[[doctors]]
-id = "{DEMO_DOCTOR_KHAN_ID}"
-name = "Dr. Ayesha Khan"
-clinic_id = "{DEMO_CLINIC_GULSHAN_ID}"
-aliases = ["Ayesha", "Aisha", "Khan"]
-
-[[doctors]]
-id = "{DEMO_DOCTOR_QURESHI_ID}"
-name = "Dr. Bilal Qureshi"
-clinic_id = "{DEMO_CLINIC_GULSHAN_ID}"
-aliases = ["Bilal", "Qureshi", "Kureshi"]
-
-[[services]]
-id = "{DEMO_SERVICE_CONSULTATION_ID}"
-name = "Consultation"
-minutes = 20
-
-[[services]]
-id = "{DEMO_SERVICE_FOLLOWUP_ID}"
-name = "Follow-up"
-minutes = 20
-
-[[services]]
-id = "{DEMO_SERVICE_VACCINATION_ID}"
-name = "Vaccination"
-minutes = 20
-"""
-
-# Parsed by the same code as any clinic file, so the demo is validated too.
-DEMO_CLINIC: ClinicConfig = parse_clinic_config(DEMO_CLINIC_TOML, "<demo clinic>")
-
-
-# ----------------------------------------------------------------------------- Settings
-
-
-@dataclass(frozen=True)
-class Settings:
-    """Process settings from the environment (secrets are kept out of repr)."""
-
-    clinic: ClinicConfig
-    demo: bool  # embedded sandbox and demo secrets allowed
-    clinicea_base_url: str | None  # None: the embedded sandbox
-    clinicea_api_key: str = field(repr=False)
-    clinicea_username: str
-    clinicea_password: str = field(repr=False)
-    twilio_auth_token: str = field(repr=False)
-    secret_key: str = field(repr=False)
-    twilio_account_sid: str | None = None  # unset: no SMS
-    # The secret of a Twilio webhook SharedKey: webhooks that carry
-    # X-Twilio-Webhooks-Signature-Settings are checked with it (unset: they are refused).
-    twilio_webhook_key: str | None = field(default=None, repr=False)
-    public_url: str | None = None  # unset: the request's own URL
-    # repr=False: a PostgreSQL URL carries its password.
-    database_url: str = field(default=DEFAULT_DATABASE_URL, repr=False)
-    proxy_hops: int = 0  # X-Forwarded-* hops to trust
-    sandbox_faults: str | None = None  # passed to the sandbox as is
-    log_level: str = "INFO"
-    # Longest wait for a database lock (ivr.store); tests set it small.
-    database_lock_seconds: float | None = None
-    clinic_config_path: str | None = None  # None: the built-in demo clinic
-    # PROMETHEUS_MULTIPROC_DIR: where a server's processes record their metrics (ivr/ops.py);
-    # None: `metrics_path`'s default. The launchers export the path (prometheus_client reads
-    # the variable itself when it is imported).
-    metrics_dir: str | None = None
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Read and validate the environment (default `os.environ`); raises ConfigError."""
-        env = _Env(os.environ if environ is None else environ)
-        base_url = env.url("CLINICEA_BASE_URL")
-        forced = env.flag("IVR_DEMO")  # read (and validated) even when the URL is unset
-        demo = base_url is None or forced
-        secrets = {
-            "CLINICEA_API_KEY": SANDBOX_API_KEY,
-            "CLINICEA_USERNAME": SANDBOX_USERNAME,
-            "CLINICEA_PASSWORD": SANDBOX_PASSWORD,
-            "TWILIO_AUTH_TOKEN": DEMO_TWILIO_AUTH_TOKEN,
-            "IVR_SECRET_KEY": DEMO_SECRET_KEY,
-        }
-        if not demo:
-            missing = [name for name in secrets if env.get(name) is None]
-            if missing:
-                raise ConfigError(
-                    f"{', '.join(missing)}: required when CLINICEA_BASE_URL is set"
-                    " (demo mode is off)"
-                )
-            # The demo token and key are published: anyone could sign webhooks or console
-            # cookies with them, so a real deployment must not start on them.
-            published = [name for name in ("TWILIO_AUTH_TOKEN", "IVR_SECRET_KEY")
-                         if env.get(name) == secrets[name]]
-            if published:
-                raise ConfigError(
-                    f"{', '.join(published)}: is the public demo value; set a secret of your"
-                    " own (demo mode is off)"
-                )
-        elif base_url is not None:
-            # IVR_DEMO=1 beside a Clinicea of its own: that Clinicea may be real, so the
-            # published Twilio token and console secret would open real patients' records.
-            own = [name for name in ("TWILIO_AUTH_TOKEN", "IVR_SECRET_KEY")
-                   if env.get(name) in (None, secrets[name])]
-            if own:
-                raise ConfigError(
-                    f"{', '.join(own)}: IVR_DEMO=1 with CLINICEA_BASE_URL set needs a secret of"
-                    " your own, not the public demo value (or unset CLINICEA_BASE_URL for the"
-                    " embedded sandbox)"
-                )
-        value = {name: env.get(name) or demo_value for name, demo_value in secrets.items()}
-        clinic_path = env.get("IVR_CLINIC_CONFIG")
-        return cls(
-            clinic=DEMO_CLINIC if clinic_path is None else load_clinic_config(clinic_path),
-            demo=demo,
-            clinicea_base_url=base_url,
-            clinicea_api_key=value["CLINICEA_API_KEY"],
-            clinicea_username=value["CLINICEA_USERNAME"],
-            clinicea_password=value["CLINICEA_PASSWORD"],
-            twilio_auth_token=value["TWILIO_AUTH_TOKEN"],
-            secret_key=value["IVR_SECRET_KEY"],
-            twilio_account_sid=env.get("TWILIO_ACCOUNT_SID"),
-            twilio_webhook_key=env.get("TWILIO_WEBHOOK_SHARED_KEY"),
-            public_url=env.url("IVR_PUBLIC_URL"),
-            database_url=env.get("IVR_DATABASE_URL") or DEFAULT_DATABASE_URL,
-            proxy_hops=env.whole_number("IVR_PROXY_HOPS", 0),
-            sandbox_faults=env.get("IVR_SANDBOX_FAULTS"),
-            log_level=env.choice("IVR_LOG_LEVEL", LOG_LEVELS, "INFO"),
-            clinic_config_path=clinic_path,
-            metrics_dir=env.get("PROMETHEUS_MULTIPROC_DIR"),
-        )
-
-    @classmethod
-    def for_tests(cls, **overrides: Any) -> Settings:
-        """Demo settings with an in-memory SQLite store; any field can be overridden."""
-        base = cls(
-            clinic=DEMO_CLINIC,
-            demo=True,
-            clinicea_base_url=None,
-            clinicea_api_key=SANDBOX_API_KEY,
-            clinicea_username=SANDBOX_USERNAME,
-            clinicea_password=SANDBOX_PASSWORD,
-            twilio_auth_token=DEMO_TWILIO_AUTH_TOKEN,
-            secret_key=DEMO_SECRET_KEY,
-            database_url="sqlite://",
-            log_level="WARNING",
-        )
-        return dataclasses.replace(base, **overrides)
-
-    @property
-    def metrics_path(self) -> str:
-        """The metrics directory: `metrics_dir`, else one per user, working directory and
-        database (`<temp dir>/ivr-metrics-<hash>`), so one deployment's web server and booking
-        worker find the same one and two deployments on a host never share."""
-        if self.metrics_dir:
-            return os.path.abspath(self.metrics_dir)
-        key = f"{os.getuid()}\n{os.getcwd()}\n{self.database_url}".encode()
-        digest = hashlib.sha256(key).hexdigest()[:24]
-        return os.path.join(tempfile.gettempdir(), f"ivr-metrics-{digest}")
-
-    @property
-    def demo_secrets_allowed(self) -> bool:
-        """Whether the published demo Twilio token and console secret may open anything: only
-        in demo mode on the embedded sandbox (never beside a configured Clinicea)."""
-        return self.demo and self.clinicea_base_url is None
-
-    @property
-    def clinicea_label(self) -> str:
-        """The Clinicea this process really talks to, for start-up banners."""
-        if self.clinicea_base_url is None:
-            return "the embedded sandbox Clinicea"
-        return self.clinicea_base_url + (" (demo mode)" if self.demo else "")
-
-    def demo_credentials_in_use(self) -> list[str]:
-        """Names of the env vars whose value is a public demo/sandbox value (for `ivr check`)."""
-        checks: list[tuple[str, Callable[[Settings], str], str]] = [
-            ("CLINICEA_API_KEY", lambda s: s.clinicea_api_key, SANDBOX_API_KEY),
-            ("CLINICEA_USERNAME", lambda s: s.clinicea_username, SANDBOX_USERNAME),
-            ("CLINICEA_PASSWORD", lambda s: s.clinicea_password, SANDBOX_PASSWORD),
-            ("TWILIO_AUTH_TOKEN", lambda s: s.twilio_auth_token, DEMO_TWILIO_AUTH_TOKEN),
-            ("IVR_SECRET_KEY", lambda s: s.secret_key, DEMO_SECRET_KEY),
-        ]
-        return [name for name, read, demo_value in checks if read(self) == demo_value]
-
-
-class _Env:
-    """Typed reads of environment variables; empty or blank counts as unset."""
-
-    def __init__(self, environ: Mapping[str, str]) -> None:
-        self.environ = environ
-
-    def get(self, name: str) -> str | None:
-        value = self.environ.get(name)
-        if value is None or not value.strip():
-            return None
-        return value.strip()
-
-    def url(self, name: str) -> str | None:
-        value = self.get(name)
-        if value is None:
-            return None
-        if not re.match(r"https?://[^/\s]+", value):
-            raise ConfigError(f"{name}: must be an http:// or https:// URL, got {value!r}")
-        return value.rstrip("/")
-
-    def flag(self, name: str) -> bool:
-        value = (self.get(name) or "0").lower()
-        if value in {"1", "true", "yes", "on"}:
-            return True
-        if value in {"0", "false", "no", "off"}:
-            return False
-        raise ConfigError(f"{name}: must be 1 or 0, got {value!r}")
-
-    def whole_number(self, name: str, default: int) -> int:
-        value = self.get(name)
-        if value is None:
-            return default
-        if not value.isascii() or not value.isdigit():
-            raise ConfigError(f"{name}: must be a whole number >= 0, got {value!r}")
-        return int(value)
-
-    def token(self, name: str) -> str | None:
-        """A short name safe in a file name: letters, digits, `.`, `_`, `-` (1-64)."""
-        value = self.get(name)
-        if value is not None and not _TOKEN.fullmatch(value):
-            raise ConfigError(
-                f"{name}: must be 1-64 letters, digits, '.', '_' or '-', got {value!r}")
-        return value
-
-    def choice(self, name: str, choices: tuple[str, ...], default: str) -> str:
-        value = (self.get(name) or default).upper()
-        if value not in choices:
-            raise ConfigError(f"{name}: must be one of {', '.join(choices)}, got {value!r}")
-        return value
