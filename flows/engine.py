@@ -22,8 +22,8 @@ from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from datetime import date, datetime
 from typing import Any
 
+from flows.clinic_services import ClinicProfile, ClinicServices, ServiceUnavailable
 from flows.lang import Catalogue, catalogue_for, text
-from flows.services import ClinicProfile, ClinicServices, ServiceUnavailable
 from flows.steps import Ask, Do, Flow, Hangup, Say, Step, Transfer
 from flows.understanding import Answer, Context, parse_yes_no, wants_person
 

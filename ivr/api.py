@@ -1,6 +1,6 @@
 """The JSON API (`/api`) for call-centre software that integrates by HTTP instead of by page.
 
-Same lookups and booking as the console's screen-pop (`ivr.console.desk`), behind API keys
+Same lookups and booking as the console's screen-pop (`ivr.desk`), behind API keys
 (`ivr add-api-key`), sent as `Authorization: Bearer <key>` or `X-API-Key: <key>`. Every answer
 is JSON; errors are `{"error": "<message>"}` with 400, 401, 404, 409 or 503. The OpenAPI 3.0
 description of exactly these routes is served at `/api/openapi.json` (no key needed).
@@ -21,10 +21,10 @@ from flask import Blueprint, current_app, g, jsonify, make_response, request
 from werkzeug.exceptions import HTTPException
 
 from flows.booking.conversation import request_kind
+from flows.clinic_services import ServiceUnavailable
 from flows.domain import LastVisit, PatientRef, Slot
-from flows.services import ServiceUnavailable
+from ivr import desk
 from ivr.accounts import api_key_scope, verify_api_key
-from ivr.console import desk
 from ivr.console.headers import add_security_headers
 from ivr.outbox import REJECTED
 from ivr.runtime import Runtime

@@ -92,7 +92,10 @@ class CallHandler:
         self.rt = runtime
 
     def turn(self, inbound: Inbound, kind: str, step: str | None, turn: int) -> str:
-        """TwiML for one webhook; its Clinicea lookups share one time limit (ivr.services)."""
+        """TwiML for one webhook; its Clinicea lookups share one time limit.
+
+        The limit is `webhook_budget` in `ivr.clinicea_services`.
+        """
         services = self.rt.services
         with services.webhook_budget(), services.for_call(inbound.call_sid):
             return self._run(inbound, kind, step, turn)

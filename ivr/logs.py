@@ -10,9 +10,9 @@ Every line has `time` (UTC, ISO 8601, milliseconds), `level`, `logger`, `message
 logged while a `/voice` webhook is being served, `call_sid`. The CallSid comes from a context
 variable (`call_sid_var`) that `ivr.ops` sets for the whole `/voice` request from Twilio's form;
 a record's own `call_sid` (`log.info(..., extra={"call_sid": sid})`) wins. Work a webhook hands
-to a helper thread (the booking attempt, `ivr.services`) runs in a copy of the webhook's context
-(`contextvars.copy_context().run`), so it is attributed to that call too. Exceptions are logged
-as `exc_type` and `exc` (the formatted traceback).
+to a helper thread (the booking attempt, `ivr.clinicea_services`) runs in a copy of the
+webhook's context (`contextvars.copy_context().run`), so it is attributed to that call too.
+Exceptions are logged as `exc_type` and `exc` (the formatted traceback).
 
 Servers write nothing else: `gunicorn_logconfig(level)` is gunicorn's `logconfig_dict` (in
 gunicorn.conf.py and `ivr serve`'s gunicorn alike): its own lines ("Booting worker", "Handling

@@ -4,7 +4,7 @@
 record alike; `ivr.ops` serves it (`/metrics`) and times the webhooks. A webhook's time spent
 inside Clinicea requests is added up in a `RequestTimes` found through the context variable
 `request_times`: the client's `on_request` hook credits it from the webhook's thread and from
-any helper thread started with a copy of its context (the booking attempt, `ivr.services`).
+any helper thread started with a copy of its context (the booking attempt, `ivr.clinicea_services`).
 No Flask here: the worker imports it.
 """
 

@@ -11,10 +11,11 @@
   costs) and `X-IVR-Clinicea-Ms`. The benchmark reads them (`bench/`).
 - **teardown_request**: unbind both context variables.
 
-The booking attempt runs in a helper thread (`ivr.services`) while the webhook thread waits for
-it; the thread runs in a copy of the webhook's context, so its Clinicea time is credited to the
-same request (and its log lines carry the CallSid): the booking webhook's own time does not
-include Clinicea's. The metrics themselves (`Metrics`) live in `ivr.metrics`, without Flask.
+The booking attempt runs in a helper thread (`ivr.clinicea_services`) while the webhook thread
+waits for it; the thread runs in a copy of the webhook's context, so its Clinicea time is
+credited to the same request (and its log lines carry the CallSid): the booking webhook's own
+time does not include Clinicea's. The metrics themselves (`Metrics`) live in `ivr.metrics`,
+without Flask.
 
 **One host's figures, whichever worker is scraped** (`prometheus_client`, its multiprocess
 mode). The histograms and counters are `prometheus_client` objects on a registry per app

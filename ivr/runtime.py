@@ -20,11 +20,11 @@ from ivr import twiml
 from ivr.calendar import DayCalendar
 from ivr.clinicea import CliniceaClient
 from ivr.clinicea.auth import StoreToken
+from ivr.clinicea_services import CliniceaServices
 from ivr.clock import Clock, SystemClock
 from ivr.config import ConfigError, Settings
 from ivr.metrics import Metrics
 from ivr.outbox import Outbox
-from ivr.services import CliniceaServices
 from ivr.sms import TwilioSms
 from ivr.store import Store
 

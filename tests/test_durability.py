@@ -20,13 +20,13 @@ import httpx
 import pytest
 
 from ivr.app import runtime_of
+from ivr.clinicea_services import SLOT_SEARCH_SECONDS, WEBHOOK_SECONDS
 from ivr.clock import FixedClock, SystemClock
 from ivr.config import DEMO_CLINIC, Settings
 from ivr.outbox import OutboxWorker
 from ivr.sandbox import EmbeddedSandbox, SandboxState
 from ivr.sandbox.seed import DEMO_DOCTOR_FAROOQ_ID
 from ivr.sandbox.state import SandboxError
-from ivr.services import SLOT_SEARCH_SECONDS, WEBHOOK_SECONDS
 from ivr.simulator import TwilioSimulator
 from tests.calls import app_for
 from tests.demo import BILAL, HAMZA, MONDAY_10AM

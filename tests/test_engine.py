@@ -11,9 +11,9 @@ from datetime import datetime
 
 import pytest
 
+from flows.clinic_services import ClinicProfile, ServiceUnavailable
 from flows.domain import WeeklyHours
 from flows.engine import CallState, Engine, Turn
-from flows.services import ClinicProfile, ServiceUnavailable
 from flows.steps import Ask, Do, Flow, FlowDefinitionError, Hangup, Say, Transfer
 from flows.understanding import Answer, Understood, parse_yes_no
 

@@ -16,10 +16,11 @@ from typing import Any
 import httpx
 import pytest
 
+from flows.clinic_services import BookingRequest, ServiceUnavailable
 from flows.domain import ClinicSite, Doctor, Service
-from flows.services import BookingRequest, ServiceUnavailable
 from flows.slots import overlaps_booked
 from ivr.clinicea import CliniceaClient, Credentials
+from ivr.clinicea_services import CliniceaServices, profile_from_config
 from ivr.clock import FixedClock
 from ivr.config import DEMO_CLINIC, ClinicConfig
 from ivr.outbox import OutboxWorker
@@ -42,7 +43,6 @@ from ivr.sandbox.seed import (
     DEMO_SERVICES,
     DEMO_STAFF,
 )
-from ivr.services import CliniceaServices, profile_from_config
 from ivr.store import Store
 from tests.demo import BILAL, HIRA
 

@@ -46,7 +46,7 @@ def test_read_back_wording_in_both_catalogues():
     from datetime import date, time
 
     from flows.lang.en import ENGLISH
-    from flows.lang.second import CATALOGUE as URDU
+    from flows.lang.ur import CATALOGUE as URDU
 
     today = date(2026, 11, 23)
     jan4 = date(2027, 1, 4)

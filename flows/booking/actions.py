@@ -12,9 +12,9 @@ from datetime import date, datetime, time, timedelta
 
 from flows import menus
 from flows.booking.frame import BookingResult, Offer, Patient, Visit, frame_of
+from flows.clinic_services import BookingRequest, ConfirmationText
 from flows.domain import Slot
 from flows.engine import Turn
-from flows.services import BookingRequest, ConfirmationText
 from flows.understanding import (
     Answer,
     Understood,

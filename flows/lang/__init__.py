@@ -84,10 +84,10 @@ def _load() -> dict[str, Catalogue]:
     from flows.lang import en
 
     found: dict[str, Catalogue] = {"en": en.ENGLISH}
-    try:  # the second language registers itself when its module exists
-        from flows.lang import second
+    try:  # Urdu registers itself when its module exists
+        from flows.lang import ur
 
-        found[second.CATALOGUE.code] = second.CATALOGUE
+        found[ur.CATALOGUE.code] = ur.CATALOGUE
     except ImportError:
         pass
     return found

@@ -1,4 +1,4 @@
-"""The agents' console (`/console`): see `ivr.console.views`; shared rules in `ivr.console.desk`."""
+"""The agents' console (`/console`): see `ivr.console.views`; shared rules in `ivr.desk`."""
 
 from __future__ import annotations
 

@@ -35,10 +35,9 @@ from flask import (
 )
 from flask.blueprints import BlueprintSetupState
 
-from flows.services import ServiceUnavailable
-from ivr import insights
+from flows.clinic_services import ServiceUnavailable
+from ivr import desk, insights
 from ivr.accounts import AddressLimiter, check_login
-from ivr.console import desk
 from ivr.console.headers import add_security_headers
 from ivr.runtime import Runtime
 from ivr.store import AgentRecord, BookingRecord, CallRecord, TextRecord

@@ -11,10 +11,10 @@ import re
 from dataclasses import dataclass
 from datetime import date, datetime
 
+from flows.clinic_services import BookingOutcome, BookingRequest, ServiceUnavailable
 from flows.domain import ClinicSite, Doctor, LastVisit, PatientRef, Slot
-from flows.services import BookingOutcome, BookingRequest, ServiceUnavailable
+from ivr.clinicea_services import CliniceaServices
 from ivr.phone import PhoneNumber, digits_to_phone, parse_phone
-from ivr.services import CliniceaServices
 
 UNAVAILABLE_LOOKUP = "Clinicea is not answering right now. Try again in a minute."
 UNAVAILABLE_BOOKING = (

@@ -1,7 +1,7 @@
-"""`flows.services.ClinicServices` on Clinicea, the store, the slot rules and the clock.
+"""`flows.clinic_services.ClinicServices` on Clinicea, the store, the slot rules and the clock.
 
 - Lookups (`find_patients`, `last_visit`, `free_slots`) translate every `CliniceaError` into
-  `flows.services.ServiceUnavailable`, which the flow answers with a transfer.
+  `flows.clinic_services.ServiceUnavailable`, which the flow answers with a transfer.
 - A day's calendar is cached for a short time (`cache_ttl`, default 45 s) so that the turns of
   one call do not fetch it again; a booking's first attempt checks the time against it, and
   every attempt drops that day from the cache.
@@ -47,8 +47,8 @@ from contextlib import contextmanager
 from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from flows.clinic_services import BookingOutcome, BookingRequest, ClinicProfile, ServiceUnavailable
 from flows.domain import ClinicSite, Doctor, LastVisit, PatientRef, Slot, Upcoming
-from flows.services import BookingOutcome, BookingRequest, ClinicProfile, ServiceUnavailable
 from flows.slots import OutOfTime, first_free_slots
 from flows.slots import free_slots as day_free_slots
 from ivr.calendar import DayCalendar, doctor_intervals, name_key

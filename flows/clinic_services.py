@@ -1,6 +1,7 @@
 """What the conversation needs from the clinic, as a small protocol.
 
-`ivr.services` implements it on Clinicea, the store and the slot rules; tests may pass a fake.
+`ivr.clinicea_services` implements it on Clinicea, the store and the slot rules; tests may pass
+a fake.
 Every method may raise `ServiceUnavailable` when the clinic system cannot be reached.
 """
 
