@@ -26,13 +26,12 @@ MENU_HINTS = ("yes", "confirm", "move", "change", "reschedule", "cancel", "tomor
 
 
 def who_answered(turn: Turn) -> str:
-    """A machine gets a short message; a person (or "unknown": not sure) the reminder."""
-    return "machine" if (reminder_of(turn).answered_by or "") in MACHINE_ANSWERS else "person"
-
-
-def one_appointment(turn: Turn) -> bool:
-    """The reminder names a single appointment (a move books it anew)."""
-    return len(reminder_of(turn).appointments) <= 1
+    """A machine gets a short message; a person (or "unknown": not sure) the reminder of "one"
+    appointment (which a move books anew) or of "many"."""
+    frame = reminder_of(turn)
+    if (frame.answered_by or "") in MACHINE_ANSWERS:
+        return "machine"
+    return "one" if len(frame.appointments) <= 1 else "many"
 
 
 def choose(answer: Answer, turn: Turn) -> str | None:
@@ -82,7 +81,16 @@ def start_move(turn: Turn) -> str:
     frame = reminder_of(turn)
     frame.moving = True
     frame.answer = "move_requested"
+    old = frame.next_appointment
+    if frame.notes is None and old is not None:
+        # The new appointment's notes say where it came from (and the reason is not asked).
+        frame.notes = f"moved from {old.start.isoformat(sep=' ')[:16]} (reminder call)"
     return "ok"
+
+
+def no_time_said(turn: Turn) -> bool:
+    """ "Let's find you a new time" only when the patient did not say one already."""
+    return reminder_of(turn).request is None
 
 
 def move_for_desk(turn: Turn) -> str:

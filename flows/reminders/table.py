@@ -25,9 +25,10 @@ ENTRIES = ("slots_find", "person", "records_down")
 
 REMINDER_ROWS: list[Step] = [
     Do("reminder_start", r.who_answered,
-       next={"machine": "reminder_machine", "person": "reminder_greet"}),
+       next={"machine": "reminder_machine", "one": "reminder_greet",
+             "many": "reminder_greet_many"}),
     Hangup("reminder_machine", "reminder_voicemail", outcome="reminder_machine"),
-    Say("reminder_greet", "reminder_greet", next="reminder_menu", when=r.one_appointment),
+    Say("reminder_greet", "reminder_greet", next="reminder_menu"),
     Say("reminder_greet_many", "reminder_greet_many", next="reminder_menu_many"),
     Ask("reminder_menu", "reminder_menu", r.choose, digits=1, hints=r.MENU_HINTS,
         next={"confirm": "reminder_confirm", "move": "reminder_move",
@@ -43,7 +44,7 @@ REMINDER_ROWS: list[Step] = [
     Hangup("reminder_cancelled_many", "reminder_cancel_requested_many",
            outcome="reminder_cancelled"),
     Do("reminder_move", r.start_move, next="reminder_move_start"),
-    Say("reminder_move_start", "reminder_move_start", next="slots_find"),
+    Say("reminder_move_start", "reminder_move_start", next="slots_find", when=r.no_time_said),
     Do("reminder_move_desk", r.move_for_desk, next="reminder_move_desk_done"),
     Hangup("reminder_move_desk_done", "reminder_move_requested", outcome="reminder_move"),
 ]
