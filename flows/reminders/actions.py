@@ -66,14 +66,20 @@ def confirm(turn: Turn) -> str:
 
 
 def cancel(turn: Turn) -> str:
-    """Ask the desk to cancel every appointment the reminder named."""
+    """Ask the desk to cancel every appointment the reminder named: one request naming them all
+    (the store keeps one callback request per call), worded as the booking call's are
+    ("cancel appointment ...", how the console tells cancellations apart)."""
     frame = reminder_of(turn)
-    for appt in frame.appointments:
-        frame.next_appointment = appt
-        c.request_cancellation(turn)
-    frame.next_appointment = frame.appointments[0] if frame.appointments else None
     frame.answer = "cancel_requested"
-    return "one" if len(frame.appointments) <= 1 else "many"
+    if len(frame.appointments) <= 1:
+        c.request_cancellation(turn)
+        return "one"
+    named = " and ".join(f"{a.id} on {a.start.isoformat()[:16]}" for a in frame.appointments)
+    turn.services.request_callback(
+        turn.call.call_sid, frame.keyed_number or turn.call.caller,
+        f"{c.CANCEL_REASON} {named} (asked on the reminder call)",
+    )
+    return "many"
 
 
 def start_move(turn: Turn) -> str:
