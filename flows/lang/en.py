@@ -139,6 +139,38 @@ PROMPTS: dict[str, str] = {
     "part_morning": "morning",
     "part_afternoon": "afternoon",
     "part_evening": "evening",
+    # Appointment reminders (flows/reminders): the call
+    "reminder_greet": "Hello {first_name}, this is {clinic} with a reminder of your appointment "
+    "{appointments}, at {reminder_address}.",
+    "reminder_greet_many": "Hello {first_name}, this is {clinic} with a reminder of your "
+    "appointments {appointments}, at {reminder_address}.",
+    "reminder_menu": "To confirm, press 1 or say yes. To move it, press 2. To cancel, press 3. "
+    "For reception, press 0.",
+    "reminder_menu_hint": "Press 1 to confirm, 2 to move it, 3 to cancel, or 0 for reception.",
+    "reminder_menu_many": "To confirm them, press 1 or say yes. To change them, press 2. To "
+    "cancel them, press 3. For reception, press 0.",
+    "reminder_menu_many_hint": "Press 1 to confirm, 2 to change them, 3 to cancel, or 0 for "
+    "reception.",
+    "reminder_confirmed": "Thank you, we'll see you then. Goodbye.",
+    "reminder_cancel_requested": "I've asked the reception team to cancel your appointment. "
+    "They will call you if anything is unclear. Goodbye.",
+    "reminder_cancel_requested_many": "I've asked the reception team to cancel your "
+    "appointments. They will call you if anything is unclear. Goodbye.",
+    "reminder_move_start": "Let's find you a new time.",
+    "reminder_move_requested": "I've asked the reception team to call you to find new times. "
+    "Goodbye.",
+    "reminder_voicemail": "This is {clinic} with a reminder for {first_name} of an appointment "
+    "{first_when}. To change it, please call us. Goodbye.",
+    # Appointment reminders: the text message and its fragments
+    "reminder_sms": "{clinic}: a reminder of your appointment {appointments}, at {address}. "
+    "Reply 1 to confirm, 2 to move, 3 to cancel, or {call_us}.",
+    "reminder_sms_many": "{clinic}: a reminder of your appointments {appointments}, at "
+    "{address}. Reply 1 to confirm, 2 to move, 3 to cancel, or {call_us}.",
+    "reminder_call_us_on": "call us on {phone}",
+    "reminder_call_us": "call us",
+    "reminder_item": "{when} with {doctor}",
+    "reminder_item_no_doctor": "{when}",
+    "reminder_and": "and",
 }
 
 _ORDINAL_SUFFIX = {1: "st", 2: "nd", 3: "rd", 21: "st", 22: "nd", 23: "rd", 31: "st"}

@@ -130,6 +130,39 @@ PROMPTS: dict[str, str] = {
     "part_morning": "صبح",
     "part_afternoon": "دوپہر",
     "part_evening": "شام",
+    # Appointment reminders (flows/reminders): the call
+    "reminder_greet": "السلام علیکم {first_name}، یہ {clinic} ہے۔ آپ کی اپوائنٹمنٹ کی یاد دہانی: "
+    "{appointments}، {reminder_address} پر۔",
+    "reminder_greet_many": "السلام علیکم {first_name}، یہ {clinic} ہے۔ آپ کی اپوائنٹمنٹس کی یاد "
+    "دہانی: {appointments}، {reminder_address} پر۔",
+    "reminder_menu": "تصدیق کے لیے 1 دبائیں یا ہاں کہیں۔ وقت بدلنے کے لیے 2 دبائیں۔ منسوخ کرنے کے "
+    "لیے 3 دبائیں۔ ریسیپشن کے لیے 0 دبائیں۔",
+    "reminder_menu_hint": "تصدیق کے لیے 1، وقت بدلنے کے لیے 2، منسوخ کرنے کے لیے 3، یا ریسیپشن کے "
+    "لیے 0 دبائیں۔",
+    "reminder_menu_many": "ان کی تصدیق کے لیے 1 دبائیں یا ہاں کہیں۔ وقت بدلنے کے لیے 2 دبائیں۔ "
+    "منسوخ کرنے کے لیے 3 دبائیں۔ ریسیپشن کے لیے 0 دبائیں۔",
+    "reminder_menu_many_hint": "تصدیق کے لیے 1، وقت بدلنے کے لیے 2، منسوخ کرنے کے لیے 3، یا "
+    "ریسیپشن کے لیے 0 دبائیں۔",
+    "reminder_confirmed": "شکریہ، ہم آپ کا انتظار کریں گے۔ خدا حافظ۔",
+    "reminder_cancel_requested": "میں نے ریسیپشن سے آپ کی اپوائنٹمنٹ منسوخ کرنے کو کہہ دیا ہے۔ "
+    "کچھ واضح نہ ہوا تو وہ آپ کو کال کریں گے۔ خدا حافظ۔",
+    "reminder_cancel_requested_many": "میں نے ریسیپشن سے آپ کی اپوائنٹمنٹس منسوخ کرنے کو کہہ دیا "
+    "ہے۔ کچھ واضح نہ ہوا تو وہ آپ کو کال کریں گے۔ خدا حافظ۔",
+    "reminder_move_start": "آئیے آپ کے لیے نیا وقت تلاش کرتے ہیں۔",
+    "reminder_move_requested": "میں نے ریسیپشن سے کہہ دیا ہے کہ وہ نئے اوقات طے کرنے کے لیے آپ کو "
+    "کال کریں۔ خدا حافظ۔",
+    "reminder_voicemail": "یہ {clinic} ہے۔ {first_name} کے لیے {first_when} کی اپوائنٹمنٹ کی یاد "
+    "دہانی۔ تبدیلی کے لیے براہ کرم ہمیں کال کریں۔ خدا حافظ۔",
+    # Appointment reminders: the text message and its fragments
+    "reminder_sms": "{clinic}: آپ کی اپوائنٹمنٹ کی یاد دہانی: {appointments}، {address} پر۔ "
+    "تصدیق کے لیے 1، وقت بدلنے کے لیے 2، منسوخ کرنے کے لیے 3 بھیجیں، یا {call_us}۔",
+    "reminder_sms_many": "{clinic}: آپ کی اپوائنٹمنٹس کی یاد دہانی: {appointments}، {address} "
+    "پر۔ تصدیق کے لیے 1، وقت بدلنے کے لیے 2، منسوخ کرنے کے لیے 3 بھیجیں، یا {call_us}۔",
+    "reminder_call_us_on": "ہمیں {phone} پر کال کریں",
+    "reminder_call_us": "ہمیں کال کریں",
+    "reminder_item": "{when}، {doctor} کے ساتھ",
+    "reminder_item_no_doctor": "{when}",
+    "reminder_and": "اور",
 }
 
 _PART_SPANS = {
