@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import date, datetime, time, timedelta
 
+from flows.clinic_services import BookingOutcome, BookingRequest, ClinicProfile
 from flows.domain import ClinicSite, Doctor, Slot, WeeklyHours
 from flows.engine import CallState, Engine, Reply
 from flows.lang import CATALOGUES
@@ -16,7 +17,6 @@ from flows.reminders import FLOW
 from flows.reminders.frame import ReminderFrame, start_frame
 from flows.reminders.plan import DayAppointment, Reminder
 from flows.reminders.status import after_call
-from flows.services import BookingOutcome, BookingRequest, ClinicProfile
 from flows.understanding import Answer
 
 NOW = datetime(2026, 11, 23, 10, 0)

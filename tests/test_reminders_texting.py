@@ -7,11 +7,11 @@ from datetime import date, datetime
 
 import pytest
 
+from flows.clinic_services import ClinicProfile
 from flows.domain import ClinicSite, Doctor, WeeklyHours
 from flows.lang import catalogue_for
 from flows.reminders.status import after_call, after_reply
 from flows.reminders.texting import SmsAppointment, read_reply, reminder_sms
-from flows.services import ClinicProfile
 
 TODAY = date(2026, 11, 23)
 PROFILE = ClinicProfile(

@@ -18,9 +18,9 @@ from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from flows.booking.frame import Appointment, BookingFrame, Patient
+from flows.clinic_services import ClinicProfile
 from flows.reminders.plan import Reminder
 from flows.reminders.texting import doctor_words, site_of
-from flows.services import ClinicProfile
 
 if TYPE_CHECKING:
     from flows.engine import Turn

@@ -27,9 +27,9 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Literal
 
+from flows.clinic_services import ClinicProfile
 from flows.domain import ClinicSite
 from flows.lang import Catalogue, text
-from flows.services import ClinicProfile
 
 Intent = Literal["confirm", "move", "cancel", "opt_out", "opt_in", "help", "unknown"]
 
