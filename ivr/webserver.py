@@ -1,8 +1,8 @@
 """gunicorn's gthread worker, except that a request is read whole before a thread takes it.
 
 Stock gthread gives a connection to a thread as soon as its first byte arrives; the thread then
-reads the rest of the head and the body with blocking reads. Ten clients sending one byte a
-second held all of `ivr serve`'s threads, and `/healthz` waited 17 s behind them.
+reads the rest of the head and the body with blocking reads, so a few clients sending a byte a
+second hold every thread, and `/healthz` waits behind them (measured: SECURITY.md).
 `BufferingWorker` reads in the worker's event loop instead (non-blocking, like a buffering
 proxy): the head up to its blank line and the body up to its `Content-Length` are collected
 first, and only a complete request is handed to a thread. A request not complete within
