@@ -176,10 +176,16 @@ class ReminderRun:
         number of reminders written."""
         callers = [r.key for r in plan.reminders
                    if r.status == "queued" and first_channel(r.channels) == "call"]
-        times = call_times(len(callers), start=self.clock.now(),
-                           hours=self.settings.calling_hours,
+        now = self.clock.now()
+        hours = self.settings.calling_hours
+        # The schedule decides who fits in today's calling hours; the pacer, not the row's
+        # time, spaces the calls (one send pass places every due call, a second apart).
+        times = call_times(len(callers), start=now, hours=hours,
                            per_second=self.settings.calls_per_second)
-        written = self.store.plan_reminders(plan, call_at=dict(zip(callers, times, strict=True)))
+        opening = next_calling_moment(now, hours)
+        call_at = {key: (None if t is None else opening) for key, t in zip(callers, times,
+                                                                            strict=True)}
+        written = self.store.plan_reminders(plan, call_at=call_at)
         log.info("reminders of %s planned: %d written, %d skipped", plan.day, written,
                  len(plan.skipped))
         return written
