@@ -90,6 +90,10 @@ class Call:
         # Where the open gather's nested prompts start (transcript index, duration before them).
         self._prompts_at = 0
         self._duration_before_prompts = 0
+        # An outbound call's own URLs (Calls.create's Url and StatusCallback); None: the
+        # number's voice URL and status callback.
+        self.start_url: str | None = None
+        self.status_callback: str | None = None
 
     def __repr__(self) -> str:
         state = "ended" if self.ended else ("gathering" if self._gather is not None else "idle")
@@ -259,7 +263,8 @@ class Call:
     # -- internals: running TwiML
 
     def _start(self) -> None:
-        self._run(Fetch(self.sim.absolute(self.sim.voice_url), self.sim.voice_method))
+        self._run(Fetch(self.sim.absolute(self.start_url or self.sim.voice_url),
+                        "POST" if self.start_url else self.sim.voice_method))
 
     def _run(self, fetch: Fetch | None) -> None:
         """Fetch (if given) and execute verbs until a gather waits or the call ends."""
@@ -362,7 +367,7 @@ class Call:
         self.ended = True
         self.status = status
         self._gather = None
-        cb = self.sim.status_callback
+        cb = self.status_callback or self.sim.status_callback
         if not cb:
             return
         extra = status_callback_params(status, self.duration, self.started_at)
@@ -411,5 +416,34 @@ class TwilioSimulator(TwilioNumber):
             dial_duration=dial_duration,
             extra_params=extra_params or {},
         )
+        call._start()
+        return call
+
+    def outbound(
+        self,
+        url: str,
+        *,
+        to: str,
+        from_: str | None = None,
+        answered_by: str | None = "human",
+        status_callback: str | None = None,
+        outcome: str | None = None,
+        call_sid: str | None = None,
+    ) -> Call:
+        """An outbound call our app asked for (Calls.create): Twilio rings `to` from the
+        number (`from_`, default the simulator's `to`) and, once answered, posts `url` with
+        `Direction=outbound-api` and `AnsweredBy` (machine detection's verdict), signed like
+        any webhook. `outcome` "busy", "no-answer", "failed" or "canceled": nobody answers,
+        only the status callback is posted. `status_callback` gets the call's end."""
+        extra = {"Direction": "outbound-api"}
+        if answered_by is not None:
+            extra["AnsweredBy"] = answered_by
+        call = Call(self, from_=from_ or self.to, to=to, call_sid=call_sid or self.new_sid(),
+                    extra_params=extra)
+        call.start_url = url
+        call.status_callback = status_callback
+        if outcome is not None:
+            call._end(outcome)
+            return call
         call._start()
         return call
