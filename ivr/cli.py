@@ -21,8 +21,7 @@ from ivr import logs
 from ivr.config import ConfigError, Settings
 
 if TYPE_CHECKING:  # imported by the commands that need them (the worker's metrics directory)
-    from ivr.outbox import OutboxWorker
-    from ivr.runtime import Runtime
+    pass
 
 log = logging.getLogger(__name__)
 
@@ -206,6 +205,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = settings.metrics_path
     from ivr.demo import demo_sandbox
     from ivr.runtime import build_runtime
+    from ivr.worker import build_worker, run_until_stopped
 
     logs.configure(settings.log_level)
     # The runtime alone, no web app. In demo mode its own sandbox: `ivr serve` shares one.
@@ -213,34 +213,16 @@ def cmd_worker(args: argparse.Namespace) -> int:
     try:
         rt.store.migrate()
         if args.once:
-            done = _worker(rt).run_once()
+            done = build_worker(rt).run_once()
             print(f"processed {done} booking(s)")
             return 0
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         log.info("booking worker running; Ctrl-C to stop")
-        _worker_loop(rt, stop)
+        run_until_stopped(rt, stop)
         return 0
     finally:
         rt.close()
-
-
-def _worker(rt: Runtime) -> OutboxWorker:
-    import socket
-
-    from ivr.reminders import run_for
-    from ivr.texts import TextSender
-
-    worker_id = f"{socket.gethostname()}-worker"
-    sms = rt.services.sms
-    texts = TextSender(rt.store, sms, worker_id=worker_id) if sms is not None else None
-    # The process's one Outbox: what the worker books is dropped from the web's cached calendar.
-    return rt.services.outbox.worker(worker_id, texts=texts,
-                                     reminders=run_for(rt, worker_id))
-
-
-def _worker_loop(rt: Runtime, stop: threading.Event) -> None:
-    _worker(rt).run_forever(stop)
 
 
 def cmd_remind(args: argparse.Namespace) -> int:

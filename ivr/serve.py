@@ -208,8 +208,8 @@ def _child_exit(_server: object, worker: object) -> None:
 
 def run_worker(clinicea_url: str | None) -> int:
     """The booking worker loop until SIGTERM."""
-    from ivr.cli import _worker_loop
     from ivr.runtime import build_runtime
+    from ivr.worker import run_until_stopped
 
     settings = Settings.from_env()
     logs.configure(settings.log_level)
@@ -219,7 +219,7 @@ def run_worker(clinicea_url: str | None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     try:
-        _worker_loop(rt, stop)
+        run_until_stopped(rt, stop)
     finally:
         rt.close()
     return 0
