@@ -258,7 +258,7 @@ def test_the_worker_ivr_serve_runs_drops_the_days_it_books_from_the_webs_calenda
 ):
     """One Outbox per process: what the worker books is dropped from the calendar the calls of
     that process offer times from, as a booking made in a call is."""
-    from ivr.cli import _worker
+    from ivr.worker import build_worker
 
     with cluster(f"sqlite:///{tmp_path / 'ivr.db'}", instances=1) as c:
         rt = c.runtime()
@@ -273,7 +273,7 @@ def test_the_worker_ivr_serve_runs_drops_the_days_it_books_from_the_webs_calenda
         rt.services.appointments_on(day.date())  # another call looks at that day meanwhile
         assert rt.services.calendar.get(day.date()) is not None
         c.clock.advance(minutes=10)  # past the retry's backoff
-        assert _worker(rt).run_once() == 1
+        assert build_worker(rt).run_once() == 1
         assert [b.status for b in rt.store.bookings()] == ["booked"]
         assert rt.services.calendar.get(day.date()) is None
 
