@@ -55,6 +55,9 @@ class Call:
         dial_outcomes: Iterable[str] = (),
         dial_duration: int = 42,
         extra_params: Mapping[str, str] | None = None,
+        url: str | None = None,
+        status_callback: str | None = None,
+        outbound: bool = False,
     ) -> None:
         self.sim = sim
         self.sid = call_sid
@@ -68,6 +71,10 @@ class Call:
         self._base = sim.webhook_params(
             from_, to=to, call_sid=call_sid, **dict(extra_params or {})
         )
+        # An outbound call fetches the Url of its Calls.create and reports to its own
+        # StatusCallback (or none); an inbound call uses the number's settings.
+        self._url = url or sim.voice_url
+        self._status_callback = status_callback if outbound else sim.status_callback
         self.transcript: list[Event] = []
         self._line = Line(sim)
         self.requests = self._line.requests
@@ -80,7 +87,8 @@ class Call:
         self.started_at = started if started.tzinfo else started.replace(tzinfo=UTC)
         self.cookies = self._line.cookies
         self._answered = False
-        self._fetched_once = False
+        # An outbound call's first webhook comes when the callee has answered: "in-progress".
+        self._fetched_once = outbound
         self._verbs: list[ET.Element] = []
         self._pos = 0
         self._doc_url = ""
@@ -259,7 +267,7 @@ class Call:
     # -- internals: running TwiML
 
     def _start(self) -> None:
-        self._run(Fetch(self.sim.absolute(self.sim.voice_url), self.sim.voice_method))
+        self._run(Fetch(self.sim.absolute(self._url), self.sim.voice_method))
 
     def _run(self, fetch: Fetch | None) -> None:
         """Fetch (if given) and execute verbs until a gather waits or the call ends."""
@@ -362,7 +370,7 @@ class Call:
         self.ended = True
         self.status = status
         self._gather = None
-        cb = self.sim.status_callback
+        cb = self._status_callback
         if not cb:
             return
         extra = status_callback_params(status, self.duration, self.started_at)
@@ -383,7 +391,8 @@ class Call:
 
 
 class TwilioSimulator(TwilioNumber):
-    """Twilio's side of inbound calls to one phone number configured with these URLs.
+    """Twilio's side of inbound calls to one phone number configured with these URLs, and of
+    the outbound calls the app asks Twilio to place from it (:meth:`outbound`).
 
     The settings are :class:`TwilioNumber`'s. Calls of one simulator may run concurrently, one
     thread each (they share only the ``httpx.Client``); each call keeps its own cookie jar.
@@ -412,4 +421,47 @@ class TwilioSimulator(TwilioNumber):
             extra_params=extra_params or {},
         )
         call._start()
+        return call
+
+    def outbound(
+        self,
+        url: str,
+        *,
+        to: str,
+        from_: str | None = None,
+        answered_by: str = "human",
+        status_callback: str | None = None,
+        outcome: str = "answered",
+        call_sid: str | None = None,
+        extra_params: Mapping[str, str] | None = None,
+    ) -> Call:
+        """Place an outbound call as Twilio does after ``Calls.create(To, From, Url, ...)``.
+
+        ``url``: the call's ``Url`` (its first webhook, sent when the callee answers, with
+        ``Direction=outbound-api``, ``From`` the clinic's number (default: this number),
+        ``To`` the callee, ``CallStatus=in-progress`` and ``AnsweredBy``; ``answered_by=""``:
+        no machine detection asked). ``status_callback``: the call's ``StatusCallback`` (the
+        number's is not used). ``outcome`` other than ``"answered"`` (``busy``, ``no-answer``,
+        ``failed``, ``canceled``): nobody answers, the URL is never fetched and only the status
+        callback is sent, with that ``CallStatus``.
+        """
+        if outcome not in ("answered", "busy", "no-answer", "failed", "canceled"):
+            raise SimulatorError(f"unknown outbound outcome {outcome!r}")
+        params = {"Direction": "outbound-api", **dict(extra_params or {})}
+        if answered_by and outcome == "answered":
+            params["AnsweredBy"] = answered_by
+        call = Call(
+            self,
+            from_=from_ or self.to,
+            to=to,
+            call_sid=call_sid or self.new_sid(),
+            extra_params=params,
+            url=url,
+            status_callback=status_callback,
+            outbound=True,
+        )
+        if outcome == "answered":
+            call._start()
+        else:
+            call._end(outcome)
         return call
