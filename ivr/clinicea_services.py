@@ -62,7 +62,7 @@ from ivr.outbox import (
     Outbox,
 )
 from ivr.phone import digits_to_phone, mask, parse_phone
-from ivr.sms import TwilioSms
+from ivr.twilio_rest import TwilioSms
 from ivr.store import SlotUnavailable
 
 if TYPE_CHECKING:

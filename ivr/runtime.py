@@ -25,7 +25,7 @@ from ivr.clock import Clock, SystemClock
 from ivr.config import ConfigError, Settings
 from ivr.metrics import Metrics
 from ivr.outbox import Outbox
-from ivr.sms import TwilioSms
+from ivr.twilio_rest import TwilioSms
 from ivr.store import Store
 
 if TYPE_CHECKING:  # the sandbox is a Flask app: only a demo's launcher imports it

@@ -33,10 +33,10 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from ivr.sms import SmsNotSent, SmsOutcomeUnknown, SmsRefused
+from ivr.twilio_rest import SmsNotSent, SmsOutcomeUnknown, SmsRefused
 
 if TYPE_CHECKING:
-    from ivr.sms import TwilioSms
+    from ivr.twilio_rest import TwilioSms
     from ivr.store import Store, TextRecord
 
 log = logging.getLogger(__name__)
@@ -67,7 +67,7 @@ class TextSender:
         jitter: Callable[[], float] = random.random,
         monotonic: Callable[[], float] = _time.monotonic,
     ) -> None:
-        """`stale_after` must outlast one Twilio request (`ivr.sms.SMS_TIMEOUT_SECONDS` for
+        """`stale_after` must outlast one Twilio request (`ivr.twilio_rest.SMS_TIMEOUT_SECONDS` for
         connecting plus as much for the answer), so a live sender's row is never called
         stopped."""
         self.store = store

@@ -9,7 +9,7 @@ import pytest
 import requests
 import responses
 
-from ivr.sms import (
+from ivr.twilio_rest import (
     CallNotPlaced,
     CallOutcomeUnknown,
     CallPacer,

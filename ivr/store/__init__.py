@@ -9,15 +9,17 @@ PostgreSQL). Callers use `Store` and the records below; the parts behind it, one
 - ``bookings``: the outbox; ``holds``: slot claims (holds on offered times, booking claims)
 - ``booking_texts``: confirmation texts; ``callbacks``: callback requests
 - ``access``: console agents and API keys; ``clinicea_tokens``: the shared Clinicea login
+- ``reminders``: appointment reminders, the days planned, texting opt-outs
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
+from flows.reminders.plan import DayPlan
 from ivr.booking_payload import BookingPayload
 from ivr.store import migrations
 from ivr.store.access import Access
@@ -53,8 +55,11 @@ from ivr.store.records import (
     CallRecord,
     CallUpdate,
     OutcomeCount,
+    ReminderItemRecord,
+    ReminderRecord,
     TextRecord,
 )
+from ivr.store.reminders import Reminders
 
 __all__ = [
     "BOOKED_CLAIM_TTL",
@@ -78,6 +83,8 @@ __all__ = [
     "CallUpdate",
     "CallbackRecord",
     "OutcomeCount",
+    "ReminderItemRecord",
+    "ReminderRecord",
     "SlotUnavailable",
     "Store",
     "StoreError",
@@ -121,6 +128,7 @@ class Store:
         self._callbacks = Callbacks(db)
         self._access = Access(db)
         self._tokens = CliniceaTokens(db)
+        self._reminders = Reminders(db)
 
     # -- the database --------------------------------------------------------------------------
 
@@ -410,3 +418,92 @@ class Store:
     def texts(self, statuses: Iterable[str], limit: int = 100) -> list[TextRecord]:
         """Texts in ``statuses``, newest first."""
         return self._texts.texts(statuses, limit)
+
+    # -- appointment reminders (ivr.store.reminders) -------------------------------------------
+
+    def plan_reminders(
+        self, plan: DayPlan, *, call_at: Mapping[str, datetime | None] | None = None
+    ) -> int:
+        """Write a day's planned reminders (insert-or-ignore on both keys, one transaction per
+        reminder) and mark the day planned; returns how many were new."""
+        return self._reminders.plan_reminders(plan, call_at=call_at)
+
+    def reminder_day_planned(self, day: date) -> bool:
+        """Whether `day`'s reminder run has been planned."""
+        return self._reminders.reminder_day_planned(day)
+
+    def claim_reminders(self, channel: str, now: datetime, worker_id: str,
+                        limit: int = 20) -> list[ReminderRecord]:
+        """Mark up to `limit` due ``queued`` reminders of `channel` ``sending`` (`now`:
+        clinic-local); the rows this won."""
+        return self._reminders.claim_reminders(channel, now, worker_id, limit)
+
+    def reminder_sent(self, key: str, channel: str, sid: str | None) -> bool:
+        """Twilio took the call or text: keep its SID, ``sending`` -> ``sent``."""
+        return self._reminders.reminder_sent(key, channel, sid)
+
+    def reminder_failed(self, key: str, error: str, retry_at: datetime | None) -> bool:
+        """Not sent: ``queued`` again until `retry_at`, or ``failed`` when it is None."""
+        return self._reminders.reminder_failed(key, error, retry_at)
+
+    def expire_sending_reminders(self, older_than: timedelta) -> int:
+        """Reminders left ``sending`` by a stopped sender: calls ``failed``, texts ``sent``."""
+        return self._reminders.expire_sending_reminders(older_than)
+
+    def get_reminder(self, key: str) -> ReminderRecord | None:
+        """The reminder with that key, or None."""
+        return self._reminders.get_reminder(key)
+
+    def reminder_by_call(self, call_sid: str) -> ReminderRecord | None:
+        """The reminder whose call has that SID, or None."""
+        return self._reminders.reminder_by_call(call_sid)
+
+    def reminder_by_phone(self, phone: str, since_day: date) -> ReminderRecord | None:
+        """The newest reminder of a number on or after `since_day`, or None."""
+        return self._reminders.reminder_by_phone(phone, since_day)
+
+    def reminders(self, day: date | None = None, statuses: Iterable[str] | None = None,
+                  limit: int = 500) -> list[ReminderRecord]:
+        """Reminders, optionally of one day and in some statuses; by day, in planned order."""
+        return self._reminders.reminders(day, statuses, limit)
+
+    def reminder_items(self, key: str) -> list[ReminderItemRecord]:
+        """The appointments of a reminder, in time order."""
+        return self._reminders.reminder_items(key)
+
+    def reminder_counts(self, day: date) -> dict[str, int]:
+        """Reminders of `day` per status (zero included)."""
+        return self._reminders.reminder_counts(day)
+
+    def set_reminder_status(
+        self,
+        key: str,
+        status: str,
+        *,
+        only_from: Collection[str] | None = None,
+        channel: str | None = None,
+        answered_by: str | None = None,
+        reply: str | None = None,
+        note: str | None = None,
+        next_attempt_at: datetime | None = None,
+    ) -> bool:
+        """Set a reminder's status, only from `only_from` when given (conditional update)."""
+        return self._reminders.set_reminder_status(
+            key, status, only_from=only_from, channel=channel, answered_by=answered_by,
+            reply=reply, note=note, next_attempt_at=next_attempt_at)
+
+    def mark_reminder_handled(self, key: str, by: str) -> bool:
+        """The desk acted on a reminder; False when unknown or already handled."""
+        return self._reminders.mark_reminder_handled(key, by)
+
+    def opt_out(self, phone: str, source: str) -> bool:
+        """A number wants no more texts; True when newly opted out."""
+        return self._reminders.opt_out(phone, source)
+
+    def opt_in(self, phone: str) -> bool:
+        """Lift a number's opt-out; True when it was opted out."""
+        return self._reminders.opt_in(phone)
+
+    def opted_out(self, phones: Iterable[str]) -> set[str]:
+        """Which of these numbers are opted out."""
+        return self._reminders.opted_out(phones)

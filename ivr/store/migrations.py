@@ -227,6 +227,68 @@ def _migration_9(conn: Connection) -> None:
     _add_column(conn, "calls", "caller_key", sa.String(64))
 
 
+def _migration_10(conn: Connection) -> None:
+    """Appointment reminders: one per (day, patient), its appointments (each in one reminder a
+    day), the days planned, and the numbers that opted out of texts."""
+    md = sa.MetaData()
+    sa.Table(
+        "reminders",
+        md,
+        sa.Column("key", sa.String(200), primary_key=True),
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("patient_id", sa.String(64)),
+        sa.Column("first_name", sa.String(100)),
+        sa.Column("phone_e164", sa.String(40), nullable=False),
+        sa.Column("phone_masked", sa.String(40)),
+        sa.Column("channels", sa.String(20), nullable=False),
+        sa.Column("status", sa.String(20), nullable=False),
+        sa.Column("payload", sa.Text(), nullable=False),
+        sa.Column("channel", sa.String(10)),
+        sa.Column("call_sid", sa.String(64), unique=True),
+        sa.Column("sms_sid", sa.String(64)),
+        sa.Column("answered_by", sa.String(40)),
+        sa.Column("reply", sa.Text()),
+        sa.Column("attempts", sa.Integer(), nullable=False, server_default="0"),
+        sa.Column("next_attempt_at", sa.DateTime()),
+        sa.Column("claimed_by", sa.String(200)),
+        sa.Column("sending_since", sa.DateTime()),
+        sa.Column("last_error", sa.Text()),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.Column("updated_at", sa.DateTime(), nullable=False),
+        sa.Column("handled_by", sa.String(100)),
+        sa.Column("handled_at", sa.DateTime()),
+        sa.Index("ix_reminders_day", "day"),
+        sa.Index("ix_reminders_status", "status"),
+        sa.Index("ix_reminders_phone_e164", "phone_e164"),
+    )
+    sa.Table(
+        "reminder_items",
+        md,
+        sa.Column("key", sa.String(200), primary_key=True),
+        sa.Column("reminder_key", sa.String(200), sa.ForeignKey("reminders.key"),
+                  nullable=False),
+        sa.Column("appointment_id", sa.String(64), nullable=False),
+        sa.Column("start", sa.DateTime(), nullable=False),
+        sa.Column("doctor_id", sa.String(64)),
+        sa.Index("ix_reminder_items_reminder_key", "reminder_key"),
+    )
+    sa.Table(
+        "reminder_runs",
+        md,
+        sa.Column("day", sa.Date(), primary_key=True),
+        sa.Column("planned_at", sa.DateTime(), nullable=False),
+        sa.Column("planned", sa.Integer(), nullable=False),
+    )
+    sa.Table(
+        "sms_opt_outs",
+        md,
+        sa.Column("phone_e164", sa.String(40), primary_key=True),
+        sa.Column("opted_out_at", sa.DateTime(), nullable=False),
+        sa.Column("source", sa.String(20), nullable=False),
+    )
+    md.create_all(conn)
+
+
 #: (version, description, step). Append only; never edit a released step.
 MIGRATIONS: tuple[tuple[int, str, Callable[[Connection], None]], ...] = (
     (1, "calls, call_events, bookings, callback_requests", _migration_1),
@@ -238,6 +300,7 @@ MIGRATIONS: tuple[tuple[int, str, Callable[[Connection], None]], ...] = (
     (7, "slot_claims", _migration_7),
     (8, "booking_texts", _migration_8),
     (9, "calls.caller_key", _migration_9),
+    (10, "reminders, reminder_items, reminder_runs, sms_opt_outs", _migration_10),
 )
 LATEST_VERSION = MIGRATIONS[-1][0]
 

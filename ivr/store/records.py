@@ -228,3 +228,51 @@ class CallUpdate:
     language: str | None = None
     events: tuple[EventRow, ...] = ()
     transferred: bool = False
+
+
+@dataclass(frozen=True)
+class ReminderRecord:
+    """One appointment reminder (v10): a patient's appointments of one day, how they were
+    reminded and what they answered (docs/reminders.md).
+
+    ``status``: `flows.reminders.status.STATUSES`. ``channel``: the channel the next send uses
+    while ``queued``, then the one that delivered it. ``next_attempt_at`` is clinic-local (the
+    calling schedule's time); ``created_at``, ``updated_at``, ``sending_since`` and
+    ``handled_at`` are UTC. ``payload``: the stored `reminder_to_json` (parse it with
+    `flows.reminders.plan.reminder_from_json`).
+    """
+
+    key: str
+    day: date
+    patient_id: str | None
+    first_name: str | None
+    phone_e164: str
+    phone_masked: str | None
+    channels: tuple[str, ...]
+    status: str
+    payload: dict[str, Any]
+    channel: str | None
+    call_sid: str | None
+    sms_sid: str | None
+    answered_by: str | None
+    reply: str | None
+    attempts: int
+    next_attempt_at: datetime | None
+    claimed_by: str | None
+    sending_since: datetime | None
+    last_error: str | None
+    created_at: datetime
+    updated_at: datetime
+    handled_by: str | None
+    handled_at: datetime | None
+
+
+@dataclass(frozen=True)
+class ReminderItemRecord:
+    """One appointment of a reminder (``reminder_items``): at most one reminder a day names it."""
+
+    key: str
+    reminder_key: str
+    appointment_id: str
+    start: datetime  # clinic-local
+    doctor_id: str | None

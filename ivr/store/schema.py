@@ -9,7 +9,8 @@ heard / pressed / said; texts arrive already masked), ``bookings`` (the outbox: 
 Clinicea is called), ``callback_requests``, ``agents``, ``api_keys``, ``clinicea_tokens``,
 ``slot_claims`` (holds on offered times and the times of open bookings: one row per doctor and
 grid start, so the primary key is the "never two on one time" rule; see docs/design.md, Holds)
-and ``booking_texts`` (confirmation texts).
+``booking_texts`` (confirmation texts), and the appointment reminders (``reminders``,
+``reminder_items``, ``reminder_runs``, ``sms_opt_outs``; docs/reminders.md).
 """
 
 from __future__ import annotations
@@ -176,6 +177,64 @@ booking_texts = sa.Table(  # v8
     sa.Column("claimed_by", sa.String(200)),
     sa.Column("sending_since", sa.DateTime()),
     sa.Index("ix_booking_texts_status", "status"),
+)
+
+reminders = sa.Table(  # v10: one appointment reminder per (day, patient); docs/reminders.md
+    "reminders",
+    metadata,
+    sa.Column("key", sa.String(200), primary_key=True),  # "2026-11-24/p:<patient id>"
+    sa.Column("day", sa.Date(), nullable=False),
+    sa.Column("patient_id", sa.String(64)),
+    sa.Column("first_name", _Cut(100)),
+    sa.Column("phone_e164", sa.String(40), nullable=False),
+    sa.Column("phone_masked", _Cut(40)),
+    sa.Column("channels", sa.String(20), nullable=False),  # "call,sms"
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("payload", sa.Text(), nullable=False),  # reminder_to_json(reminder)
+    sa.Column("channel", sa.String(10)),  # the next send's channel, then the one that sent it
+    sa.Column("call_sid", sa.String(64), unique=True),  # never two calls for one reminder
+    sa.Column("sms_sid", sa.String(64)),
+    sa.Column("answered_by", _Cut(40)),
+    sa.Column("reply", sa.Text()),
+    sa.Column("attempts", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", sa.DateTime()),  # clinic-local (the calling schedule's time)
+    sa.Column("claimed_by", sa.String(200)),
+    sa.Column("sending_since", sa.DateTime()),
+    sa.Column("last_error", sa.Text()),
+    sa.Column("created_at", sa.DateTime(), nullable=False),
+    sa.Column("updated_at", sa.DateTime(), nullable=False),
+    sa.Column("handled_by", sa.String(100)),
+    sa.Column("handled_at", sa.DateTime()),
+    sa.Index("ix_reminders_day", "day"),
+    sa.Index("ix_reminders_status", "status"),
+    sa.Index("ix_reminders_phone_e164", "phone_e164"),
+)
+
+reminder_items = sa.Table(  # v10: an appointment is in at most one reminder per day
+    "reminder_items",
+    metadata,
+    sa.Column("key", sa.String(200), primary_key=True),  # "2026-11-24/a:<appointment id>"
+    sa.Column("reminder_key", sa.String(200), sa.ForeignKey("reminders.key"), nullable=False),
+    sa.Column("appointment_id", sa.String(64), nullable=False),
+    sa.Column("start", sa.DateTime(), nullable=False),  # clinic-local
+    sa.Column("doctor_id", sa.String(64)),
+    sa.Index("ix_reminder_items_reminder_key", "reminder_key"),
+)
+
+reminder_runs = sa.Table(  # v10: a day's run was planned (even when nobody was due)
+    "reminder_runs",
+    metadata,
+    sa.Column("day", sa.Date(), primary_key=True),
+    sa.Column("planned_at", sa.DateTime(), nullable=False),
+    sa.Column("planned", sa.Integer(), nullable=False),
+)
+
+sms_opt_outs = sa.Table(  # v10: numbers that asked for no more texts
+    "sms_opt_outs",
+    metadata,
+    sa.Column("phone_e164", sa.String(40), primary_key=True),
+    sa.Column("opted_out_at", sa.DateTime(), nullable=False),
+    sa.Column("source", sa.String(20), nullable=False),  # "keyword:STOP" / "reply" / "desk"
 )
 
 schema_version_metadata = sa.MetaData()
