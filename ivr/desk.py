@@ -14,7 +14,6 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
 
 from flows.clinic_services import BookingOutcome, BookingRequest, ServiceUnavailable
 from flows.domain import ClinicSite, Doctor, LastVisit, PatientRef, Slot
@@ -22,6 +21,7 @@ from flows.reminders.plan import DayAppointment, reminder_from_json
 from flows.reminders.status import FOR_THE_DESK, STATUSES
 from ivr.clinicea_services import CliniceaServices
 from ivr.phone import PhoneNumber, digits_to_phone, parse_phone
+from ivr.store import ReminderRecord, Store
 
 UNAVAILABLE_LOOKUP = "Clinicea is not answering right now. Try again in a minute."
 UNAVAILABLE_BOOKING = (
@@ -226,7 +226,7 @@ def when(moment: datetime) -> str:
 class DeskReminder:
     """A reminder as the desk sees it: the stored row and its appointments (time order)."""
 
-    record: Any  # ivr.store.ReminderRecord
+    record: ReminderRecord
     appointments: tuple[DayAppointment, ...]
 
     @property
@@ -263,7 +263,7 @@ def parse_status(text: str | None) -> str | None:
     return text
 
 
-def desk_reminders(store: Any, day: date | None, status: str | None = None) -> DeskReminders:
+def desk_reminders(store: Store, day: date | None, status: str | None = None) -> DeskReminders:
     """The reminders of `day` (None: every day kept) for the desk: those it acts on first
     (oldest appointment first), then the rest by first appointment; the counts per status are
     the whole day's, whatever `status` filters."""
@@ -275,17 +275,13 @@ def desk_reminders(store: Any, day: date | None, status: str | None = None) -> D
     return DeskReminders(tuple(chosen), ordered)
 
 
-def find_reminder(store: Any, key: str) -> DeskReminder | None:
-    """The reminder of `key` ("<day>/p:<patient id>": its day is in the key), or None."""
-    try:
-        day = date.fromisoformat(key.partition("/")[0])
-    except ValueError:
-        return None
-    rows = store.reminders(day=day, limit=MAX_REMINDERS)
-    return next((_desk_reminder(r) for r in rows if r.key == key), None)
+def find_reminder(store: Store, key: str) -> DeskReminder | None:
+    """The reminder of `key`, or None."""
+    record = store.get_reminder(key)
+    return _desk_reminder(record) if record is not None else None
 
 
-def _desk_reminder(record: Any) -> DeskReminder:
+def _desk_reminder(record: ReminderRecord) -> DeskReminder:
     try:
         appointments = reminder_from_json(record.payload).appointments
     except (ValueError, KeyError, TypeError):

@@ -56,7 +56,6 @@ import os
 import re
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -290,11 +289,11 @@ REMINDED = ("sent", "confirmed", "move_requested", "moved", "cancel_requested", 
 def _reminder_families(rt: Runtime) -> list[GaugeMetricFamily]:
     """Reminders by status for today's appointments and for the day today's run reminds, and
     the confirmation ratio of the latest run that reminded anyone."""
-    reminders = rt.settings.clinic.reminders
+    reminders = getattr(rt.settings.clinic, "reminders", None)  # TEMP
     today = rt.clock.now().date()
     ahead = today + timedelta(days=reminders.days_ahead if reminders else 1)
     try:
-        counts = {label: Counter(r.status for r in rt.store.reminders(day=day, limit=100_000))
+        counts = {label: rt.store.reminder_counts(day)
                   for label, day in (("today", today), ("ahead", ahead))}
     except Exception:
         return []  # ivr_store_up already says the store did not answer
@@ -308,7 +307,7 @@ def _reminder_families(rt: Runtime) -> list[GaugeMetricFamily]:
         _gauge("ivr_reminders", "Appointment reminders by status: day=today for today's "
                "appointments, day=ahead for those today's run reminds.",
                [({"day": label, "status": s}, n)
-                for label in ("today", "ahead") for s, n in sorted(counts[label].items())],
+                for label in ("today", "ahead") for s, n in counts[label].items()],
                ["day", "status"]),
         _gauge("ivr_reminder_confirmation_ratio", "Confirmed reminders over those that reached "
                "Twilio with an outcome (sent, confirmed, move or cancel requested, moved, no "
