@@ -62,8 +62,8 @@ from ivr.outbox import (
     Outbox,
 )
 from ivr.phone import digits_to_phone, mask, parse_phone
-from ivr.twilio_rest import TwilioSms
 from ivr.store import SlotUnavailable
+from ivr.twilio_rest import TwilioSms
 
 if TYPE_CHECKING:
     from ivr.clinicea import CliniceaClient

@@ -25,8 +25,8 @@ from ivr.clock import Clock, SystemClock
 from ivr.config import ConfigError, Settings
 from ivr.metrics import Metrics
 from ivr.outbox import Outbox
-from ivr.twilio_rest import TwilioSms
 from ivr.store import Store
+from ivr.twilio_rest import TwilioSms
 
 if TYPE_CHECKING:  # the sandbox is a Flask app: only a demo's launcher imports it
     from ivr.sandbox import EmbeddedSandbox

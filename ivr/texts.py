@@ -36,8 +36,8 @@ from typing import TYPE_CHECKING
 from ivr.twilio_rest import SmsNotSent, SmsOutcomeUnknown, SmsRefused
 
 if TYPE_CHECKING:
-    from ivr.twilio_rest import TwilioSms
     from ivr.store import Store, TextRecord
+    from ivr.twilio_rest import TwilioSms
 
 log = logging.getLogger(__name__)
 

@@ -408,3 +408,70 @@ def test_for_tests_and_replace() -> None:
     assert again.clinic.slot_minutes == 15 and again.proxy_hops == 2
     with pytest.raises(dataclasses.FrozenInstanceError):
         settings.demo = False  # type: ignore[misc]
+
+
+# --- [reminders] (docs/reminders.md) -------------------------------------------------------
+
+
+def test_reminders_are_off_without_the_table_and_default_to_the_clinic() -> None:
+    assert parse_clinic_config(MINIMAL).reminders is None
+    clinic = parse_clinic_config(MINIMAL + '\n[reminders]\nat = "10:00"\n')
+    r = clinic.reminders
+    assert r is not None
+    assert (r.at, r.days_ahead, r.channels, r.calls_per_second, r.language) == (
+        time(10, 0), 1, ("call", "sms"), 1.0, "en-GB")
+    assert r.calling_hours == clinic.hours
+
+
+def test_reminders_read_every_key() -> None:
+    clinic = parse_clinic_config(MINIMAL + (
+        '\n[reminders]\nat = "9:30"\ndays_ahead = 2\nchannels = ["SMS"]\n'
+        'calls_per_second = 2.5\nlanguage = "ur-PK"\n'
+        '[reminders.calling_hours]\nmon = "10:00-12:00"\n'))
+    r = clinic.reminders
+    assert r is not None
+    assert (r.at, r.days_ahead, r.channels, r.calls_per_second, r.language) == (
+        time(9, 30), 2, ("sms",), 2.5, "ur-PK")
+    assert r.calling_hours.on(date(2026, 11, 23)) == ((time(10), time(12)),)  # a Monday
+
+
+@pytest.mark.parametrize(("block", "message"), [
+    ('channels = ["fax"]',
+     "reminders.channels: unknown reminder channel 'fax' (use call and/or sms)"),
+    ("channels = []", "reminders.channels: list call and/or sms"),
+    ('channels = "call"', 'reminders.channels: must be a list like ["call", "sms"]'),
+    ("calls_per_second = 0", "reminders.calls_per_second: must be a number above 0"
+                             " (at most 100), got 0"),
+    ("days_ahead = 0", "reminders.days_ahead: must be a positive whole number, got 0"),
+    ("dayz_ahead = 1", "reminders: unknown key 'dayz_ahead' (did you mean 'days_ahead'?)"),
+])
+def test_bad_reminder_keys_are_one_line_errors(block: str, message: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_clinic_config(MINIMAL + f'\n[reminders]\nat = "10:00"\n{block}\n')
+    assert str(err.value) == message
+
+
+def test_a_bad_run_time_is_named() -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_clinic_config(MINIMAL + '\n[reminders]\nat = "25:00"\n')
+    assert str(err.value) == "reminders.at: '25:00' is not a time like '10:00'"
+    with pytest.raises(ConfigError) as err:
+        parse_clinic_config(MINIMAL + "\n[reminders]\n")
+    assert str(err.value) == "reminders.at: missing"
+
+
+def test_the_example_clinic_file_has_a_commented_reminders_example() -> None:
+    text = EXAMPLE.read_text()
+    assert "# [reminders]" in text
+    uncommented = "\n".join(
+        line[2:] if line.startswith("# ") and any(
+            line[2:].startswith(k) for k in ("[reminders", "at =", "days_ahead", "channels",
+                                             "calls_per_second", "language =", "mon =",
+                                             "sun ="))
+        else line for line in text.splitlines())
+    # The example, uncommented, is a valid clinic file (the table moved to the end).
+    start = uncommented.index("[reminders]")
+    end = uncommented.index("# Overrides of the Clinicea endpoint table")
+    clinic = parse_clinic_config(uncommented[:start] + uncommented[end:] + "\n"
+                                 + uncommented[start:end])
+    assert clinic.reminders is not None and clinic.reminders.channels == ("call", "sms")

@@ -15,6 +15,7 @@ from ivr.config.clinic import (
     DEFAULT_LANGUAGE,
     DEFAULT_VOICES,
     ClinicConfig,
+    ReminderSettings,
     load_clinic_config,
     parse_clinic_config,
 )
@@ -57,6 +58,7 @@ __all__ = [
     "DEMO_SERVICE_VACCINATION_ID",
     "DEMO_TWILIO_AUTH_TOKEN",
     "LOG_LEVELS",
+    "ReminderSettings",
     "SANDBOX_API_KEY",
     "SANDBOX_PASSWORD",
     "SANDBOX_USERNAME",

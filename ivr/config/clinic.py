@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import phonenumbers
 
 from flows.domain import WEEKDAYS, ClinicSite, Doctor, Service, WeeklyHours
+from flows.reminders.plan import parse_channels
 from ivr.config.errors import ConfigError
 from ivr.phone import parse_phone
 
@@ -35,6 +36,19 @@ DEFAULT_VOICES: dict[str, str] = {
     "ur-PK": "Google.ur-IN-Wavenet-A",
     "ur-IN": "Google.ur-IN-Wavenet-A",
 }
+
+
+@dataclass(frozen=True)
+class ReminderSettings:
+    """The clinic file's `[reminders]` (docs/reminders.md): when the day's run starts, which
+    day it reminds, how, how fast and when calls may be placed."""
+
+    at: time  # clinic-local start of the day's run
+    days_ahead: int = 1
+    channels: tuple[str, ...] = ("call", "sms")  # flows.reminders.plan.CHANNELS, that order
+    calls_per_second: float = 1.0  # the Twilio account's limit
+    calling_hours: WeeklyHours = field(default_factory=lambda: WeeklyHours({}))
+    language: str = DEFAULT_LANGUAGE
 
 
 @dataclass(frozen=True)
@@ -63,6 +77,7 @@ class ClinicConfig:
     booking_max_attempts: int = 8
     event_retention_days: int = 30
     hold_minutes: int = 5  # how long a time offered to a caller is kept for them
+    reminders: ReminderSettings | None = None  # None: no `[reminders]`, reminders are off
 
     def voice_for(self, language: str) -> str | None:
         """The Twilio voice for a prompt language (clinic's [voices], then DEFAULT_VOICES)."""
@@ -121,7 +136,7 @@ _TOP_LEVEL_KEYS = (
     "transfer_number", "slot_minutes", "booking_days_ahead", "read_last_visit_service",
     "verify_date_of_birth", "sms_confirmation", "default_service", "booking_max_attempts",
     "event_retention_days", "hours", "agent_hours", "clinics", "doctors", "services", "endpoints",
-    "hold_minutes",
+    "hold_minutes", "reminders",
 )  # fmt: skip
 
 
@@ -182,8 +197,52 @@ def _build_clinic(top: _Table) -> ClinicConfig:
         booking_max_attempts=top.positive_int("booking_max_attempts", 8),
         event_retention_days=top.positive_int("event_retention_days", 30),
         hold_minutes=top.positive_int("hold_minutes", 5),
+        reminders=_reminders(top.table("reminders", None), hours, language),
     )
     return config
+
+
+_AT = re.compile(r"(\d{1,2}):(\d{2})")
+
+
+def _reminders(table: _Table | None, hours: WeeklyHours,
+               language: str) -> ReminderSettings | None:
+    """`[reminders]`, or None when the file has none (reminders off)."""
+    if table is None:
+        return None
+    table.only(("at", "days_ahead", "channels", "calls_per_second", "language",
+                "calling_hours"))
+    raw_at = table.text("at")
+    match = _AT.fullmatch(raw_at)
+    try:
+        if match is None:
+            raise ValueError
+        at = time(int(match[1]), int(match[2]))
+    except ValueError:
+        raise ConfigError(f"{table.key('at')}: {raw_at!r} is not a time like '10:00'") from None
+    channels_raw = table.get("channels", ["call", "sms"])
+    if not isinstance(channels_raw, list) or not all(isinstance(c, str) for c in channels_raw):
+        raise ConfigError(f"{table.key('channels')}: must be a list like [\"call\", \"sms\"]")
+    try:
+        channels = parse_channels(channels_raw)
+    except ValueError as exc:
+        raise ConfigError(f"{table.key('channels')}: {exc}") from None
+    if not channels:
+        raise ConfigError(f"{table.key('channels')}: list call and/or sms")
+    rate = table.get("calls_per_second", 1)
+    if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 < rate <= 100:
+        raise ConfigError(
+            f"{table.key('calls_per_second')}: must be a number above 0 (at most 100),"
+            f" got {rate!r}")
+    calling = table.table("calling_hours", None)
+    return ReminderSettings(
+        at=at,
+        days_ahead=table.positive_int("days_ahead", 1),
+        channels=channels,
+        calls_per_second=float(rate),
+        calling_hours=hours if calling is None else _weekly_hours(calling),
+        language=_language(table.text("language", language), table.key("language")),
+    )
 
 
 _LANGUAGE = re.compile(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*")
