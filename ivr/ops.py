@@ -289,7 +289,7 @@ REMINDED = ("sent", "confirmed", "move_requested", "moved", "cancel_requested", 
 def _reminder_families(rt: Runtime) -> list[GaugeMetricFamily]:
     """Reminders by status for today's appointments and for the day today's run reminds, and
     the confirmation ratio of the latest run that reminded anyone."""
-    reminders = getattr(rt.settings.clinic, "reminders", None)  # TEMP
+    reminders = rt.settings.clinic.reminders
     today = rt.clock.now().date()
     ahead = today + timedelta(days=reminders.days_ahead if reminders else 1)
     try:

@@ -10,7 +10,7 @@ from urllib.parse import quote
 from ivr.app import runtime_of
 from tests.agents import api_headers, csrf_of, signed_in
 from tests.openapi_check import conforming
-from tests.reminder_seed import DAY, key_of, seed_reminders
+from tests.reminder_seed import key_of, seed_reminders
 
 BILAL, AYESHA, HIRA, USMAN = (key_of(n) for n in (
     "Bilal Ahmed", "Ayesha Siddiqui", "Hira Malik", "Usman Tariq"))

@@ -592,7 +592,7 @@ def reminders() -> Any:
     """A day's appointment reminders (`?day=YYYY-MM-DD`, default: the day today's run
     reminds), the answers the desk acts on first, each with "Done"; counts per status."""
     rt = _runtime()
-    settings = getattr(rt.settings.clinic, "reminders", None)  # TEMP
+    settings = rt.settings.clinic.reminders
     default_day = desk.reminder_day(rt.clock.now(), settings.days_ahead if settings else 1)
     error = None
     try:
