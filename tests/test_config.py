@@ -426,13 +426,14 @@ def test_reminders_are_off_without_the_table_and_default_to_the_clinic() -> None
 def test_reminders_read_every_key() -> None:
     clinic = parse_clinic_config(MINIMAL + (
         '\n[reminders]\nat = "9:30"\ndays_ahead = 2\nchannels = ["SMS"]\n'
-        'calls_per_second = 2.5\nlanguage = "ur-PK"\n'
+        'calls_per_second = 2.5\nlanguage = "ur-PK"\nfrom_number = "021 3555 0199"\n'
         '[reminders.calling_hours]\nmon = "10:00-12:00"\n'))
     r = clinic.reminders
     assert r is not None
     assert (r.at, r.days_ahead, r.channels, r.calls_per_second, r.language) == (
         time(9, 30), 2, ("sms",), 2.5, "ur-PK")
     assert r.calling_hours.on(date(2026, 11, 23)) == ((time(10), time(12)),)  # a Monday
+    assert r.from_number == "+922135550199"
 
 
 @pytest.mark.parametrize(("block", "message"), [
@@ -466,7 +467,7 @@ def test_the_example_clinic_file_has_a_commented_reminders_example() -> None:
     uncommented = "\n".join(
         line[2:] if line.startswith("# ") and any(
             line[2:].startswith(k) for k in ("[reminders", "at =", "days_ahead", "channels",
-                                             "calls_per_second", "language =", "mon =",
+                                             "calls_per_second", "language =", "mon =", "from_number",
                                              "sun ="))
         else line for line in text.splitlines())
     # The example, uncommented, is a valid clinic file (the table moved to the end).

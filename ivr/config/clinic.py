@@ -49,6 +49,7 @@ class ReminderSettings:
     calls_per_second: float = 1.0  # the Twilio account's limit
     calling_hours: WeeklyHours = field(default_factory=lambda: WeeklyHours({}))
     language: str = DEFAULT_LANGUAGE
+    from_number: str | None = None  # E.164: the clinic's Twilio number calls and texts come from
 
 
 @dataclass(frozen=True)
@@ -197,7 +198,7 @@ def _build_clinic(top: _Table) -> ClinicConfig:
         booking_max_attempts=top.positive_int("booking_max_attempts", 8),
         event_retention_days=top.positive_int("event_retention_days", 30),
         hold_minutes=top.positive_int("hold_minutes", 5),
-        reminders=_reminders(top.table("reminders", None), hours, language),
+        reminders=_reminders(top.table("reminders", None), hours, language, region),
     )
     return config
 
@@ -205,13 +206,13 @@ def _build_clinic(top: _Table) -> ClinicConfig:
 _AT = re.compile(r"(\d{1,2}):(\d{2})")
 
 
-def _reminders(table: _Table | None, hours: WeeklyHours,
-               language: str) -> ReminderSettings | None:
+def _reminders(table: _Table | None, hours: WeeklyHours, language: str,
+               region: str) -> ReminderSettings | None:
     """`[reminders]`, or None when the file has none (reminders off)."""
     if table is None:
         return None
     table.only(("at", "days_ahead", "channels", "calls_per_second", "language",
-                "calling_hours"))
+                "calling_hours", "from_number"))
     raw_at = table.text("at")
     match = _AT.fullmatch(raw_at)
     try:
@@ -235,6 +236,7 @@ def _reminders(table: _Table | None, hours: WeeklyHours,
             f"{table.key('calls_per_second')}: must be a number above 0 (at most 100),"
             f" got {rate!r}")
     calling = table.table("calling_hours", None)
+    from_number = table.text("from_number", None)
     return ReminderSettings(
         at=at,
         days_ahead=table.positive_int("days_ahead", 1),
@@ -242,6 +244,8 @@ def _reminders(table: _Table | None, hours: WeeklyHours,
         calls_per_second=float(rate),
         calling_hours=hours if calling is None else _weekly_hours(calling),
         language=_language(table.text("language", language), table.key("language")),
+        from_number=None if from_number is None else _phone(from_number, region,
+                                                            table.key("from_number")),
     )
 
 
