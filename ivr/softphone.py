@@ -42,6 +42,7 @@ def answer(
     patient: str,
     *,
     status_callback: str | None = None,
+    call_sid: str | None = None,
     read: Callable[[str], str] = input,
     out: TextIO = sys.stdout,
 ) -> Call:
@@ -49,7 +50,8 @@ def answer(
     `Calls.create`); the person at the terminal answers it and drives it."""
     out.write(f"Your phone ({patient}) rings: the clinic is calling. You answer.\n")
     out.write("Type digits to press keys, words to speak, Enter for silence, /hangup to end.\n\n")
-    call = phone.outbound(url, to=patient, answered_by="human", status_callback=status_callback)
+    call = phone.outbound(url, to=patient, answered_by="human", status_callback=status_callback,
+                          call_sid=call_sid)
     return _drive(call, read, out)
 
 
