@@ -368,7 +368,7 @@ def reminders() -> Any:
     return jsonify(reminders=[_reminder(r) for r in found.reminders], counts=found.counts)
 
 
-@bp.post("/reminders/<path:key>/handled")
+@bp.post("/reminders/<path:key>/handled", merge_slashes=False)
 def reminder_handled(key: str) -> Any:
     """The desk acted on a reminder's answer: 404 unknown, 409 already handled."""
     store = _runtime().store

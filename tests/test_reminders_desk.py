@@ -104,6 +104,8 @@ def test_the_api_lists_reminders_and_marks_one_handled(make_rig):
     assert again.status_code == 409
     missing = client.post("/api/reminders/2026-11-24/p:nobody/handled", headers=headers)
     assert missing.status_code == 404
+    # A key with "//" in it is a key like any other (no redirect to a merged path).
+    assert client.post("/api/reminders//x//y/handled", headers=headers).status_code == 404
 
 
 def test_metrics_count_reminders_and_the_confirmation_ratio(make_rig):

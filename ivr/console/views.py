@@ -620,7 +620,7 @@ def _reminder_view(item: desk.DeskReminder) -> dict[str, Any]:
     }
 
 
-@bp.post("/reminders/<path:key>/handled")
+@bp.post("/reminders/<path:key>/handled", merge_slashes=False)
 @login_required
 def reminder_handled(key: str) -> Any:
     """The desk acted on a reminder's answer (called the patient, moved or cancelled)."""
