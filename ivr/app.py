@@ -25,6 +25,7 @@ from ivr.api import bp as api_bp
 from ivr.config import DEMO_SECRET_KEY, Settings
 from ivr.console import bp as console_bp
 from ivr.runtime import Runtime, build_runtime
+from ivr.sms_webhook import bp as sms_bp
 from ivr.voice import bp as voice_bp
 from ivr.webinput import CleanRequest
 
@@ -70,6 +71,7 @@ def create_app(runtime: Runtime | None = None) -> Flask:
         )
     app.extensions["ivr"] = runtime
     app.register_blueprint(voice_bp)  # /voice: Twilio's webhooks (ivr.calls answers them)
+    app.register_blueprint(sms_bp)  # /sms: patients' texts (replies to reminders)
     app.register_blueprint(console_bp)  # /console: agents' screen-pop, live calls, outbox
     app.register_blueprint(api_bp)  # /api: the same lookups and booking as JSON
     ops.install(app, runtime.metrics)  # /healthz, /metrics, webhook timers

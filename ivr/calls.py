@@ -22,6 +22,8 @@ from urllib.parse import quote
 
 from flows.engine import CallState, Line, Reply, dump_frame
 from flows.lang import catalogue_for, text
+from flows.reminders.frame import start_frame
+from flows.reminders.plan import reminder_from_json
 from flows.understanding import Answer
 from ivr import insights, twiml
 from ivr.phone import mask, parse_phone
@@ -37,9 +39,13 @@ MAX_DIGITS = 64  # nobody keys more; longer input is cut, not rejected
 MAX_SPEECH = 500
 # The call's outcome as the store records it (a booking recorded for the worker counts as
 # booked by phone: the outbox tracks whether Clinicea confirmed it).
+# A reminder call's choices: confirmed or a machine's message is "answered"; a cancel or move
+# left for the desk is a callback request (docs/reminders.md).
 STORE_OUTCOME = {"booked": "booked", "recorded": "booked", "transferred": "transferred",
                  "callback": "callback", "abandoned": "abandoned", "failed": "failed",
-                 "answered": "answered"}
+                 "answered": "answered", "reminder_confirmed": "answered",
+                 "reminder_machine": "answered", "reminder_cancelled": "callback",
+                 "reminder_move": "callback"}
 DIAL_STATUSES = {"completed", "answered", "busy", "no-answer", "failed", "canceled"}
 
 
@@ -124,7 +130,9 @@ class CallHandler:
         if record.last_reply is not None and turn != record.turn:
             return record.last_reply
         # A call scrubbed by the retention purge has an empty state: the SID is the row's key.
-        engine = rt.engine
+        # The flow is the one the call started in (a reminder call's state names it).
+        flow_name = record.state.get("flow")
+        engine = rt.engine_for(flow_name if isinstance(flow_name, str) else None)
         call = CallState.from_dict({**record.state, "call_sid": inbound.call_sid},
                                    frame=engine.flow.frame)
         before = dump_frame(call.data)  # the engine changes call.data in place; holds compare
@@ -145,6 +153,8 @@ class CallHandler:
         xml = self.render(reply, next_turn)
         outcome = STORE_OUTCOME.get(call.outcome or "")
         state_now = call.to_dict()
+        if isinstance(flow_name, str):
+            state_now["flow"] = flow_name
         patient = state_now["data"].get("patient") or {}
         saved = store.save_call(inbound.call_sid, CallUpdate(
             expected_version=record.version, state=state_now,
@@ -164,6 +174,33 @@ class CallHandler:
             log.exception("could not settle the call's holds", extra={
                 "call_sid": inbound.call_sid})
         return xml
+
+    def start_reminder(self, key: str, inbound: Inbound, answered_by: str | None) -> str:
+        """The first webhook of an outbound reminder call (`/voice/reminder/<key>`): the call
+        is stored with the reminder's frame and flow "reminder", then runs as any call.
+
+        For an outbound call Twilio's `From` is the clinic and `To` the patient."""
+        rt = self.rt
+        row = rt.store.get_reminder(key)
+        if row is None:
+            log.warning("reminder call for an unknown reminder")
+            return self.goodbye()
+        if rt.store.load_call(inbound.call_sid) is None:
+            clinic = rt.settings.clinic
+            settings = clinic.reminders
+            language = settings.language if settings else clinic.language
+            if language not in rt.voices:
+                language = clinic.language
+            number = parse_phone(inbound.caller, clinic.default_region)
+            frame = start_frame(reminder_from_json(row.payload), rt.services.profile,
+                                clinic_number=number.e164 if number else None,
+                                answered_by=answered_by or None)
+            state = CallState(call_sid=inbound.call_sid, caller=row.phone_e164,
+                              language=language, data=frame).to_dict()
+            state["flow"] = "reminder"
+            rt.store.create_call(inbound.call_sid, caller_masked=row.phone_masked,
+                                 state=state, step="", language=language)
+        return self.turn(inbound, "incoming", None, 0)
 
     def render(self, reply: Reply, next_turn: int) -> str:
         """A reply as TwiML, its action URLs carrying the next turn number."""

@@ -1,4 +1,5 @@
-"""The `ivr` command: demo, call, serve, worker, sandbox, check, purge, migrate, accounts.
+"""The `ivr` command: demo, call, serve, worker, remind, sandbox, check, purge, migrate,
+accounts.
 
 Every command reads its configuration through `ivr.config.Settings.from_env()`; a bad value
 stops it with one line naming the key. Nothing here talks to the real Twilio or Clinicea
@@ -82,6 +83,13 @@ def _parser() -> argparse.ArgumentParser:
     worker = sub.add_parser("worker", help="retry bookings Clinicea has not confirmed")
     worker.add_argument("--once", action="store_true", help="one pass, then exit")
     worker.set_defaults(run=cmd_worker)
+
+    remind = sub.add_parser("remind", help="plan and send a day's appointment reminders")
+    remind.add_argument("--day", help="YYYY-MM-DD, 'today' or 'tomorrow' (default: the "
+                        "clinic's next run: today + [reminders] days_ahead)")
+    remind.add_argument("--dry-run", action="store_true",
+                        help="print who would be reminded and the texts; write and send nothing")
+    remind.set_defaults(run=cmd_remind)
 
     sandbox = sub.add_parser("sandbox", help="the stand-in Clinicea on its own")
     sandbox.add_argument("--host", default="127.0.0.1")
@@ -270,17 +278,74 @@ def cmd_worker(args: argparse.Namespace) -> int:
 def _worker(rt: Runtime) -> OutboxWorker:
     import socket
 
+    from ivr.reminders import run_for
     from ivr.texts import TextSender
 
     worker_id = f"{socket.gethostname()}-worker"
     sms = rt.services.sms
     texts = TextSender(rt.store, sms, worker_id=worker_id) if sms is not None else None
     # The process's one Outbox: what the worker books is dropped from the web's cached calendar.
-    return rt.services.outbox.worker(worker_id, texts=texts)
+    return rt.services.outbox.worker(worker_id, texts=texts,
+                                     reminders=run_for(rt, worker_id))
 
 
 def _worker_loop(rt: Runtime, stop: threading.Event) -> None:
     _worker(rt).run_forever(stop)
+
+
+def cmd_remind(args: argparse.Namespace) -> int:
+    """Plan a day's reminders and send what is due now (docs/reminders.md). Exit 0 when done,
+    2 on a configuration error, 1 when Clinicea could not be read (nothing was planned)."""
+    import socket
+    from datetime import date
+
+    from ivr.clinicea import CliniceaError
+    from ivr.demo import demo_sandbox
+    from ivr.reminders import run_for
+    from ivr.runtime import build_runtime
+
+    settings = Settings.from_env()
+    if settings.clinic.reminders is None:
+        raise ConfigError("reminders: the clinic file has no [reminders] table")
+    logs.configure(settings.log_level)
+    rt = build_runtime(settings, sandbox=demo_sandbox(settings))
+    try:
+        rt.store.migrate()
+        run = run_for(rt, f"{socket.gethostname()}-remind")
+        assert run is not None
+        today = rt.clock.now().date()
+        raw = (args.day or "").strip().lower()
+        try:
+            day = (None if not raw else today if raw == "today"
+                   else today + timedelta(days=1) if raw == "tomorrow"
+                   else date.fromisoformat(raw))
+        except ValueError:
+            print(f"--day: {args.day!r} is not YYYY-MM-DD, today or tomorrow", file=sys.stderr)
+            return 2
+        target = run.target_day(day)
+        if not args.dry_run:
+            run.require_sending()
+        try:
+            plan = run.plan(target)
+        except CliniceaError as exc:
+            print(f"clinicea: {_explain(exc)}; nothing was planned, run it again",
+                  file=sys.stderr)
+            return 1
+        if args.dry_run:
+            print("\n".join(run.describe(plan)))
+            print("dry run: nothing written, nothing sent")
+            return 0
+        written = run.write(plan)
+        sent = run.send_pass()
+        print(f"reminders of {target.isoformat()}: {len(plan.reminders)} patient(s), "
+              f"{written} newly planned, {len(plan.skipped)} appointment(s) skipped")
+        print(f"sent: {sent}")
+        if rt.services.sms is None:
+            print("note: Twilio is not configured (TWILIO_ACCOUNT_SID): nothing was sent; "
+                  "the booking worker sends them once it is")
+        return 0
+    finally:
+        rt.close()
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:

@@ -56,6 +56,7 @@ if TYPE_CHECKING:
     from ivr.clinicea import CliniceaClient
     from ivr.clock import Clock
     from ivr.config import ClinicConfig
+    from ivr.reminders import ReminderRun
     from ivr.store import BookingRecord, Store
     from ivr.texts import TextSender
 
@@ -391,13 +392,14 @@ class Outbox:
         return self.attempt(claimed)
 
     def worker(self, worker_id: str, *, lease: timedelta = timedelta(seconds=30),
-               batch: int = 10, texts: TextSender | None = None) -> OutboxWorker:
+               batch: int = 10, texts: TextSender | None = None,
+               reminders: ReminderRun | None = None) -> OutboxWorker:
         """The loop that finishes due bookings, attempting through this outbox (and sending
         the confirmation texts of booked ones, with `texts`)."""
         return OutboxWorker(self.client, self.store, self.clock, self.config,
                             worker_id=worker_id, lease=lease, backoff=self.backoff,
                             max_attempts=self.max_attempts, batch=batch, outbox=self,
-                            texts=texts)
+                            texts=texts, reminders=reminders)
 
     def run(self, stop_event: threading.Event, worker_id: str, interval: float = 2.0) -> None:
         """Run the worker loop until `stop_event` is set."""
@@ -430,10 +432,14 @@ class OutboxWorker:
         on_attempt: Callable[[date], None] | None = None,
         outbox: Outbox | None = None,
         texts: TextSender | None = None,
+        reminders: ReminderRun | None = None,
     ) -> None:
         """`outbox`: the process's `Outbox` (its calendar cache is the web's); None builds one.
-        `texts`: the confirmation texts' send pass, run after each pass (`ivr.texts`)."""
+        `texts`: the confirmation texts' send pass, run after each pass (`ivr.texts`).
+        `reminders`: the appointment reminders' pass (plans the day at `at`, sends what is
+        due; `ivr.reminders`), run after the texts."""
         self.texts = texts
+        self.reminders = reminders
         self.client = client
         self.store = store
         self.clock = clock
@@ -472,6 +478,11 @@ class OutboxWorker:
                 self.texts.run_once()
             except Exception:
                 log.exception("confirmation texts pass failed")
+        if self.reminders is not None:
+            try:
+                self.reminders.run_once()
+            except Exception:
+                log.exception("reminders pass failed")
         return len(records)
 
     def purge(self) -> int:

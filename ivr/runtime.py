@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from flows import reminders
 from flows.booking import FLOW
 from flows.engine import Engine
 from ivr import twiml
@@ -26,7 +27,7 @@ from ivr.config import ConfigError, Settings
 from ivr.metrics import Metrics
 from ivr.outbox import Outbox
 from ivr.store import Store
-from ivr.twilio_rest import TwilioSms
+from ivr.twilio_rest import TwilioCalls, TwilioSms
 
 if TYPE_CHECKING:  # the sandbox is a Flask app: only a demo's launcher imports it
     from ivr.sandbox import EmbeddedSandbox
@@ -51,6 +52,16 @@ class Runtime:
     voices: dict[str, twiml.Voice]
     metrics: Metrics
     sandbox: EmbeddedSandbox | None = None  # a demo's embedded Clinicea, stopped by `close`
+    # The outbound reminder call (flows.reminders) on the same services; Twilio's Calls API
+    # when an account is configured (docs/reminders.md).
+    reminder_engine: Engine | None = None
+    calls: TwilioCalls | None = None
+
+    def engine_for(self, flow: str | None) -> Engine:
+        """The engine of a call's flow by its stored name ("booking" when none is stored)."""
+        if flow == "reminder" and self.reminder_engine is not None:
+            return self.reminder_engine
+        return self.engine
 
     def close(self) -> None:
         """Release connections and stop the embedded sandbox."""
@@ -117,8 +128,13 @@ def build_runtime(
     outbox = Outbox(client, store, clock, settings.clinic, calendar=DayCalendar(client))
     services = CliniceaServices(client, store, clock, settings.clinic,
                                 lead_minutes=BOOKING_LEAD_MINUTES, outbox=outbox)
+    calls = None
     if settings.twilio_account_sid:
         services.sms = TwilioSms(settings.twilio_account_sid, settings.twilio_auth_token)
+        calls = TwilioCalls(settings.twilio_account_sid, settings.twilio_auth_token)
     engine = Engine(FLOW, services, transfer_number=settings.clinic.transfer_number)
+    reminder_engine = Engine(reminders.FLOW, services,
+                             transfer_number=settings.clinic.transfer_number)
     return Runtime(settings, clock, client, store, services, outbox, engine,
-                   voices_for(settings), metrics, sandbox)
+                   voices_for(settings), metrics, sandbox, reminder_engine=reminder_engine,
+                   calls=calls)

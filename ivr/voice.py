@@ -16,6 +16,7 @@ from flask import Blueprint, Response, current_app, request
 from ivr import security, twiml
 from ivr.calls import CALL_SID, CallHandler, Inbound
 from ivr.config import DEMO_TWILIO_AUTH_TOKEN
+from ivr.reminders import FINAL_CALL_STATUSES, replies_for
 from ivr.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -38,13 +39,18 @@ def _xml(body: str) -> Response:
 @bp.before_request
 def check_signature() -> Response | None:
     """403 for anything Twilio did not sign (before any other work)."""
+    return refuse_unsigned()
+
+
+def refuse_unsigned() -> Response | None:
+    """A 403 answer when the request is not signed by Twilio, else None (also `/sms`)."""
     rt = _runtime()
     token = rt.settings.twilio_auth_token
     if not rt.settings.demo_secrets_allowed and token == DEMO_TWILIO_AUTH_TOKEN:
         token = ""  # the published demo token signs nothing beside a real Clinicea
     if not security.is_valid(request, token, rt.settings.public_url,
                              rt.settings.twilio_webhook_key):
-        log.warning("refused a /voice request with a missing or wrong signature")
+        log.warning("refused a Twilio webhook with a missing or wrong signature")
         return Response("Forbidden", status=403, mimetype="text/plain")
     return None
 
@@ -73,6 +79,38 @@ def status() -> Response:
             _calls().finish(inbound.call_sid)
         except Exception:  # a status callback must never fail loudly
             log.exception("could not record the end of a call")
+    return _xml(twiml.empty())
+
+
+@bp.post("/reminder/<path:key>")
+def reminder(key: str) -> Response:
+    """The first webhook of an outbound reminder call (docs/reminders.md)."""
+    calls = _calls()
+    inbound = Inbound.from_form(request.form)
+    if not CALL_SID.match(inbound.call_sid):
+        return _xml(calls.apology(reason="no CallSid"))
+    try:
+        return _xml(calls.start_reminder(key[:200], inbound,
+                                         (request.form.get("AnsweredBy") or "")[:40]))
+    except Exception:
+        log.exception("reminder webhook failed; apologising", extra={
+            "call_sid": inbound.call_sid})
+        return _xml(calls.apology(reason="error", inbound=inbound))
+
+
+@bp.post("/reminder/<path:key>/status")
+def reminder_status(key: str) -> Response:
+    """The reminder call's status callback: the reminder's status, the text if it reached
+    nobody, and the call's end as for any call."""
+    inbound = Inbound.from_form(request.form)
+    if CALL_SID.match(inbound.call_sid) and inbound.call_status in FINAL_CALL_STATUSES:
+        try:
+            replies_for(_runtime()).call_ended(
+                key[:200], inbound.call_sid, inbound.call_status,
+                (request.form.get("AnsweredBy") or "")[:40] or None)
+            _calls().finish(inbound.call_sid)
+        except Exception:  # a status callback must never fail loudly
+            log.exception("could not record the end of a reminder call")
     return _xml(twiml.empty())
 
 

@@ -55,9 +55,6 @@ class Call:
         dial_outcomes: Iterable[str] = (),
         dial_duration: int = 42,
         extra_params: Mapping[str, str] | None = None,
-        url: str | None = None,
-        status_callback: str | None = None,
-        outbound: bool = False,
     ) -> None:
         self.sim = sim
         self.sid = call_sid
@@ -71,10 +68,6 @@ class Call:
         self._base = sim.webhook_params(
             from_, to=to, call_sid=call_sid, **dict(extra_params or {})
         )
-        # An outbound call fetches the Url of its Calls.create and reports to its own
-        # StatusCallback (or none); an inbound call uses the number's settings.
-        self._url = url or sim.voice_url
-        self._status_callback = status_callback if outbound else sim.status_callback
         self.transcript: list[Event] = []
         self._line = Line(sim)
         self.requests = self._line.requests
@@ -87,8 +80,7 @@ class Call:
         self.started_at = started if started.tzinfo else started.replace(tzinfo=UTC)
         self.cookies = self._line.cookies
         self._answered = False
-        # An outbound call's first webhook comes when the callee has answered: "in-progress".
-        self._fetched_once = outbound
+        self._fetched_once = False
         self._verbs: list[ET.Element] = []
         self._pos = 0
         self._doc_url = ""
@@ -98,6 +90,10 @@ class Call:
         # Where the open gather's nested prompts start (transcript index, duration before them).
         self._prompts_at = 0
         self._duration_before_prompts = 0
+        # An outbound call's own URLs (Calls.create's Url and StatusCallback); None: the
+        # number's voice URL and status callback.
+        self.start_url: str | None = None
+        self.status_callback: str | None = None
 
     def __repr__(self) -> str:
         state = "ended" if self.ended else ("gathering" if self._gather is not None else "idle")
@@ -267,7 +263,8 @@ class Call:
     # -- internals: running TwiML
 
     def _start(self) -> None:
-        self._run(Fetch(self.sim.absolute(self._url), self.sim.voice_method))
+        self._run(Fetch(self.sim.absolute(self.start_url or self.sim.voice_url),
+                        "POST" if self.start_url else self.sim.voice_method))
 
     def _run(self, fetch: Fetch | None) -> None:
         """Fetch (if given) and execute verbs until a gather waits or the call ends."""
@@ -370,7 +367,7 @@ class Call:
         self.ended = True
         self.status = status
         self._gather = None
-        cb = self._status_callback
+        cb = self.status_callback or self.sim.status_callback
         if not cb:
             return
         extra = status_callback_params(status, self.duration, self.started_at)
@@ -391,8 +388,7 @@ class Call:
 
 
 class TwilioSimulator(TwilioNumber):
-    """Twilio's side of inbound calls to one phone number configured with these URLs, and of
-    the outbound calls the app asks Twilio to place from it (:meth:`outbound`).
+    """Twilio's side of inbound calls to one phone number configured with these URLs.
 
     The settings are :class:`TwilioNumber`'s. Calls of one simulator may run concurrently, one
     thread each (they share only the ``httpx.Client``); each call keeps its own cookie jar.
@@ -429,39 +425,25 @@ class TwilioSimulator(TwilioNumber):
         *,
         to: str,
         from_: str | None = None,
-        answered_by: str = "human",
+        answered_by: str | None = "human",
         status_callback: str | None = None,
-        outcome: str = "answered",
+        outcome: str | None = None,
         call_sid: str | None = None,
-        extra_params: Mapping[str, str] | None = None,
     ) -> Call:
-        """Place an outbound call as Twilio does after ``Calls.create(To, From, Url, ...)``.
-
-        ``url``: the call's ``Url`` (its first webhook, sent when the callee answers, with
-        ``Direction=outbound-api``, ``From`` the clinic's number (default: this number),
-        ``To`` the callee, ``CallStatus=in-progress`` and ``AnsweredBy``; ``answered_by=""``:
-        no machine detection asked). ``status_callback``: the call's ``StatusCallback`` (the
-        number's is not used). ``outcome`` other than ``"answered"`` (``busy``, ``no-answer``,
-        ``failed``, ``canceled``): nobody answers, the URL is never fetched and only the status
-        callback is sent, with that ``CallStatus``.
-        """
-        if outcome not in ("answered", "busy", "no-answer", "failed", "canceled"):
-            raise SimulatorError(f"unknown outbound outcome {outcome!r}")
-        params = {"Direction": "outbound-api", **dict(extra_params or {})}
-        if answered_by and outcome == "answered":
-            params["AnsweredBy"] = answered_by
-        call = Call(
-            self,
-            from_=from_ or self.to,
-            to=to,
-            call_sid=call_sid or self.new_sid(),
-            extra_params=params,
-            url=url,
-            status_callback=status_callback,
-            outbound=True,
-        )
-        if outcome == "answered":
-            call._start()
-        else:
+        """An outbound call our app asked for (Calls.create): Twilio rings `to` from the
+        number (`from_`, default the simulator's `to`) and, once answered, posts `url` with
+        `Direction=outbound-api` and `AnsweredBy` (machine detection's verdict), signed like
+        any webhook. `outcome` "busy", "no-answer", "failed" or "canceled": nobody answers,
+        only the status callback is posted. `status_callback` gets the call's end."""
+        extra = {"Direction": "outbound-api"}
+        if answered_by is not None:
+            extra["AnsweredBy"] = answered_by
+        call = Call(self, from_=from_ or self.to, to=to, call_sid=call_sid or self.new_sid(),
+                    extra_params=extra)
+        call.start_url = url
+        call.status_callback = status_callback
+        if outcome is not None:
             call._end(outcome)
+            return call
+        call._start()
         return call
