@@ -185,11 +185,12 @@ def _demo_reminder(settings: Settings) -> int:
 
     from ivr.app import create_app
     from ivr.demo import start_sandbox
-    from ivr.demo_reminder import book_bilal, take_reminder_call
+    from ivr.demo_reminder import book_bilal, take_reminder_call, with_reminders
     from ivr.runtime import build_runtime
     from ivr.sandbox.seed import next_open_day
     from ivr.simulator import TwilioSimulator
 
+    settings = with_reminders(settings)
     with tempfile.TemporaryDirectory(prefix="ivr-reminder-demo-") as tmp:
         if settings.database_url == "sqlite:///ivr.db":
             # A fresh store each time: a reminder answered in an earlier demo stays answered.

@@ -14,20 +14,32 @@ from __future__ import annotations
 import sys
 from collections import Counter
 from collections.abc import Callable
-from datetime import date, datetime
+from dataclasses import replace
+from datetime import date, datetime, time
 from typing import TextIO
-from urllib.parse import quote
 
-from flows.reminders.plan import DayAppointment, plan_day, reminder_key
+from flows.reminders.plan import reminder_key
 from flows.reminders.status import FOR_THE_DESK
 from ivr import desk
-from ivr.phone import parse_phone
+from ivr.config import ReminderSettings, Settings
+from ivr.reminders import ReminderRun, reminder_url, status_url
 from ivr.runtime import Runtime
 from ivr.simulator import Call, TwilioSimulator
 
 #: The appointment the demo books for Bilal: Dr. Farooq, at this hour or the last free time.
 DEMO_HOUR = 16
 DEMO_BOOKING_KEY = "demo:reminder"
+
+
+def with_reminders(settings: Settings) -> Settings:
+    """The settings with the clinic's `[reminders]`, or the defaults (calls then texts, in
+    the clinic's hours) when its clinic file has none, as the demo clinic's has not."""
+    if settings.clinic.reminders is not None:
+        return settings
+    clinic = settings.clinic
+    defaults = ReminderSettings(at=time(10, 0), calling_hours=clinic.hours,
+                                language=clinic.language)
+    return replace(settings, clinic=replace(clinic, reminders=defaults))
 
 
 def book_bilal(rt: Runtime, day: date) -> datetime:
@@ -45,19 +57,6 @@ def book_bilal(rt: Runtime, day: date) -> datetime:
     return slot.start
 
 
-def day_appointments(rt: Runtime, day: date) -> list[DayAppointment]:
-    """The sandbox calendar of `day` as the planner reads it (mobiles normalised)."""
-    region = rt.settings.clinic.default_region
-    rows = []
-    for a in rt.client.appointments_on(day):
-        phone = parse_phone(a.patient_mobile, region)
-        rows.append(DayAppointment(
-            id=a.id, start=a.start, status=a.status, patient_id=a.patient_id,
-            patient_name=a.patient_name or "", mobile=phone.e164 if phone else None,
-            doctor_id=a.doctor_id, doctor_name=a.doctor_name or ""))
-    return rows
-
-
 def take_reminder_call(rt: Runtime, phone: TwilioSimulator, *, day: date,
                        read: Callable[[str], str] = input, out: TextIO = sys.stdout) -> Call:
     """Plan `day`, place Bilal's reminder call as the send pass would, and let the person at
@@ -66,11 +65,11 @@ def take_reminder_call(rt: Runtime, phone: TwilioSimulator, *, day: date,
     from ivr.sandbox.seed import DEMO_PATIENTS
 
     bilal = DEMO_PATIENTS["Bilal Ahmed"]
-    settings = rt.settings.clinic.reminders
-    channels = settings.channels if settings else ("call", "sms")
-    plan = plan_day(day, day_appointments(rt, day), channels=channels, now=rt.clock.now(),
-                    opted_out=rt.store.opted_out([bilal.e164]))
-    rt.store.plan_reminders(plan)
+    # The day's run as the worker runs it, minus Twilio: the demo places Bilal's call itself.
+    run = ReminderRun(rt.client, rt.store, rt.clock, rt.settings.clinic, sms=None, calls=None,
+                      public_url=None, worker_id="demo")
+    plan = run.plan(day)
+    run.write(plan)
     reasons = Counter(s.reason for s in plan.skipped)
     skipped = ", ".join(f"{n} {reason}" for reason, n in sorted(reasons.items()))
     out.write(f"Planned {len(plan.reminders)} reminder(s) for {day:%A %d %B}"
@@ -80,9 +79,9 @@ def take_reminder_call(rt: Runtime, phone: TwilioSimulator, *, day: date,
     # What the send pass does around Twilio's Calls.create: claim, then record the call's SID.
     rt.store.set_reminder_status(key, "sending", channel="call")
     rt.store.reminder_sent(key, "call", sid)
-    url = f"/voice/reminder/{quote(key, safe='')}"
-    call = softphone.answer(phone, url, bilal.e164, status_callback=f"{url}/status",
-                            call_sid=sid, read=read, out=out)
+    call = softphone.answer(phone, reminder_url(phone.base_url, key), bilal.e164,
+                            status_callback=status_url(phone.base_url, key), call_sid=sid,
+                            read=read, out=out)
     record = rt.store.get_reminder(key)
     if record is not None:
         out.write(f"The desk's Reminders page now shows Bilal's reminder as: {record.status}"

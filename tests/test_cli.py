@@ -62,12 +62,6 @@ def test_demo_withheld_caller_keys_their_number(tmp_path: Path):
     assert "Your number is hidden" in done.stdout and "Hello Bilal" in done.stdout
 
 
-# The reminder call's webhook (/voice/reminder/<key>) is h-rem-a's; until it is merged the
-# demo's call reaches the fallback, so the test waits for it.
-_REMINDER_WEBHOOK = "/reminder/" in (ROOT / "ivr" / "voice.py").read_text(encoding="utf-8")
-
-
-@pytest.mark.skipif(not _REMINDER_WEBHOOK, reason="the /voice/reminder webhook is not merged")
 def test_demo_reminder_the_clinic_calls_and_bilal_confirms(tmp_path: Path):
     done = run_ivr("demo", "--reminder", stdin="1\n", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
@@ -82,7 +76,6 @@ def test_demo_reminder_the_clinic_calls_and_bilal_confirms(tmp_path: Path):
     assert not list(tmp_path.iterdir())  # a throwaway store: nothing left in the directory
 
 
-@pytest.mark.skipif(not _REMINDER_WEBHOOK, reason="the /voice/reminder webhook is not merged")
 def test_demo_reminder_cancel_waits_for_the_desk(tmp_path: Path):
     done = run_ivr("demo", "--reminder", stdin="3\n", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
