@@ -467,8 +467,8 @@ def test_the_example_clinic_file_has_a_commented_reminders_example() -> None:
     uncommented = "\n".join(
         line[2:] if line.startswith("# ") and any(
             line[2:].startswith(k) for k in ("[reminders", "at =", "days_ahead", "channels",
-                                             "calls_per_second", "language =", "mon =", "from_number",
-                                             "sun ="))
+                                             "calls_per_second", "language =", "mon =",
+                                             "from_number", "sun ="))
         else line for line in text.splitlines())
     # The example, uncommented, is a valid clinic file (the table moved to the end).
     start = uncommented.index("[reminders]")

@@ -327,15 +327,20 @@ VOICE_ROUTES = [
     "/voice/status",
     "/voice/fallback",
     "/voice/fallback?after=dial",
+    "/voice/reminder/2026-11-24/p:P1",
+    "/voice/reminder/2026-11-24/p:P1/status",
 ]
 
 
 def test_every_voice_route_is_covered_here():
     with rig() as r:
         rules = {rule.rule for rule in r.app.url_map.iter_rules() if rule.rule.startswith("/voice")}
-    assert rules == {"/voice/incoming", "/voice/step/<step>", "/voice/status", "/voice/fallback"}
+    assert rules == {"/voice/incoming", "/voice/step/<step>", "/voice/status", "/voice/fallback",
+                     "/voice/reminder/<path:key>", "/voice/reminder/<path:key>/status"}
     # A new /voice route fails this test until it is added to VOICE_ROUTES below.
-    covered = {re.sub(r"/step/[^?]+", "/step/<step>", p.split("?")[0]) for p in VOICE_ROUTES}
+    covered = {re.sub(r"/reminder/[^/?]+/[^/?]+", "/reminder/<path:key>",
+                      re.sub(r"/step/[^?]+", "/step/<step>", p.split("?")[0]))
+               for p in VOICE_ROUTES}
     assert covered == rules
 
 
