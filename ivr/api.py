@@ -338,6 +338,50 @@ def get_booking(booking_id: str) -> Any:
     return jsonify(_booking(record))
 
 
+def _reminder(item: desk.DeskReminder) -> dict[str, Any]:
+    """A reminder for the API: never the full number (the masked one only)."""
+    r = item.record
+    return {
+        "key": r.key,
+        "day": r.day.isoformat(),
+        "first_name": r.first_name or "",
+        "phone_masked": r.phone_masked or "",
+        "appointments": [{"id": a.id, "start": a.start.strftime(desk.START_FORMAT),
+                          "doctor_id": a.doctor_id} for a in item.appointments],
+        "channel": r.channel,
+        "status": r.status,
+        "answered_by": r.answered_by,
+        "reply": r.reply,
+        "note": r.last_error,
+        "updated_at": r.updated_at.isoformat(timespec="seconds") + "Z",
+        "handled_by": r.handled_by,
+    }
+
+
+@bp.get("/reminders")
+def reminders() -> Any:
+    """Appointment reminders (`day`, `status` optional): the desk's statuses first."""
+    day_text = request.args.get("day")
+    day = desk.parse_day(day_text) if day_text is not None else None
+    status = desk.parse_status(request.args.get("status"))
+    found = desk.desk_reminders(_runtime().store, day, status)
+    return jsonify(reminders=[_reminder(r) for r in found.reminders], counts=found.counts)
+
+
+@bp.post("/reminders/<path:key>/handled", merge_slashes=False)
+def reminder_handled(key: str) -> Any:
+    """The desk acted on a reminder's answer: 404 unknown, 409 already handled."""
+    store = _runtime().store
+    marked = store.mark_reminder_handled(key, f"api:{g.api_key_name}"[:100])
+    found = desk.find_reminder(store, key)
+    if found is None:
+        raise ApiError(404, "no such reminder")
+    if not marked:
+        raise ApiError(409, "already marked handled")
+    log.info("reminder %s marked handled by API key %s", key, g.api_key_name)
+    return jsonify(_reminder(found))
+
+
 @bp.get("/openapi.json")
 def openapi() -> Any:
     """The OpenAPI 3.0 description of this API."""

@@ -62,6 +62,9 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--logs", action="store_true",
                       help="show the app's JSON log lines (IVR_LOG_LEVEL) between the prompts;"
                       " by default only warnings, so the call reads cleanly")
+    demo.add_argument("--reminder", action="store_true",
+                      help="the clinic calls you: Bilal Ahmed's appointment reminder "
+                      "(tomorrow's reminders planned in the sandbox)")
     demo.set_defaults(run=cmd_demo)
 
     call = sub.add_parser("call", help="the softphone against a running server")
@@ -143,6 +146,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         settings = dataclasses.replace(settings, clinic=clinic)
     if not args.logs:
         settings = dataclasses.replace(settings, log_level="WARNING")
+    if args.reminder:
+        return _demo_reminder(settings)
     if settings.database_url == "sqlite:///ivr.db":
         settings = dataclasses.replace(settings, database_url="sqlite:///ivr-demo.db")
     logs.configure(settings.log_level)
@@ -168,6 +173,52 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"{len(pending)} booking(s) wait in the outbox for Clinicea (run `ivr worker`).")
     rt.close()
     return 0
+
+
+def _demo_reminder(settings: Settings) -> int:
+    """`ivr demo --reminder`: the clinic calls Bilal (you) with tomorrow's reminder."""
+    import dataclasses
+    import tempfile
+
+    import httpx
+
+    from ivr.app import create_app
+    from ivr.demo import start_sandbox
+    from ivr.demo_reminder import book_bilal, take_reminder_call, with_reminders
+    from ivr.runtime import build_runtime
+    from ivr.sandbox.seed import next_open_day
+    from ivr.simulator import TwilioSimulator
+
+    settings = with_reminders(settings)
+    with tempfile.TemporaryDirectory(prefix="ivr-reminder-demo-") as tmp:
+        if settings.database_url == "sqlite:///ivr.db":
+            # A fresh store each time: a reminder answered in an earlier demo stays answered.
+            settings = dataclasses.replace(settings, database_url=f"sqlite:///{tmp}/ivr.db")
+        logs.configure(settings.log_level)
+        rt = build_runtime(settings, sandbox=start_sandbox(settings))
+        try:
+            rt.store.migrate()
+            app = create_app(rt)
+            day = next_open_day(rt.clock.now().date())
+            start = book_bilal(rt, day)
+            print(f"The sandbox Clinicea has Bilal Ahmed booked with Dr. Farooq on "
+                  f"{start:%A %d %B at %H:%M}.")
+            with httpx.Client(transport=httpx.WSGITransport(app=app),
+                              base_url="http://ivr.demo") as http:
+                phone = TwilioSimulator("http://ivr.demo", settings.twilio_auth_token,
+                                        http=http, to=_clinic_number(settings))
+                take_reminder_call(rt, phone, day=day)
+        finally:
+            rt.close()
+    return 0
+
+
+def _clinic_number(settings: Settings) -> str:
+    """The number reminder calls come from in the demo (the clinic's, else its desk's)."""
+    reminders = settings.clinic.reminders
+    if reminders is not None and reminders.from_number:
+        return reminders.from_number
+    return settings.clinic.transfer_number
 
 
 def cmd_call(args: argparse.Namespace) -> int:

@@ -1,20 +1,27 @@
-"""What the console and the JSON API both do: look up a caller, list free times, book.
+"""What the console and the JSON API both do: look up a caller, list free times, book, and
+read the day's appointment reminders.
 
 One place for the agent side's rules, so the screen-pop page and `/api` cannot drift apart:
 the same `CliniceaServices` (patient search, last completed visit, the slot rules of
-`flows.slots`) and the same outbox path (`services.book`) as the phone call.
+`flows.slots`) and the same outbox path (`services.book`) as the phone call; the same order
+of the reminders (the desk's statuses first) and the same counts on the page and in `/api`.
 """
 
 from __future__ import annotations
 
+import logging
 import re
+from collections import Counter
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from flows.clinic_services import BookingOutcome, BookingRequest, ServiceUnavailable
 from flows.domain import ClinicSite, Doctor, LastVisit, PatientRef, Slot
+from flows.reminders.plan import DayAppointment, reminder_from_json
+from flows.reminders.status import FOR_THE_DESK, STATUSES
 from ivr.clinicea_services import CliniceaServices
 from ivr.phone import PhoneNumber, digits_to_phone, parse_phone
+from ivr.store import ReminderRecord, Store
 
 UNAVAILABLE_LOOKUP = "Clinicea is not answering right now. Try again in a minute."
 UNAVAILABLE_BOOKING = (
@@ -29,6 +36,9 @@ MAX_NOTES = 500
 SLOTS_PER_DAY = 50
 START_FORMAT = "%Y-%m-%dT%H:%M"
 _KEY = re.compile(r"^[A-Za-z0-9:._-]{1,200}$")
+MAX_REMINDERS = 2000  # a day of a large clinic; the page and the API show at most this many
+
+log = logging.getLogger(__name__)
 
 
 class DeskError(Exception):
@@ -207,3 +217,74 @@ def book(
 def when(moment: datetime) -> str:
     """ "Monday 30 November 2026, 10:40"."""
     return f"{moment:%A} {moment.day} {moment:%B %Y, %H:%M}"
+
+
+# --------------------------------------------------------------------------- reminders
+
+
+@dataclass(frozen=True)
+class DeskReminder:
+    """A reminder as the desk sees it: the stored row and its appointments (time order)."""
+
+    record: ReminderRecord
+    appointments: tuple[DayAppointment, ...]
+
+    @property
+    def for_the_desk(self) -> bool:
+        """An answer the desk acts on (move, cancel, failed) and nobody has marked done."""
+        return self.record.status in FOR_THE_DESK and self.record.handled_at is None
+
+    @property
+    def first_start(self) -> datetime | None:
+        """The first appointment's start (None for a row whose payload is unreadable)."""
+        return self.appointments[0].start if self.appointments else None
+
+
+@dataclass(frozen=True)
+class DeskReminders:
+    """One day's reminders (or every kept day's) and how many are in each status."""
+
+    reminders: tuple[DeskReminder, ...]
+    counts: dict[str, int]
+
+
+def reminder_day(now: datetime, days_ahead: int) -> date:
+    """The day the console shows by default: the one today's run reminds (`days_ahead` after
+    today): before the run it is the next run's day, after it the day whose answers arrive."""
+    return now.date() + timedelta(days=days_ahead)
+
+
+def parse_status(text: str | None) -> str | None:
+    """A reminder status filter (None: all); DeskError 400 for an unknown one."""
+    if not text:
+        return None
+    if text not in STATUSES:
+        raise DeskError(400, f"status must be one of {', '.join(STATUSES)}")
+    return text
+
+
+def desk_reminders(store: Store, day: date | None, status: str | None = None) -> DeskReminders:
+    """The reminders of `day` (None: every day kept) for the desk: those it acts on first
+    (oldest appointment first), then the rest by first appointment; the counts per status are
+    the whole day's, whatever `status` filters."""
+    rows = store.reminders(day=day, limit=MAX_REMINDERS)
+    counts = Counter(r.status for r in rows)
+    chosen = [_desk_reminder(r) for r in rows if status is None or r.status == status]
+    chosen.sort(key=lambda d: (not d.for_the_desk, d.first_start or datetime.max, d.record.key))
+    ordered = {s: counts[s] for s in STATUSES if counts[s]}
+    return DeskReminders(tuple(chosen), ordered)
+
+
+def find_reminder(store: Store, key: str) -> DeskReminder | None:
+    """The reminder of `key`, or None."""
+    record = store.get_reminder(key)
+    return _desk_reminder(record) if record is not None else None
+
+
+def _desk_reminder(record: ReminderRecord) -> DeskReminder:
+    try:
+        appointments = reminder_from_json(record.payload).appointments
+    except (ValueError, KeyError, TypeError):
+        log.warning("reminder %s: its stored payload is unreadable", record.key)
+        appointments = ()
+    return DeskReminder(record, tuple(sorted(appointments, key=lambda a: a.start)))

@@ -20,6 +20,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, disable_cre
 __all__ = [
     "APOLOGY_REASONS",
     "CLINICEA_BUCKETS",
+    "REMINDER_CALL_STATUSES",
+    "REMINDER_CHANNELS",
     "WEBHOOK_BUCKETS",
     "Metrics",
     "RequestTimes",
@@ -35,6 +37,8 @@ WEBHOOK_BUCKETS: tuple[float, ...] = (
 )
 CLINICEA_BUCKETS: tuple[float, ...] = (0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0, 2.0, 5.0, 10.0)
 APOLOGY_REASONS = frozenset({"error", "fallback", "no_call_sid", "callback_not_recorded"})
+REMINDER_CHANNELS = frozenset({"call", "sms"})
+REMINDER_CALL_STATUSES = frozenset({"completed", "busy", "no-answer", "failed", "canceled"})
 
 
 @dataclass
@@ -93,6 +97,12 @@ class Metrics:
             "ivr_apologies", "Calls answered with the apology instead of the flow, by "
             "reason (error, fallback, no_call_sid; callback_not_recorded: the store refused "
             "the callback request too).", ["reason"], registry=reg)
+        self.reminders_sent = Counter(
+            "ivr_reminders_sent", "Reminders handed to Twilio, by channel (call: a call "
+            "placed; sms: a text accepted).", ["channel"], registry=reg)
+        self.reminder_calls = Counter(
+            "ivr_reminder_calls", "Reminder calls ended, by Twilio's final CallStatus "
+            "(completed, busy, no-answer, failed, canceled).", ["call_status"], registry=reg)
 
     # -- the Clinicea client's `on_request(operation, seconds, status_or_error)` hook
 
@@ -111,6 +121,17 @@ class Metrics:
         """Count one apology (`ivr.calls`); unknown reasons count as "other"."""
         label = reason.strip().lower().replace(" ", "_").replace("callsid", "call_sid")
         self.apologies.labels(label if label in APOLOGY_REASONS else "other").inc()
+
+    # -- the reminder sender's hooks (`ivr.reminders`, the reminder call's status callback)
+
+    def reminder_sent(self, channel: str) -> None:
+        """Count one reminder handed to Twilio: a call placed or a text accepted."""
+        self.reminders_sent.labels(channel if channel in REMINDER_CHANNELS else "other").inc()
+
+    def reminder_call_ended(self, call_status: str) -> None:
+        """Count one reminder call's end by Twilio's final `CallStatus`."""
+        label = call_status if call_status in REMINDER_CALL_STATUSES else "other"
+        self.reminder_calls.labels(label).inc()
 
     # -- request timing
 

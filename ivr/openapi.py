@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from flows.reminders.status import FOR_THE_DESK, STATUSES
+
 VERSION = "1.0.0"
 
 
@@ -166,6 +168,47 @@ def document() -> dict[str, Any]:
                     },
                 }
             },
+            "/api/reminders": {
+                "get": {
+                    "operationId": "reminders",
+                    "summary": "Appointment reminders and the patients' answers: the desk's "
+                               "statuses first (" + ", ".join(FOR_THE_DESK) + "), then by "
+                               "first appointment",
+                    "parameters": [
+                        {"name": "day", "in": "query", "required": False,
+                         "schema": {"type": "string", "format": "date",
+                                    "example": "2026-11-24"},
+                         "description": "The appointments' day (default: every day kept)."},
+                        {"name": "status", "in": "query", "required": False,
+                         "schema": {"type": "string", "enum": list(STATUSES)},
+                         "description": "Only reminders in this status."},
+                    ],
+                    "responses": {
+                        "200": _ok("The reminders", "Reminders"),
+                        "400": BAD_REQUEST,
+                        "401": UNAUTHORIZED,
+                    },
+                }
+            },
+            "/api/reminders/{key}/handled": {
+                "post": {
+                    "operationId": "reminderHandled",
+                    "summary": "The desk acted on a reminder's answer (called the patient, "
+                               "moved or cancelled the appointment)",
+                    "parameters": [
+                        {"name": "key", "in": "path", "required": True,
+                         "schema": {"type": "string", "example": "2026-11-24/p:1234"},
+                         "description": "The reminder's key (its `/` may be sent as is or "
+                                        "as %2F)."},
+                    ],
+                    "responses": {
+                        "200": _ok("Marked handled", "Reminder"),
+                        "401": UNAUTHORIZED,
+                        "404": _error("No such reminder"),
+                        "409": _error("Already marked handled"),
+                    },
+                }
+            },
             "/api/openapi.json": {
                 "get": {
                     "operationId": "openapi",
@@ -281,6 +324,54 @@ def document() -> dict[str, Any]:
                             "call_sid": {"type": "string", "nullable": True},
                         },
                     }}},
+                },
+                "Reminder": {
+                    "type": "object",
+                    "required": ["key", "day", "first_name", "phone_masked", "appointments",
+                                 "status"],
+                    "properties": {
+                        "key": {"type": "string", "example": "2026-11-24/p:1234"},
+                        "day": {"type": "string", "format": "date"},
+                        "first_name": {"type": "string"},
+                        "phone_masked": {"type": "string", "example": "+92*******551"},
+                        "appointments": {"type": "array", "items": {
+                            "type": "object",
+                            "required": ["id", "start"],
+                            "properties": {
+                                "id": {"type": "string"},
+                                "start": _DATETIME_MINUTES,
+                                "doctor_id": {"type": "string", "nullable": True},
+                            },
+                        }},
+                        "channel": {"type": "string", "nullable": True,
+                                    "enum": ["call", "sms", None],
+                                    "description": "The channel that reached the patient "
+                                                   "(or is about to); null: none yet."},
+                        "status": {"type": "string", "enum": list(STATUSES)},
+                        "answered_by": {"type": "string", "nullable": True,
+                                        "description": "Twilio's AnsweredBy of the call "
+                                                       "(human, machine_..., unknown)."},
+                        "reply": {"type": "string", "nullable": True,
+                                  "description": "The patient's last text, as received."},
+                        "note": {"type": "string", "nullable": True,
+                                 "description": "Why it failed, or what the desk should "
+                                                "check."},
+                        "updated_at": {"type": "string", "format": "date-time",
+                                       "description": "UTC"},
+                        "handled_by": {"type": "string", "nullable": True},
+                    },
+                },
+                "Reminders": {
+                    "type": "object",
+                    "required": ["reminders", "counts"],
+                    "properties": {
+                        "reminders": {"type": "array",
+                                      "items": {"$ref": "#/components/schemas/Reminder"}},
+                        "counts": {"type": "object",
+                                   "additionalProperties": {"type": "integer"},
+                                   "description": "Reminders per status (of the day asked "
+                                                  "for, whatever the status filter)."},
+                    },
                 },
                 "NewPatient": {
                     "type": "object",

@@ -34,7 +34,8 @@ files of processes that are gone are removed, a live booking worker's stay). Wit
 `ivr demo`, `flask run`) a process's figures are its own.
 
 The gauges are read at scrape time by a custom collector (`Gauges`): the store-backed figures
-(calls by outcome, the outbox; global), the History page's figures (`ivr.insights`) and the
+(calls by outcome, the outbox, appointment reminders by status and the confirmation ratio;
+global), the History page's figures (`ivr.insights`) and the
 memory of this worker and its live sibling workers (by `pid` label, never summed).
 See docs/benchmark.md.
 
@@ -57,6 +58,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -242,6 +244,7 @@ class Gauges(Collector):
                      "the histograms and counters (web workers, those that exited since start, "
                      "and the booking worker).", [({}, max(len(pids), 1))])
         yield from _store_families(self._rt.store)
+        yield from _reminder_families(self._rt)
         yield from _insight_families(self._rt.store, self._rt.settings.clinic.timezone)
         yield from _process_families(pids)
 
@@ -276,6 +279,40 @@ def _store_families(store: Any) -> list[GaugeMetricFamily]:
         _gauge("ivr_outbox_oldest_pending_seconds",
                "Age of the oldest booking Clinicea has not confirmed (0 when none).",
                [({}, oldest.total_seconds() if oldest is not None else 0.0)]),
+    ]
+
+
+#: The statuses of a reminder that reached Twilio and has an outcome (the ratio's denominator).
+REMINDED = ("sent", "confirmed", "move_requested", "moved", "cancel_requested", "no_answer")
+
+
+def _reminder_families(rt: Runtime) -> list[GaugeMetricFamily]:
+    """Reminders by status for today's appointments and for the day today's run reminds, and
+    the confirmation ratio of the latest run that reminded anyone."""
+    reminders = rt.settings.clinic.reminders
+    today = rt.clock.now().date()
+    ahead = today + timedelta(days=reminders.days_ahead if reminders else 1)
+    try:
+        counts = {label: rt.store.reminder_counts(day)
+                  for label, day in (("today", today), ("ahead", ahead))}
+    except Exception:
+        return []  # ivr_store_up already says the store did not answer
+    ratio = 0.0
+    for label in ("ahead", "today"):  # the latest run first
+        reached = sum(counts[label][s] for s in REMINDED)
+        if reached:
+            ratio = counts[label]["confirmed"] / reached
+            break
+    return [
+        _gauge("ivr_reminders", "Appointment reminders by status: day=today for today's "
+               "appointments, day=ahead for those today's run reminds.",
+               [({"day": label, "status": s}, n)
+                for label in ("today", "ahead") for s, n in counts[label].items()],
+               ["day", "status"]),
+        _gauge("ivr_reminder_confirmation_ratio", "Confirmed reminders over those that reached "
+               "Twilio with an outcome (sent, confirmed, move or cancel requested, moved, no "
+               "answer), of the latest run that reminded anyone (0 when none).",
+               [({}, ratio)]),
     ]
 
 

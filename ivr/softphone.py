@@ -3,7 +3,8 @@
 You read what the IVR says; you type keys (digits, `*`, `#`) or what you would say, or just
 press Enter to stay silent. `/hangup` hangs up; `/busy`, `/no-answer` before a transfer choose
 what the person you are put through to does. Built on the Twilio call simulator, so the app
-sees exactly what Twilio would send.
+sees exactly what Twilio would send. `run` places a call to the clinic; `answer` takes one the
+clinic places (an appointment reminder).
 """
 
 from __future__ import annotations
@@ -32,6 +33,30 @@ def run(
     out.write(f"Calling the clinic from {caller or 'a withheld number'}...\n")
     out.write("Type digits to press keys, words to speak, Enter for silence, /hangup to end.\n\n")
     call = phone.call(from_=caller, dial_outcome=dial_outcome)
+    return _drive(call, read, out)
+
+
+def answer(
+    phone: TwilioSimulator,
+    url: str,
+    patient: str,
+    *,
+    status_callback: str | None = None,
+    call_sid: str | None = None,
+    read: Callable[[str], str] = input,
+    out: TextIO = sys.stdout,
+) -> Call:
+    """The clinic calls `patient` (an outbound call to `url`, as Twilio places it after
+    `Calls.create`); the person at the terminal answers it and drives it."""
+    out.write(f"Your phone ({patient}) rings: the clinic is calling. You answer.\n")
+    out.write("Type digits to press keys, words to speak, Enter for silence, /hangup to end.\n\n")
+    call = phone.outbound(url, to=patient, answered_by="human", status_callback=status_callback,
+                          call_sid=call_sid)
+    return _drive(call, read, out)
+
+
+def _drive(call: Call, read: Callable[[str], str], out: TextIO) -> Call:
+    """Show what the IVR says and pass on what is typed until the call ends."""
     shown = _show(call, 0, out)
     while not call.ended:
         try:

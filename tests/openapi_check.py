@@ -18,7 +18,8 @@ from ivr.openapi import document
 
 _DOC = document()
 _REGISTRY = Registry().with_resource("urn:api", Resource.from_contents(_DOC, DRAFT4))
-_TEMPLATES = [(re.compile("^" + re.sub(r"{\w+}", "[^/]+", path) + "$"), path)
+# A path parameter may hold "/" (the routes take `<path:...>`: a reminder's key has one).
+_TEMPLATES = [(re.compile("^" + re.sub(r"{\w+}", ".+", path) + "$"), path)
               for path in _DOC["paths"]]
 
 

@@ -62,6 +62,26 @@ def test_demo_withheld_caller_keys_their_number(tmp_path: Path):
     assert "Your number is hidden" in done.stdout and "Hello Bilal" in done.stdout
 
 
+def test_demo_reminder_the_clinic_calls_and_bilal_confirms(tmp_path: Path):
+    done = run_ivr("demo", "--reminder", stdin="1\n", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "Bilal Ahmed booked with Dr. Farooq" in out
+    assert "Your phone (+923216315551) rings: the clinic is calling." in out
+    assert "IVR: Hello Bilal, this is Harbour Family Clinic with a reminder" in out
+    assert "To confirm, press 1" in out
+    assert "we'll see you then" in out
+    assert "Call ended (completed)." in out
+    assert "Bilal's reminder as: confirmed." in out
+    assert not list(tmp_path.iterdir())  # a throwaway store: nothing left in the directory
+
+
+def test_demo_reminder_cancel_waits_for_the_desk(tmp_path: Path):
+    done = run_ivr("demo", "--reminder", stdin="3\n", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "Bilal's reminder as: cancel_requested (for the desk to act on)." in done.stdout
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

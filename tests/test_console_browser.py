@@ -182,3 +182,37 @@ def test_history_draws_the_funnel_and_busiest_hours_in_the_browser(console):
     assert sum(calls) == 2  # in this hour's cell (or two, across an hour's turn)
     assert page.locator("#hours rect.heat-4").count() in (1, 2)
     assert "0 of 2 calls (0%) reached a person" in page.text_content("#person-after-failure")
+
+
+def test_the_desk_sees_the_reminders_answers_and_marks_one_done(console):
+    from tests.reminder_seed import key_of, seed_reminders
+
+    r, page, base = console
+    seed_reminders(r.runtime.store)
+    page.click("nav >> text=Reminders")
+    page.wait_for_url(f"{base}/console/reminders")
+    assert page.input_value("input[name=day]") == "2026-11-24"  # the day today's run reminds
+    assert "1 Confirmed" in page.text_content("#counts")
+    assert "1 Wants to cancel" in page.text_content("#counts")
+    cancel = page.locator(f'tr[data-key="{key_of("Ayesha Siddiqui")}"]')
+    planned = page.locator(f'tr[data-key="{key_of("Usman Tariq")}"]')
+    confirmed = page.locator(f'tr[data-key="{key_of("Bilal Ahmed")}"]')
+    assert "Wants to cancel" in cancel.text_content() and "10:00" in cancel.text_content()
+    assert "Waiting to be sent" in planned.text_content()
+    assert "11:00, 11:40" in planned.text_content()
+    assert "Confirmed" in confirmed.text_content() and "Bilal" in confirmed.text_content()
+    assert "+92*******551" in confirmed.text_content()
+    # The desk's answers come first, each with Done; a confirmed one has none.
+    keys = page.eval_on_selector_all("tr.reminder", "rows => rows.map(r => r.dataset.key)")
+    assert keys[0] == key_of("Ayesha Siddiqui")
+    assert confirmed.locator("button").count() == 0
+    cancel.locator("button", has_text="Done").click()
+    page.wait_for_selector("text=Marked done.")
+    assert "done by amina" in page.locator(
+        f'tr[data-key="{key_of("Ayesha Siddiqui")}"]').text_content()
+    record = r.runtime.store.get_reminder(key_of("Ayesha Siddiqui"))
+    assert record is not None and record.handled_by == "amina"
+    # Another day from the picker.
+    page.fill("input[name=day]", "2026-11-25")
+    page.click("#reminder-day button[type=submit]")
+    page.wait_for_selector("#no-reminders")

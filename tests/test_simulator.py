@@ -891,3 +891,64 @@ def test_keys_barge_in_too_and_bargein_false_plays_everything() -> None:
     call = make_sim(app).call()
     call.say("book", barge_in=0)
     assert "Press 1 to book, 2 for an agent." in call.heard
+
+
+# --------------------------------------------------------------------------- outbound calls
+
+
+def outbound_app() -> Flask:
+    """/remind: a Gather to /remind/answer; /remind/status takes the call's status callback."""
+    app = toy_app()
+
+    @app.post("/remind")
+    def remind() -> Response:
+        r = VoiceResponse()
+        g = Gather(action="/remind/answer", num_digits=1)
+        g.say(f"Hello, a reminder. Answered by {request.form.get('AnsweredBy', 'nobody')}.")
+        r.append(g)
+        return xml(r)
+
+    @app.post("/remind/answer")
+    def answer() -> Response:
+        r = VoiceResponse()
+        r.say(f"You pressed {request.form['Digits']}. Goodbye.")
+        r.hangup()
+        return xml(r)
+
+    @app.post("/remind/status")
+    def remind_status() -> Response:
+        return Response(status=204)
+
+    return app
+
+
+def test_an_outbound_call_fetches_its_url_as_twilio_does_after_calls_create() -> None:
+    app = outbound_app()
+    call = make_sim(app).outbound("/remind", to=CALLER, status_callback="/remind/status")
+    assert "Answered by human" in call.heard
+    first = seen(app, "/remind")[0]
+    assert first["valid"]
+    form = first["form"]
+    assert form["Direction"] == "outbound-api"
+    assert form["From"] == CLINIC and form["To"] == CALLER
+    assert form["AnsweredBy"] == "human"
+    call.press("1")
+    assert "You pressed 1" in call.heard and call.ended
+    status = seen(app, "/remind/status")
+    assert [s["form"]["CallStatus"] for s in status] == ["completed"]
+    assert status[0]["valid"] and status[0]["form"]["Direction"] == "outbound-api"
+    # The number's own (inbound) status callback is not the outbound call's.
+    assert seen(app, "/voice/status") == []
+
+
+def test_an_outbound_call_to_a_machine_or_to_nobody() -> None:
+    app = outbound_app()
+    sim = make_sim(app)
+    machine = sim.outbound("/remind", to=CALLER, answered_by="machine_end_beep")
+    assert "Answered by machine_end_beep" in machine.heard
+    unanswered = sim.outbound("/remind", to=CALLER, status_callback="/remind/status",
+                              outcome="no-answer")
+    assert unanswered.ended and unanswered.status == "no-answer" and unanswered.heard == ""
+    assert len(seen(app, "/remind")) == 1  # nobody answered: the Url was never fetched
+    [status] = seen(app, "/remind/status")
+    assert status["form"]["CallStatus"] == "no-answer" and status["form"]["CallDuration"] == "0"

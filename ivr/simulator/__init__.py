@@ -9,7 +9,8 @@ is undocumented ([I] in the spec) the module that models it says what was chosen
 * ``document``: the answer validated and the TwiML document parsed;
 * ``verbs``: how Twilio runs each verb; ``gather``: how an open ``<Gather>`` takes input;
 * ``number``: a number's settings, SIDs, webhook parameters, raw webhooks;
-* ``call``: :class:`Call` (one call) and :class:`TwilioSimulator` (places calls).
+* ``call``: :class:`Call` (one call) and :class:`TwilioSimulator` (places calls: inbound ones
+  to the number, and ``outbound`` ones as after the app's ``Calls.create``).
 
 Example::
 
