@@ -143,9 +143,11 @@ class ReminderRun:
         worker_id: str = "remind",
         batch: int = 20,
         monotonic: Callable[[], float] = _time.monotonic,
+        on_sent: Callable[[str], None] = lambda channel: None,
     ) -> None:
         """`sms` / `calls` None: Twilio is not configured, nothing of that channel is sent
-        (the rows wait). Calls also need `public_url` (Twilio fetches the call from it)."""
+        (the rows wait). Calls also need `public_url` (Twilio fetches the call from it).
+        `on_sent(channel)` is told of each call placed and text accepted (the metrics)."""
         if clinic.reminders is None:
             raise ConfigError("reminders: the clinic file has no [reminders] table")
         self.settings: ReminderSettings = clinic.reminders
@@ -155,6 +157,7 @@ class ReminderRun:
         self.worker_id, self.batch = worker_id, batch
         self.profile: ClinicProfile = profile_from_config(clinic)
         self._monotonic = monotonic
+        self._on_sent = on_sent
         self._plan_failed_at: float | None = None
         self._last_expiry: float | None = None
 
@@ -304,6 +307,7 @@ class ReminderRun:
             counts.texts += 1
         else:
             store.reminder_sent(key, "sms", sid)
+            self._on_sent("sms")
             counts.texts += 1
             log.info("reminder %s: texted", key)
 
@@ -324,6 +328,7 @@ class ReminderRun:
                               counts)
         else:
             self.store.reminder_sent(key, "call", sid)
+            self._on_sent("call")
             counts.calls += 1
             log.info("reminder %s: call placed", key)
 
@@ -370,10 +375,12 @@ class ReminderReplies:
         *,
         call_frame: Callable[[str], ReminderFrame | None],
         request_callback: Callable[[str | None, str, str], None],
+        on_call_end: Callable[[str], None] = lambda call_status: None,
     ) -> None:
         self.store, self.clock, self.clinic = store, clock, clinic
         self._call_frame = call_frame
         self._request_callback = request_callback
+        self._on_call_end = on_call_end  # told of each reminder call's end once (the metrics)
 
     def call_ended(self, key: str, call_sid: str, call_status: str,
                    answered_by: str | None) -> str | None:
@@ -394,9 +401,13 @@ class ReminderReplies:
             changed = self.store.set_reminder_status(
                 key, "queued", only_from=live, channel="sms", answered_by=by,
                 note=f"call {call_status}" + (f" ({by})" if by else "") + ": texted instead")
+            if changed:
+                self._on_call_end(call_status)
             return "queued" if changed else None
         status = after_call(frame, call_status)
         changed = self.store.set_reminder_status(key, status, only_from=live, answered_by=by)
+        if changed:  # a repeated callback changes nothing and is not counted again
+            self._on_call_end(call_status)
         return status if changed else None
 
     def sms_reply(self, from_: str, body: str | None, opt_out_type: str | None = None) -> str:
@@ -453,7 +464,7 @@ def run_for(rt: Runtime, worker_id: str, *, pacer: CallPacer | None = None) -> R
         return None
     return ReminderRun(rt.client, rt.store, rt.clock, rt.settings.clinic, sms=rt.services.sms,
                        calls=rt.calls, pacer=pacer, public_url=rt.settings.public_url,
-                       worker_id=worker_id)
+                       worker_id=worker_id, on_sent=rt.metrics.reminder_sent)
 
 
 def replies_for(rt: Runtime) -> ReminderReplies:
@@ -469,4 +480,5 @@ def replies_for(rt: Runtime) -> ReminderReplies:
                               reason)
 
     return ReminderReplies(rt.store, rt.clock, rt.settings.clinic, call_frame=call_frame,
-                           request_callback=request_callback)
+                           request_callback=request_callback,
+                           on_call_end=rt.metrics.reminder_call_ended)

@@ -202,6 +202,28 @@ def test_no_answer_sends_the_text(make, twilio) -> None:
     assert done is not None and done.status == "sent" and done.sms_sid
 
 
+def test_metrics_count_reminders_handed_to_twilio_and_calls_by_their_end(make, twilio) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    def counts() -> dict[tuple[str, str], float]:
+        text = r.app.test_client().get("/metrics").get_data(as_text=True)
+        return {(s.name, next(iter(s.labels.values()), "")): s.value
+                for f in text_string_to_metric_families(text) for s in f.samples
+                if s.name in ("ivr_reminders_sent_total", "ivr_reminder_calls_total")}
+
+    r, run, row = placed(make, twilio)
+    calls_placed = len(sent(twilio, "Calls.json"))
+    assert counts()[("ivr_reminders_sent_total", "call")] == calls_placed >= 1
+    for _ in range(2):  # Twilio may post the same status callback twice: counted once
+        r.phone.outbound(reminder_url(PUBLIC, row.key), to=row.phone_e164,
+                         call_sid=row.call_sid, status_callback=status_url(PUBLIC, row.key),
+                         outcome="no-answer")
+    run.send_pass()
+    after = counts()
+    assert after[("ivr_reminder_calls_total", "no-answer")] == 1
+    assert after[("ivr_reminders_sent_total", "sms")] == len(sent(twilio, "Messages.json")) == 1
+
+
 def test_a_machine_gets_the_short_message_then_the_text(make, twilio) -> None:
     r, run, row = placed(make, twilio)
     call = r.phone.outbound(reminder_url(PUBLIC, row.key), to=row.phone_e164,
