@@ -932,6 +932,7 @@ def test_an_outbound_call_fetches_its_url_as_twilio_does_after_calls_create() ->
     assert form["Direction"] == "outbound-api"
     assert form["From"] == CLINIC and form["To"] == CALLER
     assert form["AnsweredBy"] == "human"
+    assert form["CallStatus"] == "in-progress"  # answered before Twilio fetches the Url
     call.press("1")
     assert "You pressed 1" in call.heard and call.ended
     status = seen(app, "/remind/status")
@@ -952,3 +953,4 @@ def test_an_outbound_call_to_a_machine_or_to_nobody() -> None:
     assert len(seen(app, "/remind")) == 1  # nobody answered: the Url was never fetched
     [status] = seen(app, "/remind/status")
     assert status["form"]["CallStatus"] == "no-answer" and status["form"]["CallDuration"] == "0"
+    assert "AnsweredBy" not in status["form"]  # no machine-detection verdict without an answer

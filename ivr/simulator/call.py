@@ -436,7 +436,7 @@ class TwilioSimulator(TwilioNumber):
         any webhook. `outcome` "busy", "no-answer", "failed" or "canceled": nobody answers,
         only the status callback is posted. `status_callback` gets the call's end."""
         extra = {"Direction": "outbound-api"}
-        if answered_by is not None:
+        if answered_by is not None and outcome is None:  # no verdict on a call nobody answered
             extra["AnsweredBy"] = answered_by
         call = Call(self, from_=from_ or self.to, to=to, call_sid=call_sid or self.new_sid(),
                     extra_params=extra)
@@ -445,5 +445,8 @@ class TwilioSimulator(TwilioNumber):
         if outcome is not None:
             call._end(outcome)
             return call
+        # Twilio fetches an outbound call's Url once it is answered: "in-progress", not the
+        # "ringing" of an inbound call's first webhook.
+        call._fetched_once = True
         call._start()
         return call
