@@ -82,7 +82,7 @@ def _runtime_from_env() -> Runtime:
     """The runtime of the no-argument factory: settings from the environment; in demo mode an
     embedded sandbox Clinicea of this process's own (each gunicorn worker its own calendar:
     `ivr serve` runs one sandbox for all its processes)."""
-    from ivr.demo import demo_sandbox
+    from ivr.sandbox.launch import demo_sandbox
 
     settings = Settings.from_env()
     sandbox = demo_sandbox(settings)

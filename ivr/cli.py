@@ -133,8 +133,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     from ivr import softphone
     from ivr.app import create_app
-    from ivr.demo import start_sandbox
     from ivr.runtime import build_runtime
+    from ivr.sandbox.launch import start_sandbox
     from ivr.simulator import TwilioSimulator
 
     settings = Settings.from_env()
@@ -183,9 +183,9 @@ def _demo_reminder(settings: Settings) -> int:
     import httpx
 
     from ivr.app import create_app
-    from ivr.demo import start_sandbox
     from ivr.demo_reminder import book_bilal, take_reminder_call, with_reminders
     from ivr.runtime import build_runtime
+    from ivr.sandbox.launch import start_sandbox
     from ivr.sandbox.seed import next_open_day
     from ivr.simulator import TwilioSimulator
 
@@ -254,8 +254,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
     # process's Clinicea requests are then in the web server's /metrics (ivr/ops.py).
     ensure_dir(settings.metrics_path)
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = settings.metrics_path
-    from ivr.demo import demo_sandbox
     from ivr.runtime import build_runtime
+    from ivr.sandbox.launch import demo_sandbox
     from ivr.worker import build_worker, run_until_stopped
 
     logs.configure(settings.log_level)
@@ -283,9 +283,9 @@ def cmd_remind(args: argparse.Namespace) -> int:
     from datetime import date
 
     from ivr.clinicea import CliniceaError
-    from ivr.demo import demo_sandbox
     from ivr.reminders import run_for
     from ivr.runtime import build_runtime
+    from ivr.sandbox.launch import demo_sandbox
 
     settings = Settings.from_env()
     if settings.clinic.reminders is None:

@@ -5,7 +5,7 @@ the outbox, the services, the engine, the voices and the metrics into a `Runtime
 lets them go. The web app (`ivr.app.create_app`), the booking worker (`ivr worker`) and the
 tests build it the same way. Building has no side effect on the process: no migration, no logging
 set-up, no thread. The embedded sandbox Clinicea of a demo is started by whoever builds a demo
-runtime (`ivr.demo.start_sandbox`) and handed in; the runtime then owns it and stops it on
+runtime (`ivr.sandbox.launch.start_sandbox`) and handed in; the runtime then owns it and stops it on
 `close()`.
 """
 
@@ -101,8 +101,8 @@ def build_runtime(
     Clinicea is, first that is given: `client`, `settings.clinicea_base_url`, `clinicea_url`
     (a sandbox Clinicea in another process: `ivr serve` in demo mode starts one for all its
     processes), the started `sandbox`. With none of them: `ConfigError` (a demo's launcher
-    starts the sandbox, see `ivr.demo`). The store is not migrated here (`ivr migrate` and the
-    launchers do it).
+    starts the sandbox, see `ivr.sandbox.launch`). The store is not migrated here (`ivr migrate`
+    and the launchers do it).
     """
     metrics = Metrics()
     clock = clock or SystemClock(settings.clinic.timezone)

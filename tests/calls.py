@@ -20,9 +20,9 @@ from ivr import logs
 from ivr.app import create_app, runtime_of
 from ivr.clock import Clock, FixedClock, SystemClock
 from ivr.config import Settings
-from ivr.demo import demo_sandbox
 from ivr.runtime import Runtime, build_runtime
 from ivr.sandbox import SandboxState
+from ivr.sandbox.launch import demo_sandbox
 from ivr.simulator import TwilioSimulator
 from ivr.store import Store
 from tests.demo import CLINIC_NUMBER, MONDAY_10AM
