@@ -1,0 +1,150 @@
+"""The booking worker's own reminder pass (`ivr.worker.build_worker(rt).run_once()`), as
+`ivr worker` runs it: a clinic file with `[reminders]`, the sandbox Clinicea, a fixed clock,
+Twilio's REST API faked with `responses`. Monday 23 November 2026; Tuesday's patients are
+reminded once the clinic's `at` (10:00) has passed, each once, however many workers run."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date, datetime
+from pathlib import Path
+from urllib.parse import parse_qs
+
+import pytest
+import responses
+
+from ivr.config import DEMO_CLINIC_TOML, ClinicConfig, parse_clinic_config
+from ivr.reminders import reminder_url
+from ivr.sandbox.seed import DEMO_PATIENTS
+from ivr.worker import build_worker
+from tests.calls import Rig
+from tests.demo import CLINIC_NUMBER
+
+ACCOUNT = "AC" + "0" * 32
+API = f"https://api.twilio.com/2010-04-01/Accounts/{ACCOUNT}"
+DAY = date(2026, 11, 24)
+PUBLIC = "http://testserver"
+
+
+def clinic(channels: str, calling_hours: str = "") -> ClinicConfig:
+    """The demo clinic file with a `[reminders]` table, read by the clinic file's loader."""
+    return parse_clinic_config(DEMO_CLINIC_TOML + f"""
+[reminders]
+at = "10:00"
+days_ahead = 1
+channels = {channels}
+calls_per_second = 50  # the pacing itself is tested on a fake clock (test_twilio_calls.py)
+from_number = "{CLINIC_NUMBER}"
+{calling_hours}
+""", "clinic.toml")
+
+
+@pytest.fixture
+def twilio() -> Iterator[responses.RequestsMock]:
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        counter = iter(range(1, 10_000))
+        mock.add_callback(responses.POST, f"{API}/Messages.json", callback=lambda req: (
+            201, {}, f'{{"sid": "SM{next(counter):032d}", "status": "queued"}}'))
+        mock.add_callback(responses.POST, f"{API}/Calls.json", callback=lambda req: (
+            201, {}, f'{{"sid": "CA{next(counter):032x}", "status": "queued"}}'))
+        yield mock
+
+
+def sent(mock: responses.RequestsMock, what: str) -> list[dict[str, list[str]]]:
+    return [parse_qs(c.request.body) for c in mock.calls if c.request.url.endswith(what)]
+
+
+def tuesdays_patients(r: Rig) -> set[str]:
+    """The numbers of Tuesday's Scheduled and Confirmed patients (the sandbox's calendar)."""
+    rows = r.runtime.client.appointments_on(DAY)
+    assert {a.status for a in rows} >= {"Scheduled", "Confirmed", "Cancelled"}
+    return {DEMO_PATIENTS[a.patient_name or ""].e164 for a in rows
+            if a.status in ("Scheduled", "Confirmed")}
+
+
+def test_before_at_nothing_then_the_day_is_planned_once_and_texted_once(
+        make_rig, twilio: responses.RequestsMock) -> None:
+    r = make_rig(datetime(2026, 11, 23, 9, 30), clinic=clinic('["sms"]'),
+                 twilio_account_sid=ACCOUNT, public_url=PUBLIC)
+    store, worker = r.runtime.store, build_worker(r.runtime)
+    worker.run_once()  # 09:30: before the clinic's `at`
+    assert not store.reminder_day_planned(DAY) and store.reminders(day=DAY) == []
+    assert not twilio.calls
+    r.clock.advance(minutes=30)  # 10:00
+    worker.run_once()
+    rows = store.reminders(day=DAY)
+    texts = sent(twilio, "Messages.json")
+    patients = tuesdays_patients(r)
+    assert len(patients) > 2
+    assert sorted(t["To"][0] for t in texts) == sorted(patients)  # each once, the cancelled not
+    assert {row.phone_e164 for row in rows} == patients
+    assert all(row.status == "sent" and row.sms_sid for row in rows)
+    assert all(t["From"] == [CLINIC_NUMBER] and "Reply 1 to confirm" in t["Body"][0]
+               for t in texts)
+    # Later passes of this worker, and a second worker on the same store: nothing more.
+    r.clock.advance(hours=2)
+    worker.run_once()
+    build_worker(r.runtime).run_once()
+    assert len(sent(twilio, "Messages.json")) == len(patients)
+    assert len(store.reminders(day=DAY)) == len(rows)
+    assert not sent(twilio, "Calls.json")
+
+
+def test_a_second_worker_process_on_the_same_database_sends_nothing_twice(
+        make_rig, twilio: responses.RequestsMock, tmp_path: Path) -> None:
+    shared = {"clinic": clinic('["sms"]'), "twilio_account_sid": ACCOUNT, "public_url": PUBLIC,
+              "database_url": f"sqlite:///{tmp_path / 'ivr.db'}"}
+    one = make_rig(datetime(2026, 11, 23, 10, 5), **shared)
+    two = make_rig(datetime(2026, 11, 23, 10, 5), **shared)  # its own runtime and sandbox
+    build_worker(one.runtime).run_once()
+    first = len(sent(twilio, "Messages.json"))
+    assert first == len(tuesdays_patients(one))
+    build_worker(two.runtime).run_once()
+    two.clock.advance(minutes=10)
+    build_worker(two.runtime).run_once()
+    assert len(sent(twilio, "Messages.json")) == first
+    assert len(two.runtime.store.reminders(day=DAY)) == first
+
+
+def test_calls_are_placed_only_inside_calling_hours_and_once_each(
+        make_rig, twilio: responses.RequestsMock) -> None:
+    hours = '[reminders.calling_hours]\nmon = "12:00-13:00"\ntue = "12:00-13:00"'
+    r = make_rig(datetime(2026, 11, 23, 10, 0), clinic=clinic('["call"]', hours),
+                 twilio_account_sid=ACCOUNT, public_url=PUBLIC)
+    store, worker = r.runtime.store, build_worker(r.runtime)
+    worker.run_once()  # 10:00: planned, but calling hours start at noon
+    rows = store.reminders(day=DAY)
+    assert {row.phone_e164 for row in rows} == tuesdays_patients(r)
+    assert all((row.status, row.channel) == ("queued", "call") for row in rows)
+    assert not twilio.calls
+    r.clock.advance(hours=1, minutes=59)  # 11:59
+    worker.run_once()
+    assert not twilio.calls
+    r.clock.advance(minutes=1)  # 12:00
+    worker.run_once()
+    calls = sent(twilio, "Calls.json")
+    assert sorted(c["To"][0] for c in calls) == sorted(row.phone_e164 for row in rows)
+    by_phone = {row.phone_e164: row.key for row in rows}
+    assert all(c["Url"] == [reminder_url(PUBLIC, by_phone[c["To"][0]])] for c in calls)
+    r.clock.advance(minutes=5)
+    worker.run_once()
+    build_worker(r.runtime).run_once()
+    assert len(sent(twilio, "Calls.json")) == len(rows)  # never two calls for one reminder
+    assert not sent(twilio, "Messages.json")
+
+
+def test_a_worker_started_after_calling_hours_places_no_call_and_tells_the_desk(
+        make_rig, twilio: responses.RequestsMock) -> None:
+    """Planned after today's calling hours, calls only: nothing rings in the evening."""
+    hours = '[reminders.calling_hours]\nmon = "09:00-10:30"'
+    r = make_rig(datetime(2026, 11, 23, 18, 0), clinic=clinic('["call"]', hours),
+                 twilio_account_sid=ACCOUNT, public_url=PUBLIC)
+    worker = build_worker(r.runtime)
+    worker.run_once()
+    rows = r.runtime.store.reminders(day=DAY)
+    assert rows and not twilio.calls
+    assert {(row.status, row.last_error) for row in rows} == {
+        ("failed", "outside calling hours")}
+    r.clock.advance(hours=3)  # 21:00
+    worker.run_once()
+    assert not twilio.calls
