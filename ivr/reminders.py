@@ -256,11 +256,18 @@ class ReminderRun:
             for row in self.store.claim_reminders("sms", self.clock.now(), self.worker_id,
                                                   self.batch):
                 self._guard(row, self._text, sender, counts)
-        now = self.clock.now()
-        if self.calls is not None and self.public_url and next_calling_moment(
-                now, self.settings.calling_hours) == now:
-            for row in self.store.claim_reminders("call", now, self.worker_id, self.batch):
-                self._guard(row, self._call, sender, counts)
+        if self.calls is not None and self.public_url:
+            # One claim per call, just before it is paced and placed: a sender stopped half way
+            # leaves only the call in flight in doubt, the others queued for the next pass (a
+            # batch claimed at once would be left `sending` and never called).
+            for _ in range(self.batch):
+                now = self.clock.now()
+                if next_calling_moment(now, self.settings.calling_hours) != now:
+                    break
+                claimed = self.store.claim_reminders("call", now, self.worker_id, 1)
+                if not claimed:
+                    break
+                self._guard(claimed[0], self._call, sender, counts)
         return counts
 
     def _guard(self, row: ReminderRecord,

@@ -6,7 +6,7 @@ reminded once the clinic's `at` (10:00) has passed, each once, however many work
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from urllib.parse import parse_qs
 
@@ -148,3 +148,46 @@ def test_a_worker_started_after_calling_hours_places_no_call_and_tells_the_desk(
     r.clock.advance(hours=3)  # 21:00
     worker.run_once()
     assert not twilio.calls
+
+
+class Killed(BaseException):
+    """The worker process dies (kill -9) while Twilio is being asked for a call."""
+
+
+def test_a_worker_killed_mid_call_run_leaves_nobody_out_and_calls_nobody_twice(
+        make_rig) -> None:
+    r = make_rig(datetime(2026, 11, 23, 10, 0), clinic=clinic('["call", "sms"]'),
+                 twilio_account_sid=ACCOUNT, public_url=PUBLIC)
+    store = r.runtime.store
+    rung: list[str] = []  # every number Twilio was asked to ring, the one in flight included
+    texted: list[str] = []
+
+    def place(req):  # noqa: ANN001, ANN202
+        to = parse_qs(req.body)["To"][0]
+        rung.append(to)
+        if len(rung) == 3:
+            raise Killed  # the request may have reached Twilio: that patient may be ringing
+        return 201, {}, f'{{"sid": "CA{len(rung):032x}", "status": "queued"}}'
+
+    def text(req):  # noqa: ANN001, ANN202
+        texted.append(parse_qs(req.body)["To"][0])
+        return 201, {}, f'{{"sid": "SM{len(texted):032d}", "status": "queued"}}'
+
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        mock.add_callback(responses.POST, f"{API}/Calls.json", callback=place)
+        mock.add_callback(responses.POST, f"{API}/Messages.json", callback=text)
+        with pytest.raises(Killed):
+            build_worker(r.runtime).run_once()
+        patients = tuesdays_patients(r)
+        assert len(rung) == 3 < len(patients)
+        r.clock.advance(seconds=5)
+        build_worker(r.runtime).run_once()  # the restarted worker
+        assert sorted(rung) == sorted(patients)  # everyone rung, nobody twice
+        assert texted == []
+        # Two minutes on (the store's sweep, run here at once): the call in doubt is given up,
+        # and the patient gets the text instead, never a second call.
+        assert store.expire_sending_reminders(timedelta(0)) == 1
+        build_worker(r.runtime).run_once()
+        assert texted == [rung[2]] and sorted(rung) == sorted(patients)
+    in_doubt = next(row for row in store.reminders(day=DAY) if row.phone_e164 == rung[2])
+    assert (in_doubt.status, in_doubt.channel) == ("sent", "sms")
