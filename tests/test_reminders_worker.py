@@ -13,8 +13,15 @@ from urllib.parse import parse_qs
 import pytest
 import responses
 
-from ivr.config import DEMO_CLINIC_TOML, ClinicConfig, parse_clinic_config
-from ivr.reminders import reminder_url
+from ivr.config import (
+    DEMO_CLINIC_GULSHAN_ID,
+    DEMO_CLINIC_TOML,
+    DEMO_DOCTOR_KHAN_ID,
+    DEMO_SERVICE_CONSULTATION_ID,
+    ClinicConfig,
+    parse_clinic_config,
+)
+from ivr.reminders import TOO_LATE, reminder_url, status_url
 from ivr.sandbox.seed import DEMO_PATIENTS
 from ivr.worker import build_worker
 from tests.calls import Rig
@@ -191,3 +198,86 @@ def test_a_worker_killed_mid_call_run_leaves_nobody_out_and_calls_nobody_twice(
         assert texted == [rung[2]] and sorted(rung) == sorted(patients)
     in_doubt = next(row for row in store.reminders(day=DAY) if row.phone_e164 == rung[2])
     assert (in_doubt.status, in_doubt.channel) == ("sent", "sms")
+
+
+NIDA = DEMO_PATIENTS["Nida Aslam"]  # Tuesday 09:00 with Dr. Farooq (the sandbox's seed)
+
+
+def book_nida_again(r: Rig) -> None:
+    """A second appointment for Nida on Tuesday, 14:00 with Dr. Khan."""
+    r.sandbox.book(NIDA.id, datetime(2026, 11, 24, 14, 0), DEMO_DOCTOR_KHAN_ID,
+                   DEMO_CLINIC_GULSHAN_ID, DEMO_SERVICE_CONSULTATION_ID)
+
+
+def test_two_appointments_of_one_patient_are_one_text_naming_both(
+        make_rig, twilio: responses.RequestsMock) -> None:
+    r = make_rig(datetime(2026, 11, 23, 10, 0), clinic=clinic('["sms"]'),
+                 twilio_account_sid=ACCOUNT, public_url=PUBLIC)
+    book_nida_again(r)
+    build_worker(r.runtime).run_once()
+    [text] = [t for t in sent(twilio, "Messages.json") if t["To"] == [NIDA.e164]]
+    assert ("your appointments tomorrow, Tuesday the 24th at 9 a.m. with Dr. Farooq and at "
+            "2 p.m. with Dr. Khan") in text["Body"][0]
+    [row] = [row for row in r.runtime.store.reminders(day=DAY) if row.phone_e164 == NIDA.e164]
+    assert len(r.runtime.store.reminder_items(row.key)) == 2
+
+
+def test_two_appointments_of_one_patient_are_one_call_naming_both(
+        make_rig, twilio: responses.RequestsMock) -> None:
+    r = make_rig(datetime(2026, 11, 23, 10, 0), clinic=clinic('["call", "sms"]'),
+                 twilio_account_sid=ACCOUNT, public_url=PUBLIC)
+    book_nida_again(r)
+    build_worker(r.runtime).run_once()
+    assert [c["To"] for c in sent(twilio, "Calls.json")].count([NIDA.e164]) == 1
+    [row] = [row for row in r.runtime.store.reminders(day=DAY) if row.phone_e164 == NIDA.e164]
+    call = r.phone.outbound(reminder_url(PUBLIC, row.key), to=NIDA.e164, call_sid=row.call_sid,
+                            status_callback=status_url(PUBLIC, row.key))
+    assert ("Hello Nida" in call.last_heard and "your appointments tomorrow, Tuesday the 24th "
+            "at 9 a.m. with Dr. Farooq and at 2 p.m. with Dr. Khan" in call.last_heard)
+    call.press("1")
+    after = r.runtime.store.get_reminder(row.key)
+    assert after is not None and after.status == "confirmed"
+
+
+@pytest.mark.parametrize("status", ["No Show", "Arrived", "Check Out", "Cancelled"])
+def test_only_scheduled_and_confirmed_appointments_are_reminded(
+        make_rig, twilio: responses.RequestsMock, status: str) -> None:
+    r = make_rig(datetime(2026, 11, 23, 10, 0), clinic=clinic('["sms"]'),
+                 twilio_account_sid=ACCOUNT, public_url=PUBLIC)
+    [nidas] = [a for a in r.runtime.client.appointments_on(DAY) if a.patient_id == NIDA.id]
+    r.sandbox.set_status(nidas.id, status)
+    build_worker(r.runtime).run_once()
+    numbers = [t["To"][0] for t in sent(twilio, "Messages.json")]
+    assert numbers and NIDA.e164 not in numbers
+    assert NIDA.e164 not in {row.phone_e164 for row in r.runtime.store.reminders(day=DAY)}
+
+
+def test_a_number_opted_out_after_the_plan_is_not_called(
+        make_rig, twilio: responses.RequestsMock) -> None:
+    hours = '[reminders.calling_hours]\nmon = "12:00-13:00"'
+    r = make_rig(datetime(2026, 11, 23, 10, 0), clinic=clinic('["call", "sms"]', hours),
+                 twilio_account_sid=ACCOUNT, public_url=PUBLIC)
+    worker = build_worker(r.runtime)
+    worker.run_once()  # planned at 10:00, calls from noon
+    assert r.runtime.store.opt_out(NIDA.e164, "desk")  # the desk, at 11:00
+    r.clock.advance(hours=2)
+    worker.run_once()
+    numbers = [c["To"][0] for c in sent(twilio, "Calls.json")]
+    assert numbers and NIDA.e164 not in numbers and not sent(twilio, "Messages.json")
+    [row] = [row for row in r.runtime.store.reminders(day=DAY) if row.phone_e164 == NIDA.e164]
+    assert row.status == "opted_out"
+
+
+def test_a_reminder_whose_appointment_has_started_is_not_sent(
+        make_rig, twilio: responses.RequestsMock) -> None:
+    """Planned on Monday for calls from noon; the worker was down until Tuesday noon, after
+    Tuesday's morning appointments began: nobody is called about a past appointment."""
+    hours = '[reminders.calling_hours]\nmon = "12:00-13:00"\ntue = "12:00-13:00"'
+    r = make_rig(datetime(2026, 11, 23, 10, 0), clinic=clinic('["call", "sms"]', hours),
+                 twilio_account_sid=ACCOUNT, public_url=PUBLIC)
+    build_worker(r.runtime).run_once()
+    r.clock.advance(days=1, hours=2)  # Tuesday 12:00
+    build_worker(r.runtime).run_once()
+    assert not twilio.calls
+    rows = r.runtime.store.reminders(day=DAY)
+    assert rows and {(row.status, row.last_error) for row in rows} == {("failed", TOO_LATE)}
