@@ -281,3 +281,38 @@ def test_a_reminder_whose_appointment_has_started_is_not_sent(
     assert not twilio.calls
     rows = r.runtime.store.reminders(day=DAY)
     assert rows and {(row.status, row.last_error) for row in rows} == {("failed", TOO_LATE)}
+
+
+def reply(r: Rig, from_: str, body: str, **extra: str) -> None:
+    """An SMS from a patient, as Twilio posts it to `/sms/incoming` (signed)."""
+    params = {"From": from_, "To": CLINIC_NUMBER, "Body": body, "MessageSid": "SM" + "7" * 32,
+              "AccountSid": ACCOUNT, **extra}
+    assert r.phone.post_raw("/sms/incoming", params).status_code == 200
+
+
+def test_stop_is_honoured_by_every_later_run_until_start(
+        make_rig, twilio: responses.RequestsMock) -> None:
+    r = make_rig(datetime(2026, 11, 23, 10, 0), clinic=clinic('["call", "sms"]'),
+                 twilio_account_sid=ACCOUNT, public_url=PUBLIC)
+    for day in (25, 26, 27):  # Nida is booked Wednesday, Thursday and Friday too
+        r.sandbox.book(NIDA.id, datetime(2026, 11, day, 11, 0), DEMO_DOCTOR_KHAN_ID,
+                       DEMO_CLINIC_GULSHAN_ID, DEMO_SERVICE_CONSULTATION_ID)
+    store, worker = r.runtime.store, build_worker(r.runtime)
+
+    def reached() -> int:  # calls and texts to Nida so far
+        return sum(1 for what in ("Calls.json", "Messages.json")
+                   for p in sent(twilio, what) if p["To"] == [NIDA.e164])
+
+    worker.run_once()  # Monday: Tuesday's reminders
+    assert reached() == 1
+    reply(r, NIDA.e164, "STOP", OptOutType="STOP")
+    for _ in ("Wednesday", "Thursday"):  # the runs of Tuesday and Wednesday
+        r.clock.advance(days=1)
+        worker.run_once()
+        assert reached() == 1
+    planned = [row for row in store.reminders() if row.phone_e164 == NIDA.e164]
+    assert [row.status for row in planned[1:]] == ["opted_out", "opted_out"]
+    reply(r, NIDA.e164, "START", OptOutType="START")
+    r.clock.advance(days=1)  # Thursday's run: Friday's reminders
+    worker.run_once()
+    assert reached() == 2
