@@ -316,3 +316,25 @@ def test_stop_is_honoured_by_every_later_run_until_start(
     r.clock.advance(days=1)  # Thursday's run: Friday's reminders
     worker.run_once()
     assert reached() == 2
+
+
+def test_a_move_on_the_call_books_the_new_time_and_asks_the_desk_to_cancel_the_old(
+        make_rig, twilio: responses.RequestsMock) -> None:
+    r = make_rig(datetime(2026, 11, 23, 10, 0), clinic=clinic('["call", "sms"]'),
+                 twilio_account_sid=ACCOUNT, public_url=PUBLIC)
+    build_worker(r.runtime).run_once()
+    [row] = [row for row in r.runtime.store.reminders(day=DAY) if row.phone_e164 == NIDA.e164]
+    [old] = [a for a in r.runtime.client.appointments_on(DAY) if a.patient_id == NIDA.id]
+    call = r.phone.outbound(reminder_url(PUBLIC, row.key), to=NIDA.e164, call_sid=row.call_sid,
+                            status_callback=status_url(PUBLIC, row.key))
+    call.press("2")
+    call.press("1")
+    call.press("1")
+    assert "You're booked" in call.heard and call.ended
+    new = [a for a in r.appointments() if a["PatientID"] == NIDA.id and a["ID"] not in r.seeded]
+    assert len(new) == 1 and "moved from 2026-11-24 09:00" in (new[0].get("Notes") or "")
+    [callback] = r.runtime.store.callbacks()
+    assert callback.reason and callback.reason.startswith(f"cancel appointment {old.id} on "
+                                                          "2026-11-24T09:00 (moved to a new time")
+    after = r.runtime.store.get_reminder(row.key)
+    assert after is not None and after.status == "moved"
