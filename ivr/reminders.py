@@ -68,6 +68,8 @@ PLAN_RETRY_SECONDS = 60.0  # Clinicea could not be read: the worker tries the pl
 #: What the desk reads on a reminder whose patient replied Twilio's CANCEL keyword.
 CANCEL_KEYWORD_NOTE = ("replied CANCEL (also a carrier opt-out): check with the patient by phone"
                        " (texts to this number are blocked until they reply START)")
+#: What the desk reads on a reminder not sent because its appointment had started.
+TOO_LATE = "not sent: the appointment had started by the time it could go"
 #: Path characters Twilio signs as they are (`ivr.security.signed_url` quotes the same way).
 _PATH_SAFE = "/:@!$&'()*+,;=-._~"
 
@@ -259,11 +261,18 @@ class ReminderRun:
             for row in self.store.claim_reminders("sms", self.clock.now(), self.worker_id,
                                                   self.batch):
                 self._guard(row, self._text, sender, counts)
-        now = self.clock.now()
-        if self.calls is not None and self.public_url and next_calling_moment(
-                now, self.settings.calling_hours) == now:
-            for row in self.store.claim_reminders("call", now, self.worker_id, self.batch):
-                self._guard(row, self._call, sender, counts)
+        if self.calls is not None and self.public_url:
+            # One claim per call, just before it is paced and placed: a sender stopped half way
+            # leaves only the call in flight in doubt, the others queued for the next pass (a
+            # batch claimed at once would be left `sending` and never called).
+            for _ in range(self.batch):
+                now = self.clock.now()
+                if next_calling_moment(now, self.settings.calling_hours) != now:
+                    break
+                claimed = self.store.claim_reminders("call", now, self.worker_id, 1)
+                if not claimed:
+                    break
+                self._guard(claimed[0], self._call, sender, counts)
         return counts
 
     def _guard(self, row: ReminderRecord,
@@ -285,12 +294,26 @@ class ReminderRun:
             log.warning("%d reminder(s) left sending by a stopped sender: not sent again",
                         stopped)
 
+    def _not_to_send(self, row: ReminderRecord, counts: SendCounts) -> bool:
+        """A claimed reminder that must not go out any more (its status set): the number said
+        STOP after the plan, or its first appointment has started (a retry that waited for the
+        next calling hours, a worker down since the plan)."""
+        if self.store.opted_out([row.phone_e164]):
+            self.store.set_reminder_status(row.key, "opted_out", only_from=("sending",))
+            counts.opted_out += 1
+            return True
+        if reminder_from_json(row.payload).first.start <= self.clock.now():
+            self.store.set_reminder_status(row.key, "failed", only_from=("sending",),
+                                           note=TOO_LATE)
+            counts.failed += 1
+            log.warning("reminder %s: not sent, its appointment has started", row.key)
+            return True
+        return False
+
     def _text(self, row: ReminderRecord, sender: str, counts: SendCounts) -> None:
         store, key = self.store, row.key
         assert self.sms is not None
-        if store.opted_out([row.phone_e164]):  # said STOP after the plan
-            store.set_reminder_status(key, "opted_out", only_from=("sending",))
-            counts.opted_out += 1
+        if self._not_to_send(row, counts):
             return
         body = reminder_sms(catalogue_for(self.settings.language), self.profile,
                             sms_appointments(row.payload), today=self.clock.now().date())
@@ -313,6 +336,8 @@ class ReminderRun:
 
     def _call(self, row: ReminderRecord, sender: str, counts: SendCounts) -> None:
         assert self.calls is not None and self.public_url
+        if self._not_to_send(row, counts):
+            return
         self.pacer.wait()
         key = row.key
         try:

@@ -187,3 +187,20 @@ def test_opt_outs(stores: list[Store]) -> None:
     assert store.opt_in("+923000000001") is True
     assert store.opt_in("+923000000001") is False
     assert store.opted_out(["+923000000001"]) == set()
+
+
+def test_a_call_left_sending_is_never_placed_again_but_texted_when_the_clinic_texts(
+        stores: list[Store], now: list[datetime]) -> None:
+    store = stores[0]
+    store.plan_reminders(plan(ROWS[:1]))  # P1: call, then text
+    store.plan_reminders(plan([appt("A7", 14, "P5", "+923000000005")], channels=("call",)))
+    claimed = store.claim_reminders("call", NOW, "dead")
+    assert sorted(r.key for r in claimed) == ["2026-11-24/p:P1", "2026-11-24/p:P5"]
+    now[0] += timedelta(minutes=5)  # the sender stopped while asking Twilio
+    assert store.expire_sending_reminders(timedelta(minutes=2)) == 2
+    assert store.claim_reminders("call", NOW, "w") == []
+    [text] = store.claim_reminders("sms", NOW, "w")
+    assert (text.key, text.attempts) == ("2026-11-24/p:P1", 1)
+    p5 = store.get_reminder("2026-11-24/p:P5")
+    assert p5 is not None and (p5.status, p5.last_error) == (
+        "failed", "the sender stopped; the call may have been placed")

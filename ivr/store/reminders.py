@@ -221,12 +221,21 @@ class Reminders:
             ).rowcount == 1
 
     def expire_sending_reminders(self, older_than: timedelta) -> int:
-        """Rows ``sending`` longer than `older_than` (their sender stopped): a call becomes
-        ``failed``, a text ``sent`` with a note; neither is sent again on its own."""
+        """Rows ``sending`` longer than `older_than` (their sender stopped): neither is sent
+        again on its own. A call goes ``queued`` for a text when the clinic texts (as when
+        Twilio's answer to a call is lost: a second text is harmless, a second call is not),
+        else ``failed`` for the desk; a text becomes ``sent`` with a note."""
         now = self._db.now()
         stale = (reminders.c.status == "sending", reminders.c.sending_since < now - older_than)
+        texts_too = reminders.c.channels.like("%sms%")
         with self._db.transaction() as conn:
             calls = conn.execute(
+                reminders.update().where(*stale, reminders.c.channel == "call", texts_too)
+                .values(status="queued", channel="sms", attempts=0,
+                        last_error=f"{STOPPED_CALL}; texted instead", claimed_by=None,
+                        updated_at=now)
+            ).rowcount
+            calls += conn.execute(
                 reminders.update().where(*stale, reminders.c.channel == "call")
                 .values(status="failed", last_error=STOPPED_CALL, claimed_by=None,
                         updated_at=now)
