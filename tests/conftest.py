@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+import responses
 
 from tests.demo import MONDAY_10AM
 from tests.pg import create_database, drop_database, fresh_schema_url, postgres_url_or_skip
@@ -89,3 +90,12 @@ def store(make_store: Callable[..., Store]) -> Store:
     s = make_store()
     s.migrate()
     return s
+
+
+@pytest.fixture
+def twilio() -> Iterator[responses.RequestsMock]:
+    """Twilio's REST API faked: every text and call accepted (tests/twilio_api.py)."""
+    from tests.twilio_api import accepting_twilio
+
+    with accepting_twilio() as mock:
+        yield mock

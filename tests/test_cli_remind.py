@@ -5,7 +5,6 @@ and writes nothing; a real run texts each patient once; configuration mistakes a
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 from urllib.parse import parse_qs
@@ -20,9 +19,8 @@ from ivr.sandbox.seed import DEMO_PATIENTS, next_open_day
 from ivr.store import Store
 from tests.demo import CLINIC_NUMBER
 from tests.test_cli import run_ivr
+from tests.twilio_api import ACCOUNT
 
-ACCOUNT = "AC" + "1" * 32
-API = f"https://api.twilio.com/2010-04-01/Accounts/{ACCOUNT}"
 REMINDERS = f"""
 [reminders]
 at = "10:00"
@@ -105,15 +103,6 @@ def test_sending_without_a_from_number_is_one_line_and_exit_2(tmp_path: Path) ->
     assert done.returncode == 2
     [line] = done.stderr.strip().splitlines()
     assert line.startswith("configuration error: reminders.from_number:")
-
-
-@pytest.fixture
-def twilio() -> Iterator[responses.RequestsMock]:
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        counter = iter(range(1, 10_000))
-        mock.add_callback(responses.POST, f"{API}/Messages.json", callback=lambda req: (
-            201, {}, f'{{"sid": "SM{next(counter):032d}", "status": "queued"}}'))
-        yield mock
 
 
 def test_a_real_run_texts_each_patient_once_and_a_second_run_nobody(

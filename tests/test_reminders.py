@@ -8,7 +8,6 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator
 from datetime import date, time
-from urllib.parse import parse_qs
 
 import pytest
 import responses
@@ -18,9 +17,8 @@ from ivr.reminders import ReminderRun, reminder_url, replies_for, run_for, statu
 from ivr.twilio_rest import CallPacer
 from tests.calls import Rig, rig
 from tests.demo import CLINIC_NUMBER
+from tests.twilio_api import ACCOUNT, sent
 
-ACCOUNT = "AC" + "0" * 32
-API = f"https://api.twilio.com/2010-04-01/Accounts/{ACCOUNT}"
 DAY = date(2026, 11, 24)
 PUBLIC = "http://testserver"
 
@@ -29,21 +27,6 @@ def clinic(channels: tuple[str, ...] = ("call", "sms")):  # noqa: ANN201
     return dataclasses.replace(DEMO_CLINIC, reminders=ReminderSettings(
         at=time(10), channels=channels, from_number=CLINIC_NUMBER,
         calling_hours=DEMO_CLINIC.hours))
-
-
-@pytest.fixture
-def twilio() -> Iterator[responses.RequestsMock]:
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        counter = iter(range(1, 10_000))
-        mock.add_callback(responses.POST, f"{API}/Messages.json", callback=lambda req: (
-            201, {}, f'{{"sid": "SM{next(counter):032d}", "status": "queued"}}'))
-        mock.add_callback(responses.POST, f"{API}/Calls.json", callback=lambda req: (
-            201, {}, f'{{"sid": "CA{next(counter):032x}", "status": "queued"}}'))
-        yield mock
-
-
-def sent(mock: responses.RequestsMock, what: str) -> list[dict[str, list[str]]]:
-    return [parse_qs(c.request.body) for c in mock.calls if c.request.url.endswith(what)]
 
 
 class Sleeps:

@@ -5,7 +5,6 @@ reminded once the clinic's `at` (10:00) has passed, each once, however many work
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from urllib.parse import parse_qs
@@ -26,9 +25,8 @@ from ivr.sandbox.seed import DEMO_PATIENTS
 from ivr.worker import build_worker
 from tests.calls import Rig
 from tests.demo import CLINIC_NUMBER
+from tests.twilio_api import ACCOUNT, API, sent
 
-ACCOUNT = "AC" + "0" * 32
-API = f"https://api.twilio.com/2010-04-01/Accounts/{ACCOUNT}"
 DAY = date(2026, 11, 24)
 PUBLIC = "http://testserver"
 
@@ -44,21 +42,6 @@ calls_per_second = 50  # the pacing itself is tested on a fake clock (test_twili
 from_number = "{CLINIC_NUMBER}"
 {calling_hours}
 """, "clinic.toml")
-
-
-@pytest.fixture
-def twilio() -> Iterator[responses.RequestsMock]:
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        counter = iter(range(1, 10_000))
-        mock.add_callback(responses.POST, f"{API}/Messages.json", callback=lambda req: (
-            201, {}, f'{{"sid": "SM{next(counter):032d}", "status": "queued"}}'))
-        mock.add_callback(responses.POST, f"{API}/Calls.json", callback=lambda req: (
-            201, {}, f'{{"sid": "CA{next(counter):032x}", "status": "queued"}}'))
-        yield mock
-
-
-def sent(mock: responses.RequestsMock, what: str) -> list[dict[str, list[str]]]:
-    return [parse_qs(c.request.body) for c in mock.calls if c.request.url.endswith(what)]
 
 
 def tuesdays_patients(r: Rig) -> set[str]:
