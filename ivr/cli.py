@@ -287,6 +287,13 @@ def cmd_remind(args: argparse.Namespace) -> int:
     from ivr.runtime import build_runtime
     from ivr.sandbox.launch import demo_sandbox
 
+    # A bad --day is refused before anything is built: no database file, no migration.
+    raw = (args.day or "").strip().lower()
+    try:
+        given = None if raw in ("", "today", "tomorrow") else date.fromisoformat(raw)
+    except ValueError:
+        print(f"--day: {args.day!r} is not YYYY-MM-DD, today or tomorrow", file=sys.stderr)
+        return 2
     settings = Settings.from_env()
     if settings.clinic.reminders is None:
         raise ConfigError("reminders: the clinic file has no [reminders] table")
@@ -296,15 +303,9 @@ def cmd_remind(args: argparse.Namespace) -> int:
         rt.store.migrate()
         run = run_for(rt, f"{socket.gethostname()}-remind")
         assert run is not None
-        today = rt.clock.now().date()
-        raw = (args.day or "").strip().lower()
-        try:
-            day = (None if not raw else today if raw == "today"
-                   else today + timedelta(days=1) if raw == "tomorrow"
-                   else date.fromisoformat(raw))
-        except ValueError:
-            print(f"--day: {args.day!r} is not YYYY-MM-DD, today or tomorrow", file=sys.stderr)
-            return 2
+        today = rt.clock.now().date()  # "today" is the clinic's, known once the clock is built
+        day = (today if raw == "today" else today + timedelta(days=1) if raw == "tomorrow"
+               else given)
         target = run.target_day(day)
         if not args.dry_run:
             run.require_sending()

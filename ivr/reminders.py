@@ -2,7 +2,8 @@
 
 `ReminderRun` plans a day (Clinicea's appointments of the day -> `flows.reminders.plan.plan_day`
 -> the store, whose keys make a second plan of the same day write nothing new) and runs the
-send pass: due texts, and calls inside calling hours paced to the account's calls per second.
+send pass: due texts, and calls inside calling hours paced to the account's calls per second
+(by default through the store, so every process calling on the account keeps one pace).
 `ivr remind` runs it once; the booking worker runs `run_once` on every pass (it plans the day
 when the clinic's `[reminders] at` has passed). `ReminderReplies` takes what comes back: the
 reminder call's status callback and the patients' SMS replies.
@@ -16,7 +17,7 @@ import logging
 import time as _time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -47,14 +48,16 @@ from ivr.store import ReminderRecord, Store
 from ivr.twilio_rest import (
     CallNotPlaced,
     CallOutcomeUnknown,
-    CallPacer,
     CallRefused,
     OutboundCall,
+    Pacer,
+    SharedCallPacer,
     SmsNotSent,
     SmsOutcomeUnknown,
     SmsRefused,
     TwilioCalls,
     TwilioSms,
+    utc_now,
 )
 
 log = logging.getLogger(__name__)
@@ -140,7 +143,8 @@ class ReminderRun:
         *,
         sms: TwilioSms | None,
         calls: TwilioCalls | None,
-        pacer: CallPacer | None = None,
+        pacer: Pacer | None = None,
+        pacing_key: str = "default",
         public_url: str | None,
         worker_id: str = "remind",
         batch: int = 20,
@@ -149,13 +153,16 @@ class ReminderRun:
     ) -> None:
         """`sms` / `calls` None: Twilio is not configured, nothing of that channel is sent
         (the rows wait). Calls also need `public_url` (Twilio fetches the call from it).
+        `pacer` None: the account's pace kept in the store under `pacing_key` (the Twilio
+        account SID), shared with every other process calling on that account.
         `on_sent(channel)` is told of each call placed and text accepted (the metrics)."""
         if clinic.reminders is None:
             raise ConfigError("reminders: the clinic file has no [reminders] table")
         self.settings: ReminderSettings = clinic.reminders
         self.client, self.store, self.clock, self.clinic = client, store, clock, clinic
         self.sms, self.calls, self.public_url = sms, calls, public_url
-        self.pacer = pacer or CallPacer(self.settings.calls_per_second)
+        self.pacer: Pacer = pacer or store_pacer(store, pacing_key,
+                                                 self.settings.calls_per_second)
         self.worker_id, self.batch = worker_id, batch
         self.profile: ClinicProfile = profile_from_config(clinic)
         self._monotonic = monotonic
@@ -482,14 +489,25 @@ def frame_of(state: Mapping[str, Any] | None) -> ReminderFrame | None:
 # --- built from a runtime --------------------------------------------------------------------
 
 
-def run_for(rt: Runtime, worker_id: str, *, pacer: CallPacer | None = None) -> ReminderRun | None:
+def store_pacer(store: Store, key: str, per_second: float, *,
+                now: Callable[[], datetime] = utc_now,
+                sleep: Callable[[float], None] = _time.sleep) -> SharedCallPacer:
+    """A pacer taking its slots from the store's queue for account `key`: the worker, `ivr
+    remind` run by hand and other hosts on the database keep one pace together."""
+    return SharedCallPacer(lambda at, gap: store.take_call_slot(key, at, gap), per_second,
+                           now=now, sleep=sleep)
+
+
+def run_for(rt: Runtime, worker_id: str, *, pacer: Pacer | None = None) -> ReminderRun | None:
     """The process's reminder run on its runtime, or None when the clinic has no
-    `[reminders]`."""
+    `[reminders]`. Its calls are paced in the store under the Twilio account SID."""
     if rt.settings.clinic.reminders is None:
         return None
     return ReminderRun(rt.client, rt.store, rt.clock, rt.settings.clinic, sms=rt.services.sms,
-                       calls=rt.calls, pacer=pacer, public_url=rt.settings.public_url,
-                       worker_id=worker_id, on_sent=rt.metrics.reminder_sent)
+                       calls=rt.calls, pacer=pacer,
+                       pacing_key=rt.settings.twilio_account_sid or "default",
+                       public_url=rt.settings.public_url, worker_id=worker_id,
+                       on_sent=rt.metrics.reminder_sent)
 
 
 def replies_for(rt: Runtime) -> ReminderReplies:

@@ -15,7 +15,10 @@ Outbound calls (appointment reminders, docs/reminders.md) go through the same RE
 `TwilioCalls.create` posts one `Calls.create` request (To, From, Url, StatusCallback with its
 events, MachineDetection) and sorts its failures the same way (`CallRefused`, `CallNotPlaced`,
 `CallOutcomeUnknown`: an unknown outcome may have rung the patient, so it is never placed
-again on its own). `CallPacer` keeps calls under the account's calls-per-second limit.
+again on its own). `CallPacer` keeps one process's calls under the account's calls-per-second
+limit; `SharedCallPacer` keeps every process's together under it, through slots it takes from a
+shared queue (the store's `take_call_slot`, handed in as a callable so this module stays the
+owner of Twilio only).
 
 Logs never carry the number or the text.
 """
@@ -25,7 +28,8 @@ from __future__ import annotations
 import time as _time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from datetime import UTC, datetime, timedelta
+from typing import Protocol, TypeVar
 
 import requests
 from twilio.base.exceptions import TwilioRestException
@@ -173,8 +177,16 @@ class TwilioCalls:
         return str(created.sid or "")
 
 
+class Pacer(Protocol):
+    """What the send pass calls before each call."""
+
+    def wait(self) -> object:
+        """Block until the next call may be placed, and claim that moment."""
+
+
 class CallPacer:
-    """Spaces calls to at most `per_second` a second (Twilio's default account limit is 1).
+    """Spaces one process's calls to at most `per_second` a second (Twilio's default account
+    limit is 1; `SharedCallPacer` keeps several processes together under it).
 
     `wait()` before each call sleeps only as long as needed: the n-th call of a run starts no
     sooner than n / per_second seconds after the first. Clock and sleep are injected (tests)."""
@@ -200,3 +212,42 @@ class CallPacer:
             self._sleep(self._next - now)
             now = self._next
         self._next = now + self.gap
+
+
+def utc_now() -> datetime:
+    """The wall clock as naive UTC (the store's time convention)."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class SharedCallPacer:
+    """Spaces the calls of every process on one account to at most `per_second` a second.
+
+    `take_slot(now, gap)` reserves the account's next moment in a queue every process shares
+    and returns it (naive UTC: `Store.take_call_slot` with the account's key); `wait()` takes
+    one and sleeps until it. The slots are handed out `gap` apart by the queue, so two
+    processes never start calls closer together than that, whoever asks first. Clock and sleep
+    are injected (tests)."""
+
+    def __init__(
+        self,
+        take_slot: Callable[[datetime, timedelta], datetime],
+        per_second: float = 1.0,
+        *,
+        now: Callable[[], datetime] = utc_now,
+        sleep: Callable[[float], None] = _time.sleep,
+    ) -> None:
+        if per_second <= 0:
+            raise ValueError("per_second must be positive")
+        self.gap = timedelta(seconds=1.0 / per_second)
+        self._take_slot = take_slot
+        self._now = now
+        self._sleep = sleep
+
+    def wait(self) -> datetime:
+        """Block until this process's next call may be placed; the slot it was given."""
+        slot = self._take_slot(self._now(), self.gap)
+        # Slept against the clock read after the store answered: a slow answer waits less.
+        ahead = (slot - self._now()).total_seconds()
+        if ahead > 0:
+            self._sleep(ahead)
+        return slot

@@ -91,6 +91,7 @@ def test_a_bad_day_is_a_clear_error_not_a_traceback(env: dict[str, str], tmp_pat
     assert done.stderr.strip().splitlines() == [
         f"--day: {day!r} is not YYYY-MM-DD, today or tomorrow"]
     assert "Traceback" not in done.stderr
+    assert not (tmp_path / "ivr.db").exists()  # refused before the database was made
 
 
 def test_sending_without_a_from_number_is_one_line_and_exit_2(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ PostgreSQL). Callers use `Store` and the records below; the parts behind it, one
 - ``booking_texts``: confirmation texts; ``callbacks``: callback requests
 - ``access``: console agents and API keys; ``clinicea_tokens``: the shared Clinicea login
 - ``reminders``: appointment reminders, the days planned, texting opt-outs
+- ``call_pacing``: the account-wide pace of outbound calls (one queue for every process)
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from ivr.store import migrations
 from ivr.store.access import Access
 from ivr.store.booking_texts import BookingTexts
 from ivr.store.bookings import Bookings
+from ivr.store.call_pacing import CallPacing
 from ivr.store.callbacks import Callbacks
 from ivr.store.calls import Calls
 from ivr.store.clinicea_tokens import CliniceaTokens, TokenSlot
@@ -129,6 +131,7 @@ class Store:
         self._access = Access(db)
         self._tokens = CliniceaTokens(db)
         self._reminders = Reminders(db)
+        self._pacing = CallPacing(db)
 
     # -- the database --------------------------------------------------------------------------
 
@@ -507,3 +510,11 @@ class Store:
     def opted_out(self, phones: Iterable[str]) -> set[str]:
         """Which of these numbers are opted out."""
         return self._reminders.opted_out(phones)
+
+    # -- the pace of outbound calls (ivr.store.call_pacing) ------------------------------------
+
+    def take_call_slot(self, key: str, now: datetime, gap: timedelta) -> datetime:
+        """Reserve the next moment a call of account `key` may start (naive UTC): `max(now,
+        next_at)`, atomically; the account's next call then goes `gap` later. Shared by every
+        process on the database."""
+        return self._pacing.take_call_slot(key, now, gap)

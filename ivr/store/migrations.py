@@ -289,6 +289,18 @@ def _migration_10(conn: Connection) -> None:
     md.create_all(conn)
 
 
+def _migration_11(conn: Connection) -> None:
+    """The account-wide pace of outbound calls: when each account's next call may start."""
+    md = sa.MetaData()
+    sa.Table(
+        "call_pacing",
+        md,
+        sa.Column("key", sa.String(64), primary_key=True),
+        sa.Column("next_at", sa.DateTime(), nullable=False),
+    )
+    md.create_all(conn)
+
+
 #: (version, description, step). Append only; never edit a released step.
 MIGRATIONS: tuple[tuple[int, str, Callable[[Connection], None]], ...] = (
     (1, "calls, call_events, bookings, callback_requests", _migration_1),
@@ -301,6 +313,7 @@ MIGRATIONS: tuple[tuple[int, str, Callable[[Connection], None]], ...] = (
     (8, "booking_texts", _migration_8),
     (9, "calls.caller_key", _migration_9),
     (10, "reminders, reminder_items, reminder_runs, sms_opt_outs", _migration_10),
+    (11, "call_pacing", _migration_11),
 )
 LATEST_VERSION = MIGRATIONS[-1][0]
 

@@ -10,7 +10,8 @@ Clinicea is called), ``callback_requests``, ``agents``, ``api_keys``, ``clinicea
 ``slot_claims`` (holds on offered times and the times of open bookings: one row per doctor and
 grid start, so the primary key is the "never two on one time" rule; see docs/design.md, Holds)
 ``booking_texts`` (confirmation texts), and the appointment reminders (``reminders``,
-``reminder_items``, ``reminder_runs``, ``sms_opt_outs``; docs/reminders.md).
+``reminder_items``, ``reminder_runs``, ``sms_opt_outs``; docs/reminders.md) and ``call_pacing``
+(the account-wide pace of outbound calls).
 """
 
 from __future__ import annotations
@@ -235,6 +236,13 @@ sms_opt_outs = sa.Table(  # v10: numbers that asked for no more texts
     sa.Column("phone_e164", sa.String(40), primary_key=True),
     sa.Column("opted_out_at", sa.DateTime(), nullable=False),
     sa.Column("source", sa.String(20), nullable=False),  # "keyword:STOP" / "reply" / "desk"
+)
+
+call_pacing = sa.Table(  # v11: when each Twilio account's next outbound call may start
+    "call_pacing",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),  # the account SID, or "default"
+    sa.Column("next_at", sa.DateTime(), nullable=False),  # naive UTC
 )
 
 schema_version_metadata = sa.MetaData()
