@@ -1,5 +1,6 @@
-"""The agents' console: sign-in, the Convox screen-pop, live calls, the outbox, reminders,
-history.
+"""The agents' console: its blueprint, sign-in and sessions, the Convox screen-pop, live calls
+and the outbox. The Reminders and History pages are `ivr.console.reminders` and
+`ivr.console.history`, on the same blueprint.
 
 Server-rendered Jinja (autoescaped), one static CSS file and one static JS file (the live
 view's poller); no inline script, so the Content-Security-Policy forbids it.
@@ -17,7 +18,7 @@ import logging
 import secrets
 import uuid
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import wraps
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -37,7 +38,7 @@ from flask import (
 from flask.blueprints import BlueprintSetupState
 
 from flows.clinic_services import ServiceUnavailable
-from ivr import desk, insights
+from ivr import desk
 from ivr.accounts import AddressLimiter, check_login
 from ivr.console.headers import add_security_headers
 from ivr.runtime import Runtime
@@ -58,7 +59,6 @@ bp = Blueprint(
 SESSION_HOURS = 12
 MAX_ROW_ID = 2**63 - 1  # SQLite's (and PostgreSQL's BIGINT) largest integer
 LIVE_TRANSFER_WINDOW = timedelta(hours=2)
-HISTORY_DAYS = 14
 OPEN_STATUSES = ("pending", "booking", "retrying", "failed")
 RETRYABLE = ("pending", "retrying")  # never "booking": a worker may be sending it now
 LOGIN_MESSAGES = {
@@ -66,18 +66,10 @@ LOGIN_MESSAGES = {
     "locked": "Too many wrong passwords: this account is locked for 5 minutes.",
     "too_many_attempts": "Too many sign-in attempts from this address; wait a few minutes.",
 }
-HISTORY_OUTCOMES = (
-    ("booked", "Booked by phone"),
-    ("transferred", "Transferred"),
-    ("callback", "Callback"),
-    ("answered", "Question answered"),
-    ("abandoned", "Abandoned"),
-    ("failed", "Failed"),
-    (None, "In progress"),
-)
 
 
-def _runtime() -> Runtime:
+def current_runtime() -> Runtime:
+    """The app's runtime (`create_app` keeps it in `app.extensions["ivr"]`)."""
     runtime: Runtime = current_app.extensions["ivr"]
     return runtime
 
@@ -142,7 +134,7 @@ def _current_agent() -> str | None:
     name = session.get("agent")
     if not name:
         return None
-    agent = _runtime().store.get_agent(name)
+    agent = current_runtime().store.get_agent(name)
     if agent is None or not _session_holds(agent):
         session.clear()
         return None
@@ -174,7 +166,7 @@ def _session_holds(agent: AgentRecord) -> bool:
 
 def _instant() -> datetime:
     """Now as an aware UTC instant, from the app's clock (clinic-local wall time)."""
-    return _runtime().clock.now().replace(tzinfo=_zone()).astimezone(UTC)
+    return current_runtime().clock.now().replace(tzinfo=clinic_zone()).astimezone(UTC)
 
 
 def login_required(view: Callable[..., Any]) -> Callable[..., Any]:
@@ -201,19 +193,20 @@ def _safe_next(target: str | None) -> str:
 # --------------------------------------------------------------------------- time helpers
 
 
-def _zone() -> ZoneInfo:
-    return ZoneInfo(_runtime().settings.clinic.timezone)
+def clinic_zone() -> ZoneInfo:
+    """The clinic's time zone (the console shows clinic-local times)."""
+    return ZoneInfo(current_runtime().settings.clinic.timezone)
 
 
-def _local(instant: datetime | None) -> datetime | None:
+def local_time(instant: datetime | None) -> datetime | None:
     """A store instant (naive UTC) as clinic-local wall time."""
     if instant is None:
         return None
-    return instant.replace(tzinfo=UTC).astimezone(_zone()).replace(tzinfo=None)
+    return instant.replace(tzinfo=UTC).astimezone(clinic_zone()).replace(tzinfo=None)
 
 
 def _hhmm(instant: datetime | None) -> str:
-    local = _local(instant)
+    local = local_time(instant)
     return f"{local:%H:%M:%S}" if local else ""
 
 
@@ -238,7 +231,7 @@ def login() -> Any:
     error = None
     status = 200
     if request.method == "POST":
-        rt = _runtime()
+        rt = current_runtime()
         username = request.form.get("username", "")
         _warn_if_proxied_unseen(rt.settings.proxy_hops)
         result = check_login(
@@ -281,7 +274,7 @@ def logout() -> Any:
     """Sign out: this agent's sessions end everywhere (a saved cookie opens nothing)."""
     name = session.get("agent")
     if name and _current_agent() == name:
-        _runtime().store.end_agent_sessions(name)
+        current_runtime().store.end_agent_sessions(name)
         log.info("console sign-out by agent %s", name)
     session.clear()
     return redirect(url_for("console.login"))
@@ -298,7 +291,7 @@ def caller_search() -> Any:
 
 
 def _render_caller(values: Any, *, error: str | None = None, status: int = 200) -> Any:
-    rt = _runtime()
+    rt = current_runtime()
     services = rt.services
     mobile = (values.get("mobile") or "").strip()
     ctx: dict[str, Any] = {
@@ -350,7 +343,7 @@ def _render_caller(values: Any, *, error: str | None = None, status: int = 200) 
 @login_required
 def caller_book() -> Any:
     """Book for a found patient, or register (with consent) and book; then the confirmation."""
-    rt = _runtime()
+    rt = current_runtime()
     services = rt.services
     form = request.form
     key = form.get("booking_key", "")
@@ -395,7 +388,7 @@ def _form_values(form: Any) -> dict[str, str]:
 @login_required
 def booking(key: str) -> Any:
     """A booking's confirmation (or where it stands in the outbox)."""
-    rt = _runtime()
+    rt = current_runtime()
     number = _record_id(key)
     record = None if number == 0 else rt.store.get_booking(key if number is None else number)
     if record is None:
@@ -415,7 +408,7 @@ def _record_id(key: str) -> int | None:
 
 
 def _booking_view(record: BookingRecord) -> dict[str, Any]:
-    services = _runtime().services
+    services = current_runtime().services
     payload = record.payload  # None: an unreadable row, shown with what it has
     doctor = services.profile.doctor(payload.doctor_id) if payload else None
     site = services.profile.site(doctor.clinic_id) if doctor else None
@@ -428,8 +421,8 @@ def _booking_view(record: BookingRecord) -> dict[str, Any]:
         "patient_name": name,
         "patient_id": record.patient_id or (payload.patient_id if payload else None),
         "notes": payload.notes if payload else "",
-        "created": _local(record.created_at),
-        "next_attempt": _local(record.next_attempt_at),
+        "created": local_time(record.created_at),
+        "next_attempt": local_time(record.next_attempt_at),
     }
 
 
@@ -451,7 +444,7 @@ def live_json() -> Any:
 
 
 def _call_view(record: CallRecord) -> dict[str, Any]:
-    store = _runtime().store
+    store = current_runtime().store
     answers = [
         {"step": e.step or "", "kind": e.kind, "text": e.text or ""}
         for e in store.events(record.call_sid)
@@ -469,7 +462,7 @@ def _call_view(record: CallRecord) -> dict[str, Any]:
 
 
 def _live_data() -> dict[str, Any]:
-    store = _runtime().store
+    store = current_runtime().store
     now = store.now()
     in_progress = [_call_view(c) for c in store.calls_in_progress(limit=50)]
     transferred = [
@@ -486,10 +479,10 @@ def _live_data() -> dict[str, Any]:
 @login_required
 def outbox() -> Any:
     """Bookings Clinicea has not confirmed, and open callback requests."""
-    rt = _runtime()
+    rt = current_runtime()
     rows = [_booking_view(b) for b in rt.store.bookings(statuses=OPEN_STATUSES, limit=200)]
     callbacks = [
-        {"record": c, "created": _local(c.created_at)} for c in rt.store.callbacks("open")
+        {"record": c, "created": local_time(c.created_at)} for c in rt.store.callbacks("open")
     ]
     texts = [_text_view(t) for t in rt.store.texts(NEEDS_AGENT, limit=200)]
     return render_template("console/outbox.html", rows=rows, callbacks=callbacks, texts=texts)
@@ -497,16 +490,16 @@ def outbox() -> Any:
 
 def _text_view(text: TextRecord) -> dict[str, Any]:
     """A confirmation text that needs an agent, with its booking (when, doctor, patient)."""
-    record = _runtime().store.get_booking(text.booking_key)
+    record = current_runtime().store.get_booking(text.booking_key)
     return {"text": text, "booking": _booking_view(record) if record else None,
-            "updated": _local(text.updated_at)}
+            "updated": local_time(text.updated_at)}
 
 
 @bp.post("/texts/<path:key>/send-again")
 @login_required
 def text_send_again(key: str) -> Any:
     """An agent checked Twilio's log: send a failed or unknown confirmation text once more."""
-    if send_again(_runtime().store, key):
+    if send_again(current_runtime().store, key):
         log.info("text of booking %s: send again, asked by agent %s", key, session.get("agent"))
         flash("The text will be sent again within a few seconds.", "info")
     else:
@@ -518,7 +511,7 @@ def text_send_again(key: str) -> Any:
 @login_required
 def outbox_retry(key: str) -> Any:
     """Send a pending or retrying booking to Clinicea now."""
-    rt = _runtime()
+    rt = current_runtime()
     agent = session.get("agent", "?")
     record = rt.store.get_booking(key)
     if record is None:
@@ -548,7 +541,7 @@ def outbox_retry(key: str) -> Any:
 @login_required
 def outbox_handled(key: str) -> Any:
     """An agent dealt with this booking by hand."""
-    rt = _runtime()
+    rt = current_runtime()
     if rt.store.mark_handled(key, session.get("agent", "?")):
         flash("Marked handled.", "info")
     else:
@@ -560,7 +553,7 @@ def outbox_handled(key: str) -> Any:
 @login_required
 def callback_handled(callback_id: int) -> Any:
     """The clinic called this caller back."""
-    rt = _runtime()
+    rt = current_runtime()
     if not 0 < callback_id <= MAX_ROW_ID:
         abort(404)
     if rt.store.mark_callback_handled(callback_id, session.get("agent", "?")):
@@ -568,134 +561,3 @@ def callback_handled(callback_id: int) -> Any:
     else:
         flash("That callback is not open any more.", "error")
     return redirect(url_for("console.outbox"))
-
-
-# --------------------------------------------------------------------------- reminders
-
-REMINDER_LABELS = {
-    "queued": "Waiting to be sent",
-    "sending": "Being sent",
-    "sent": "Sent, no answer yet",
-    "confirmed": "Confirmed",
-    "move_requested": "Wants to move",
-    "moved": "Moved",
-    "cancel_requested": "Wants to cancel",
-    "no_answer": "Not reached",
-    "opted_out": "Opted out of texts",
-    "failed": "Failed",
-}
-
-
-@bp.get("/reminders")
-@login_required
-def reminders() -> Any:
-    """A day's appointment reminders (`?day=YYYY-MM-DD`, default: the day today's run
-    reminds), the answers the desk acts on first, each with "Done"; counts per status."""
-    rt = _runtime()
-    settings = rt.settings.clinic.reminders
-    default_day = desk.reminder_day(rt.clock.now(), settings.days_ahead if settings else 1)
-    error = None
-    try:
-        day = desk.parse_day(request.args.get("day")) if request.args.get("day") else default_day
-    except desk.DeskError as exc:
-        error, day = exc.message, default_day
-    found = desk.desk_reminders(rt.store, day)
-    rows = [_reminder_view(r) for r in found.reminders]
-    return render_template(
-        "console/reminders.html", day=day, rows=rows, counts=found.counts, error=error,
-        labels=REMINDER_LABELS, enabled=settings is not None,
-        previous=day - timedelta(days=1), following=day + timedelta(days=1),
-    ), 400 if error else 200
-
-
-def _reminder_view(item: desk.DeskReminder) -> dict[str, Any]:
-    record = item.record
-    return {
-        "record": record,
-        "times": [f"{a.start:%H:%M}" for a in item.appointments],
-        "doctors": sorted({a.doctor_name for a in item.appointments if a.doctor_name}),
-        "for_the_desk": item.for_the_desk,
-        "label": REMINDER_LABELS.get(record.status, record.status),
-        "handled_at": _local(record.handled_at),
-    }
-
-
-@bp.post("/reminders/<path:key>/handled", merge_slashes=False)
-@login_required
-def reminder_handled(key: str) -> Any:
-    """The desk acted on a reminder's answer (called the patient, moved or cancelled)."""
-    rt = _runtime()
-    day = request.form.get("day", "")
-    if rt.store.mark_reminder_handled(key, session.get("agent", "?")):
-        log.info("reminder %s marked done by agent %s", key, session.get("agent"))
-        flash("Marked done.", "info")
-    else:
-        flash("That reminder is already done (or no longer exists).", "error")
-    try:
-        back = desk.parse_day(day).isoformat() if day else None
-    except desk.DeskError:
-        back = None
-    return redirect(url_for("console.reminders", day=back))
-
-
-# --------------------------------------------------------------------------- history
-
-
-def _insights() -> insights.Insights:
-    rt = _runtime()
-    zone = _zone()
-    today = insights.local_today(rt.store.now(), zone)
-    facts = rt.store.call_facts(insights.window_start(zone, today, HISTORY_DAYS))
-    return insights.compute(facts, zone, today, HISTORY_DAYS)
-
-
-@bp.get("/history")
-@login_required
-def history() -> Any:
-    """Calls per clinic-local day by outcome over 14 days (a table and an SVG chart), the
-    containment rate; the funnel and busiest hours are drawn in the browser from the JSON."""
-    figures = _insights()
-    days = list(figures.days)
-    table = {d: {key: 0 for key, _ in HISTORY_OUTCOMES} for d in days}
-    for d in days:
-        for outcome, n in figures.outcomes_by_day[d].items():
-            key = outcome if outcome in table[d] else None
-            table[d][key] += n
-    totals = {key: sum(table[d][key] for d in days) for key, _ in HISTORY_OUTCOMES}
-    return render_template(
-        "console/history.html", days=days, table=table, outcomes=HISTORY_OUTCOMES,
-        totals=totals, all_calls=figures.calls, containment=figures.containment,
-        figures=figures, zone=_zone().key, chart=_chart(days, table),
-    )
-
-
-@bp.get("/history.json")
-@login_required
-def history_json() -> Any:
-    """The History page's figures (funnel, busiest hours, containment) as JSON."""
-    return jsonify(_insights().to_json())
-
-
-def _chart(days: list[date], table: dict[date, dict[Any, int]]) -> dict[str, Any]:
-    """Stacked bars (one per day) as plain numbers for the template's inline SVG."""
-    width, height, pad = 700, 200, 20
-    bar_w = (width - 2 * pad) / len(days)
-    peak = max([sum(table[d].values()) for d in days] + [1])
-    bars = []
-    for i, d in enumerate(days):
-        y: float = height - pad
-        for key, label in HISTORY_OUTCOMES:
-            n = table[d][key]
-            if not n:
-                continue
-            h = (height - 2 * pad) * n / peak
-            y -= h
-            bars.append({
-                "x": round(pad + i * bar_w + 2, 1), "y": round(y, 1),
-                "w": round(bar_w - 4, 1), "h": round(h, 1),
-                "cls": f"bar-{key or 'open'}", "title": f"{d:%d %b}: {n} {label.lower()}",
-            })
-    labels = [{"x": round(pad + i * bar_w + bar_w / 2, 1), "text": f"{d:%d}"}
-              for i, d in enumerate(days)]
-    return {"width": width, "height": height, "bars": bars, "labels": labels, "peak": peak,
-            "base": height - pad}
