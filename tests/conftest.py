@@ -99,3 +99,16 @@ def twilio() -> Iterator[responses.RequestsMock]:
 
     with accepting_twilio() as mock:
         yield mock
+
+
+@pytest.fixture
+def stores(db_url: str, now: list[datetime]) -> Iterator[list[Store]]:
+    """Four stores on one database: four worker processes. Their clock is the list `now`
+    (a fixture each module using this one defines), so a test moves time by assigning now[0]."""
+    from ivr.store import Store
+
+    made = [Store(db_url, now=lambda: now[0]) for _ in range(4)]
+    made[0].migrate()
+    yield made
+    for s in made:
+        s.dispose()

@@ -17,7 +17,7 @@ from ivr.reminders import ReminderRun, reminder_url, replies_for, run_for, statu
 from ivr.twilio_rest import CallPacer
 from tests.calls import Rig, rig
 from tests.demo import CLINIC_NUMBER
-from tests.twilio_api import ACCOUNT, sent
+from tests.twilio_api import ACCOUNT, FakeTime, sent
 
 DAY = date(2026, 11, 24)
 PUBLIC = "http://testserver"
@@ -29,28 +29,17 @@ def clinic(channels: tuple[str, ...] = ("call", "sms")):  # noqa: ANN201
         calling_hours=DEMO_CLINIC.hours))
 
 
-class Sleeps:
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.slept: list[float] = []
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
 
 
 @pytest.fixture
 def make(twilio: responses.RequestsMock) -> Iterator:  # noqa: ANN201
     opened = []
 
-    def build(channels: tuple[str, ...] = ("call", "sms")) -> tuple[Rig, ReminderRun, Sleeps]:
+    def build(channels: tuple[str, ...] = ("call", "sms")) -> tuple[Rig, ReminderRun, FakeTime]:
         cm = rig(clinic=clinic(channels), twilio_account_sid=ACCOUNT, public_url=PUBLIC)
         r = cm.__enter__()
         opened.append(cm)
-        sleeps = Sleeps()
+        sleeps = FakeTime()
         run = run_for(r.runtime, "w1", pacer=CallPacer(1.0, monotonic=sleeps.monotonic,
                                                        sleep=sleeps.sleep))
         assert run is not None

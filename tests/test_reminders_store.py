@@ -4,7 +4,6 @@ keep a run from reminding anyone twice, the send pass's claims, replies, opt-out
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime, timedelta
 
@@ -42,16 +41,6 @@ def plan(rows: list[DayAppointment] = ROWS, channels: tuple[str, ...] = ("call",
 @pytest.fixture
 def now() -> list[datetime]:
     return [datetime(2026, 11, 23, 5, 0)]  # UTC
-
-
-@pytest.fixture
-def stores(db_url: str, now: list[datetime]) -> Iterator[list[Store]]:
-    """Four stores on one database: four worker processes."""
-    made = [Store(db_url, now=lambda: now[0]) for _ in range(4)]
-    made[0].migrate()
-    yield made
-    for s in made:
-        s.dispose()
 
 
 def test_a_day_planned_twice_writes_each_patient_once(stores: list[Store]) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
@@ -20,16 +19,6 @@ TEXT = {"to_e164": "+923216315551", "from_e164": "+922135550199", "body": "You'r
 @pytest.fixture
 def now() -> list[datetime]:
     return [T0]
-
-
-@pytest.fixture
-def stores(db_url: str, now: list[datetime]) -> Iterator[list[Store]]:
-    """Four stores on one database: four worker processes."""
-    made = [Store(db_url, now=lambda: now[0]) for _ in range(4)]
-    made[0].migrate()
-    yield made
-    for s in made:
-        s.dispose()
 
 
 def booked(store: Store, key: str) -> None:

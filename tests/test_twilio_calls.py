@@ -17,6 +17,7 @@ from ivr.twilio_rest import (
     OutboundCall,
     TwilioCalls,
 )
+from tests.twilio_api import FakeTime
 
 ACCOUNT = "AC" + "0" * 32
 CALLS = f"https://api.twilio.com/2010-04-01/Accounts/{ACCOUNT}/Calls.json"
@@ -71,19 +72,6 @@ def test_a_lost_answer_may_have_rung_the_patient():
         TwilioCalls(ACCOUNT, "token").create(CALL)
 
 
-class FakeTime:
-    """A clock that moves only when slept on (or told to)."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.slept: list[float] = []
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
 
 
 def test_calls_are_paced_to_one_a_second_without_real_sleeping():

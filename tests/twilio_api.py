@@ -1,4 +1,5 @@
-"""Twilio's REST API as tests fake it with `responses`: the account, its URLs, what was sent.
+"""Twilio's REST API as tests fake it with `responses`: the account, its URLs, what was sent;
+and the fake clock call pacers run on.
 
 The `twilio` fixture (tests/conftest.py) accepts every text and call with a fresh SID.
 """
@@ -30,3 +31,18 @@ def accepting_twilio() -> Iterator[responses.RequestsMock]:
 def sent(mock: responses.RequestsMock, what: str) -> list[dict[str, list[str]]]:
     """The forms posted to `what` ("Messages.json", "Calls.json"), in order."""
     return [parse_qs(c.request.body) for c in mock.calls if c.request.url.endswith(what)]
+
+
+class FakeTime:
+    """A monotonic clock for call pacers that moves only when slept on (or told to)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.slept: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
